@@ -11,10 +11,12 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod encoding;
+pub mod epoch;
 pub mod identity;
 pub mod ids;
 
 pub use encoding::DecodeError;
+pub use epoch::EpochKey;
 pub use identity::{BundleError, IdentityKeys, IdentityPublicKey, PublicBundle, SignatureError};
 pub use ids::{EpochId, MessageId, OtrSessionId, RoomId, UserId};
 
