@@ -16,6 +16,8 @@ pub mod epoch;
 pub mod identity;
 pub mod ids;
 pub mod password;
+pub mod pins;
+pub mod safety;
 
 pub use backup::{BackupError, KdfParams, KeyBackup};
 pub use encoding::DecodeError;
@@ -23,6 +25,8 @@ pub use epoch::EpochKey;
 pub use identity::{BundleError, IdentityKeys, IdentityPublicKey, PublicBundle, SignatureError};
 pub use ids::{EpochId, MessageId, OtrSessionId, RoomId, UserId};
 pub use password::{EncryptionPassword, PasswordError};
+pub use pins::{Observation, Pin, PinError, PinState, PinStore};
+pub use safety::SafetyNumber;
 
 /// The version byte of the one protocol suite (`v = 1`).
 pub const VERSION: u8 = 1;
