@@ -16,7 +16,9 @@ fn backup(c: &mut Criterion) {
     let bytes = backup.encode();
 
     let mut group = c.benchmark_group("backup_default_params");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     group.bench_function("open", |b| {
         b.iter(|| {
             let backup = KeyBackup::decode(black_box(&bytes)).expect("well formed");

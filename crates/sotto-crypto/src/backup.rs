@@ -77,12 +77,24 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// What new backups use: 64 MiB, 3 passes, 1 lane.
-    pub const DEFAULT: Self = Self { m_kib: 65_536, t: 3, p: 1 };
+    pub const DEFAULT: Self = Self {
+        m_kib: 65_536,
+        t: 3,
+        p: 1,
+    };
     /// The weakest parameters a client accepts: 19 MiB, 2 passes, 1 lane.
-    pub const FLOOR: Self = Self { m_kib: 19_456, t: 2, p: 1 };
+    pub const FLOOR: Self = Self {
+        m_kib: 19_456,
+        t: 2,
+        p: 1,
+    };
     /// The most a client agrees to spend, so a hostile server cannot make it allocate
     /// without bound: 1 GiB, 10 passes, 4 lanes.
-    pub const CEILING: Self = Self { m_kib: 1_048_576, t: 10, p: 4 };
+    pub const CEILING: Self = Self {
+        m_kib: 1_048_576,
+        t: 10,
+        p: 4,
+    };
 
     /// Checks the parameters against [`Self::FLOOR`] and [`Self::CEILING`]; every
     /// field must lie within both.
@@ -106,7 +118,11 @@ impl KdfParams {
     /// [`Self::at_least`] as a check, for a client that remembers the parameters it
     /// last accepted and must never go below them.
     pub fn ensure_at_least(&self, accepted: &KdfParams) -> Result<(), BackupError> {
-        if self.at_least(accepted) { Ok(()) } else { Err(BackupError::WeakerParams) }
+        if self.at_least(accepted) {
+            Ok(())
+        } else {
+            Err(BackupError::WeakerParams)
+        }
     }
 
     fn encode(&self, w: &mut Writer) {
@@ -114,7 +130,11 @@ impl KdfParams {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { m_kib: r.u32()?, t: r.u32()?, p: r.u32()? })
+        Ok(Self {
+            m_kib: r.u32()?,
+            t: r.u32()?,
+            p: r.u32()?,
+        })
     }
 
     /// The key-encryption key for `password` and `salt`. Checks the parameters first.
@@ -168,10 +188,24 @@ impl KeyBackup {
         let kek = params.derive_kek(password, &salt)?;
         let ad = associated_data(user, &params, &salt);
         let sealed = cipher(&kek)
-            .encrypt((&nonce).into(), Payload { msg: &keys.to_bytes(), aad: &ad })
+            .encrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: &keys.to_bytes(),
+                    aad: &ad,
+                },
+            )
             .map_err(|_| BackupError::Kdf)?;
-        let ciphertext = sealed.as_slice().try_into().map_err(|_| BackupError::InvalidPrivateKeys)?;
-        Ok(Self { params, salt, nonce, ciphertext })
+        let ciphertext = sealed
+            .as_slice()
+            .try_into()
+            .map_err(|_| BackupError::InvalidPrivateKeys)?;
+        Ok(Self {
+            params,
+            salt,
+            nonce,
+            ciphertext,
+        })
     }
 
     /// A new backup of the unlocked `keys` under `new_password` (a password change), with
@@ -208,7 +242,13 @@ impl KeyBackup {
         let ad = associated_data(user, &self.params, &self.salt);
         let plain = Zeroizing::new(
             cipher(&kek)
-                .decrypt((&self.nonce).into(), Payload { msg: &self.ciphertext, aad: &ad })
+                .decrypt(
+                    (&self.nonce).into(),
+                    Payload {
+                        msg: &self.ciphertext,
+                        aad: &ad,
+                    },
+                )
                 .map_err(|_| BackupError::WrongPassword)?,
         );
         let keys = IdentityKeys::from_bytes(&plain).map_err(|_| BackupError::InvalidPrivateKeys)?;
@@ -262,7 +302,12 @@ impl KeyBackup {
         let nonce = r.array()?;
         let ciphertext = r.array()?;
         r.finish()?;
-        Ok(Self { params, salt, nonce, ciphertext })
+        Ok(Self {
+            params,
+            salt,
+            nonce,
+            ciphertext,
+        })
     }
 }
 
@@ -299,8 +344,15 @@ mod tests {
         let user = UserId::new("u.alice").unwrap();
         let bundle = keys.bundle(&user);
         let password = EncryptionPassword::generate(&mut rng);
-        let backup = KeyBackup::create(&keys, &user, &password, KdfParams::FLOOR, &mut rng).unwrap();
-        Fixture { keys, user, bundle, password, backup }
+        let backup =
+            KeyBackup::create(&keys, &user, &password, KdfParams::FLOOR, &mut rng).unwrap();
+        Fixture {
+            keys,
+            user,
+            bundle,
+            password,
+            backup,
+        }
     }
 
     fn pw(s: &str) -> EncryptionPassword {
@@ -312,7 +364,10 @@ mod tests {
         let f = fixture(1);
         let bytes = f.backup.encode();
         assert_eq!(bytes.len(), BACKUP_LEN);
-        let keys = KeyBackup::decode(&bytes).unwrap().open(&f.password, &f.user, &f.bundle).unwrap();
+        let keys = KeyBackup::decode(&bytes)
+            .unwrap()
+            .open(&f.password, &f.user, &f.bundle)
+            .unwrap();
         assert_eq!(keys.to_bytes(), f.keys.to_bytes());
     }
 
@@ -322,7 +377,8 @@ mod tests {
         let keys = IdentityKeys::generate(&mut rng);
         let user = UserId::new("u.bob").unwrap();
         let password = pw("correct horse battery staple");
-        let backup = KeyBackup::create(&keys, &user, &password, KdfParams::default(), &mut rng).unwrap();
+        let backup =
+            KeyBackup::create(&keys, &user, &password, KdfParams::default(), &mut rng).unwrap();
         assert_eq!(backup.params(), KdfParams::DEFAULT);
         let back = KeyBackup::decode(&backup.encode()).unwrap();
         let opened = back.open(&password, &user, &keys.bundle(&user)).unwrap();
@@ -333,14 +389,23 @@ mod tests {
     fn wrong_password_is_a_clear_error() {
         let f = fixture(3);
         assert_eq!(
-            f.backup.open(&pw("not it"), &f.user, &f.bundle).unwrap_err(),
+            f.backup
+                .open(&pw("not it"), &f.user, &f.bundle)
+                .unwrap_err(),
             BackupError::WrongPassword
         );
         // One word changed in the generated password.
         let mut words: Vec<&str> = f.password.as_str().split(' ').collect();
-        words[5] = if words[5] == "abandon" { "ability" } else { "abandon" };
+        words[5] = if words[5] == "abandon" {
+            "ability"
+        } else {
+            "abandon"
+        };
         let near = pw(&words.join(" "));
-        assert_eq!(f.backup.open(&near, &f.user, &f.bundle).unwrap_err(), BackupError::WrongPassword);
+        assert_eq!(
+            f.backup.open(&near, &f.user, &f.bundle).unwrap_err(),
+            BackupError::WrongPassword
+        );
     }
 
     #[test]
@@ -351,7 +416,9 @@ mod tests {
         let other = UserId::new("u.bobby").unwrap();
         let other_bundle = f.keys.bundle(&other);
         assert_eq!(
-            f.backup.open(&f.password, &other, &other_bundle).unwrap_err(),
+            f.backup
+                .open(&f.password, &other, &other_bundle)
+                .unwrap_err(),
             BackupError::WrongPassword
         );
         assert_eq!(
@@ -378,14 +445,57 @@ mod tests {
     fn params_outside_floor_and_ceiling_are_refused_before_deriving() {
         let f = fixture(6);
         let cases = [
-            (KdfParams { m_kib: 19_455, ..KdfParams::FLOOR }, BackupError::ParamsBelowFloor),
-            (KdfParams { t: 1, ..KdfParams::FLOOR }, BackupError::ParamsBelowFloor),
-            (KdfParams { p: 0, ..KdfParams::FLOOR }, BackupError::ParamsBelowFloor),
-            (KdfParams { m_kib: 1_048_577, ..KdfParams::FLOOR }, BackupError::ParamsAboveCeiling),
-            (KdfParams { t: 11, ..KdfParams::FLOOR }, BackupError::ParamsAboveCeiling),
-            (KdfParams { p: 5, ..KdfParams::FLOOR }, BackupError::ParamsAboveCeiling),
+            (
+                KdfParams {
+                    m_kib: 19_455,
+                    ..KdfParams::FLOOR
+                },
+                BackupError::ParamsBelowFloor,
+            ),
+            (
+                KdfParams {
+                    t: 1,
+                    ..KdfParams::FLOOR
+                },
+                BackupError::ParamsBelowFloor,
+            ),
+            (
+                KdfParams {
+                    p: 0,
+                    ..KdfParams::FLOOR
+                },
+                BackupError::ParamsBelowFloor,
+            ),
+            (
+                KdfParams {
+                    m_kib: 1_048_577,
+                    ..KdfParams::FLOOR
+                },
+                BackupError::ParamsAboveCeiling,
+            ),
+            (
+                KdfParams {
+                    t: 11,
+                    ..KdfParams::FLOOR
+                },
+                BackupError::ParamsAboveCeiling,
+            ),
+            (
+                KdfParams {
+                    p: 5,
+                    ..KdfParams::FLOOR
+                },
+                BackupError::ParamsAboveCeiling,
+            ),
             // A hostile server asking for 4 TiB: refused at once, nothing allocated.
-            (KdfParams { m_kib: u32::MAX, t: u32::MAX, p: u32::MAX }, BackupError::ParamsAboveCeiling),
+            (
+                KdfParams {
+                    m_kib: u32::MAX,
+                    t: u32::MAX,
+                    p: u32::MAX,
+                },
+                BackupError::ParamsAboveCeiling,
+            ),
         ];
         for (params, want) in cases {
             let mut bytes = f.backup.encode();
@@ -394,7 +504,11 @@ mod tests {
             bytes[1..13].copy_from_slice(&w.finish());
             let bad = KeyBackup::decode(&bytes).unwrap();
             assert_eq!(bad.params(), params);
-            assert_eq!(bad.open(&f.password, &f.user, &f.bundle).unwrap_err(), want, "{params:?}");
+            assert_eq!(
+                bad.open(&f.password, &f.user, &f.bundle).unwrap_err(),
+                want,
+                "{params:?}"
+            );
             let made = KeyBackup::create(&f.keys, &f.user, &f.password, params, &mut test_rng(0));
             assert_eq!(made.unwrap_err(), want);
         }
@@ -432,8 +546,14 @@ mod tests {
         );
         let mut long = good.clone();
         long.push(0);
-        assert_eq!(KeyBackup::decode(&long).unwrap_err(), BackupError::Decode(DecodeError::TrailingBytes));
-        assert_eq!(KeyBackup::decode(&[]).unwrap_err(), BackupError::Decode(DecodeError::Truncated));
+        assert_eq!(
+            KeyBackup::decode(&long).unwrap_err(),
+            BackupError::Decode(DecodeError::TrailingBytes)
+        );
+        assert_eq!(
+            KeyBackup::decode(&[]).unwrap_err(),
+            BackupError::Decode(DecodeError::Truncated)
+        );
     }
 
     #[test]
@@ -441,14 +561,28 @@ mod tests {
         let f = fixture(9);
         let mut rng = test_rng(90);
         let new = pw("ein neues Passwort");
-        let stronger = KdfParams { t: 3, ..KdfParams::FLOOR };
-        let re = f.backup.rewrap(&f.keys, &f.user, &new, stronger, &mut rng).unwrap();
+        let stronger = KdfParams {
+            t: 3,
+            ..KdfParams::FLOOR
+        };
+        let re = f
+            .backup
+            .rewrap(&f.keys, &f.user, &new, stronger, &mut rng)
+            .unwrap();
         assert_ne!(re.salt(), f.backup.salt());
         assert_ne!(re.nonce(), f.backup.nonce());
-        assert_eq!(re.open(&f.password, &f.user, &f.bundle).unwrap_err(), BackupError::WrongPassword);
-        assert!(re.open(&new, &f.user, &f.bundle).unwrap().matches(&f.bundle));
         assert_eq!(
-            re.rewrap(&f.keys, &f.user, &new, KdfParams::FLOOR, &mut rng).unwrap_err(),
+            re.open(&f.password, &f.user, &f.bundle).unwrap_err(),
+            BackupError::WrongPassword
+        );
+        assert!(
+            re.open(&new, &f.user, &f.bundle)
+                .unwrap()
+                .matches(&f.bundle)
+        );
+        assert_eq!(
+            re.rewrap(&f.keys, &f.user, &new, KdfParams::FLOOR, &mut rng)
+                .unwrap_err(),
             BackupError::WeakerParams
         );
     }
@@ -461,7 +595,10 @@ mod tests {
         assert!(!KdfParams { t: 2, ..d }.at_least(&d));
         assert!(!KdfParams { m_kib: 65_535, ..d }.at_least(&d));
         assert!(KdfParams { p: 4, ..d }.at_least(&d));
-        assert_eq!(KdfParams::FLOOR.ensure_at_least(&d), Err(BackupError::WeakerParams));
+        assert_eq!(
+            KdfParams::FLOOR.ensure_at_least(&d),
+            Err(BackupError::WeakerParams)
+        );
         assert_eq!(d.ensure_at_least(&d), Ok(()));
     }
 
@@ -469,13 +606,34 @@ mod tests {
     fn passwords_in_any_script_and_form_unlock_alike() {
         // (as stored, as typed on another device)
         let cases = [
-            ("Cr\u{e8}me br\u{fb}l\u{e9}e \u{e0} l'\u{e9}rable", "Cre\u{300}me bru\u{302}le\u{301}e a\u{300} l'e\u{301}rable"),
-            ("\u{1e9b}\u{323} \u{c5}ngstr\u{f6}m", "\u{17f}\u{323}\u{307} A\u{30a}ngstro\u{308}m"),
-            ("\u{439}\u{43e}\u{436}\u{438}\u{43a} \u{451}\u{43b}\u{43a}\u{430}", "\u{438}\u{306}\u{43e}\u{436}\u{438}\u{43a} \u{435}\u{308}\u{43b}\u{43a}\u{430}"),
-            ("\u{3ac}\u{3bb}\u{3c6}\u{3b1} \u{3c9}\u{3bc}\u{3ad}\u{3b3}\u{3b1}", "\u{3b1}\u{301}\u{3bb}\u{3c6}\u{3b1} \u{3c9}\u{3bc}\u{3b5}\u{301}\u{3b3}\u{3b1}"),
-            ("\u{643}\u{644}\u{645}\u{629} \u{633}\u{631} \u{622}\u{645}\u{646}\u{629}", "\u{643}\u{644}\u{645}\u{629} \u{633}\u{631} \u{627}\u{653}\u{645}\u{646}\u{629}"),
-            ("\u{5bc6}\u{7801} \u{30d1}\u{30b9}\u{30ef}\u{30fc}\u{30c9} \u{ac00}", "\u{5bc6}\u{7801} \u{30cf}\u{309a}\u{30b9}\u{30ef}\u{30fc}\u{30c8}\u{3099} \u{1100}\u{1161}"),
-            ("\u{1f511}\u{1f3f3}\u{fe0f}\u{200d}\u{1f308} caf\u{e9}", "\u{1f511}\u{1f3f3}\u{fe0f}\u{200d}\u{1f308} cafe\u{301}"),
+            (
+                "Cr\u{e8}me br\u{fb}l\u{e9}e \u{e0} l'\u{e9}rable",
+                "Cre\u{300}me bru\u{302}le\u{301}e a\u{300} l'e\u{301}rable",
+            ),
+            (
+                "\u{1e9b}\u{323} \u{c5}ngstr\u{f6}m",
+                "\u{17f}\u{323}\u{307} A\u{30a}ngstro\u{308}m",
+            ),
+            (
+                "\u{439}\u{43e}\u{436}\u{438}\u{43a} \u{451}\u{43b}\u{43a}\u{430}",
+                "\u{438}\u{306}\u{43e}\u{436}\u{438}\u{43a} \u{435}\u{308}\u{43b}\u{43a}\u{430}",
+            ),
+            (
+                "\u{3ac}\u{3bb}\u{3c6}\u{3b1} \u{3c9}\u{3bc}\u{3ad}\u{3b3}\u{3b1}",
+                "\u{3b1}\u{301}\u{3bb}\u{3c6}\u{3b1} \u{3c9}\u{3bc}\u{3b5}\u{301}\u{3b3}\u{3b1}",
+            ),
+            (
+                "\u{643}\u{644}\u{645}\u{629} \u{633}\u{631} \u{622}\u{645}\u{646}\u{629}",
+                "\u{643}\u{644}\u{645}\u{629} \u{633}\u{631} \u{627}\u{653}\u{645}\u{646}\u{629}",
+            ),
+            (
+                "\u{5bc6}\u{7801} \u{30d1}\u{30b9}\u{30ef}\u{30fc}\u{30c9} \u{ac00}",
+                "\u{5bc6}\u{7801} \u{30cf}\u{309a}\u{30b9}\u{30ef}\u{30fc}\u{30c8}\u{3099} \u{1100}\u{1161}",
+            ),
+            (
+                "\u{1f511}\u{1f3f3}\u{fe0f}\u{200d}\u{1f308} caf\u{e9}",
+                "\u{1f511}\u{1f3f3}\u{fe0f}\u{200d}\u{1f308} cafe\u{301}",
+            ),
         ];
         let mut rng = test_rng(11);
         let keys = IdentityKeys::generate(&mut rng);
@@ -483,11 +641,13 @@ mod tests {
         let bundle = keys.bundle(&user);
         for (stored, typed) in cases {
             assert_ne!(stored.as_bytes(), typed.as_bytes());
-            let backup = KeyBackup::create(&keys, &user, &pw(stored), KdfParams::FLOOR, &mut rng).unwrap();
+            let backup =
+                KeyBackup::create(&keys, &user, &pw(stored), KdfParams::FLOOR, &mut rng).unwrap();
             let opened = backup.open(&pw(typed), &user, &bundle).unwrap();
             assert!(opened.matches(&bundle), "{stored}");
             // And the other way round.
-            let backup = KeyBackup::create(&keys, &user, &pw(typed), KdfParams::FLOOR, &mut rng).unwrap();
+            let backup =
+                KeyBackup::create(&keys, &user, &pw(typed), KdfParams::FLOOR, &mut rng).unwrap();
             assert!(backup.open(&pw(stored), &user, &bundle).is_ok(), "{typed}");
         }
     }

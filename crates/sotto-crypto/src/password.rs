@@ -91,7 +91,12 @@ mod tests {
         assert!(words.iter().all(|w| list.contains(w)));
         assert!(a.as_str().is_ascii());
         // A generated password is already NFC, so typing it back gives the same bytes.
-        assert_eq!(EncryptionPassword::from_user(a.as_str()).unwrap().kdf_input(), a.kdf_input());
+        assert_eq!(
+            EncryptionPassword::from_user(a.as_str())
+                .unwrap()
+                .kdf_input(),
+            a.kdf_input()
+        );
     }
 
     /// A generator that yields fixed bytes, to pin the index rule down.
@@ -126,8 +131,14 @@ mod tests {
 
     #[test]
     fn empty_is_refused_and_nothing_is_trimmed() {
-        assert_eq!(EncryptionPassword::from_user("").unwrap_err(), PasswordError::Empty);
-        assert_eq!(EncryptionPassword::from_user(" pw ").unwrap().as_str(), " pw ");
+        assert_eq!(
+            EncryptionPassword::from_user("").unwrap_err(),
+            PasswordError::Empty
+        );
+        assert_eq!(
+            EncryptionPassword::from_user(" pw ").unwrap().as_str(),
+            " pw "
+        );
     }
 
     #[test]

@@ -86,13 +86,17 @@ impl PinStore {
             None => {
                 self.pins.insert(
                     user.clone(),
-                    Pin { key: *key, state: PinState::Unverified, pending: None },
+                    Pin {
+                        key: *key,
+                        state: PinState::Unverified,
+                        pending: None,
+                    },
                 );
                 Observation::FirstUse
             }
-            Some(pin) if pin.key == *key => {
-                Observation::Known { verified: pin.state == PinState::Verified }
-            }
+            Some(pin) if pin.key == *key => Observation::Known {
+                verified: pin.state == PinState::Verified,
+            },
             Some(pin) => {
                 pin.pending = Some(*key);
                 Observation::Changed {
@@ -115,7 +119,11 @@ impl PinStore {
 
     /// The users compared their safety number over `key`; only the pinned key can be
     /// marked verified.
-    pub fn mark_verified(&mut self, user: &UserId, key: &IdentityPublicKey) -> Result<(), PinError> {
+    pub fn mark_verified(
+        &mut self,
+        user: &UserId,
+        key: &IdentityPublicKey,
+    ) -> Result<(), PinError> {
         let pin = self.pins.get_mut(user).ok_or(PinError::UnknownUser)?;
         if pin.key != *key {
             return Err(PinError::NotPinnedKey);
@@ -192,7 +200,14 @@ impl PinStore {
                 return Err(DecodeError::InvalidField("pending key"));
             }
             last = Some(user.clone());
-            pins.insert(user, Pin { key, state, pending });
+            pins.insert(
+                user,
+                Pin {
+                    key,
+                    state,
+                    pending,
+                },
+            );
         }
         r.finish()?;
         Ok(Self { pins })
@@ -226,11 +241,23 @@ mod tests {
         assert!(!store.trusted(&bob, &key(1)));
         assert_eq!(store.observe(&bob, &key(1)), Observation::FirstUse);
         assert!(store.trusted(&bob, &key(1)));
-        assert_eq!(store.observe(&bob, &key(1)), Observation::Known { verified: false });
-        assert_eq!(store.mark_verified(&bob, &key(2)), Err(PinError::NotPinnedKey));
+        assert_eq!(
+            store.observe(&bob, &key(1)),
+            Observation::Known { verified: false }
+        );
+        assert_eq!(
+            store.mark_verified(&bob, &key(2)),
+            Err(PinError::NotPinnedKey)
+        );
         store.mark_verified(&bob, &key(1)).unwrap();
-        assert_eq!(store.observe(&bob, &key(1)), Observation::Known { verified: true });
-        assert_eq!(store.mark_verified(&user("u.eve"), &key(1)), Err(PinError::UnknownUser));
+        assert_eq!(
+            store.observe(&bob, &key(1)),
+            Observation::Known { verified: true }
+        );
+        assert_eq!(
+            store.mark_verified(&user("u.eve"), &key(1)),
+            Err(PinError::UnknownUser)
+        );
     }
 
     #[test]
@@ -241,27 +268,43 @@ mod tests {
         store.mark_verified(&bob, &key(1)).unwrap();
         assert_eq!(
             store.observe(&bob, &key(2)),
-            Observation::Changed { pinned: key(1), new: key(2), was_verified: true }
+            Observation::Changed {
+                pinned: key(1),
+                new: key(2),
+                was_verified: true
+            }
         );
         // The old pin stands and the new key is not trusted.
         assert!(store.trusted(&bob, &key(1)));
         assert!(!store.trusted(&bob, &key(2)));
-        assert_eq!(store.mark_verified(&bob, &key(2)), Err(PinError::NotPinnedKey));
+        assert_eq!(
+            store.mark_verified(&bob, &key(2)),
+            Err(PinError::NotPinnedKey)
+        );
         assert_eq!(store.get(&bob).unwrap().pending, Some(key(2)));
         // Accepting moves to the new key, unverified.
         assert_eq!(store.accept_change(&bob), Ok(key(2)));
         assert!(store.trusted(&bob, &key(2)));
         assert!(!store.trusted(&bob, &key(1)));
-        assert_eq!(store.observe(&bob, &key(2)), Observation::Known { verified: false });
+        assert_eq!(
+            store.observe(&bob, &key(2)),
+            Observation::Known { verified: false }
+        );
         assert_eq!(store.accept_change(&bob), Err(PinError::NoPendingChange));
-        assert_eq!(store.accept_change(&user("u.eve")), Err(PinError::UnknownUser));
+        assert_eq!(
+            store.accept_change(&user("u.eve")),
+            Err(PinError::UnknownUser)
+        );
     }
 
     #[test]
     fn pins_are_per_user() {
         let mut store = PinStore::new();
         store.observe(&user("u.bob"), &key(1));
-        assert_eq!(store.observe(&user("u.carol"), &key(1)), Observation::FirstUse);
+        assert_eq!(
+            store.observe(&user("u.carol"), &key(1)),
+            Observation::FirstUse
+        );
         assert!(!store.trusted(&user("u.dave"), &key(1)));
         assert_eq!(store.len(), 2);
     }
@@ -289,7 +332,10 @@ mod tests {
         want.extend_from_slice(&[0, 0]);
         assert_eq!(bytes, want);
         assert_eq!(PinStore::decode(&bytes).unwrap(), sample());
-        assert_eq!(PinStore::decode(&PinStore::new().encode()).unwrap(), PinStore::new());
+        assert_eq!(
+            PinStore::decode(&PinStore::new().encode()).unwrap(),
+            PinStore::new()
+        );
     }
 
     #[test]
@@ -309,24 +355,45 @@ mod tests {
         assert_eq!(with(7, b' '), Err(DecodeError::InvalidField("user id")));
         // "u.ann" → "u.cnn" sorts after "u.bob".
         assert_eq!(with(8, b'c'), Err(DecodeError::InvalidField("pin order")));
-        assert_eq!(with(ann + 32, 2), Err(DecodeError::InvalidField("pin state")));
-        assert_eq!(with(ann + 33, 2), Err(DecodeError::InvalidField("pending flag")));
+        assert_eq!(
+            with(ann + 32, 2),
+            Err(DecodeError::InvalidField("pin state"))
+        );
+        assert_eq!(
+            with(ann + 33, 2),
+            Err(DecodeError::InvalidField("pending flag"))
+        );
         assert_eq!(with(bob + 33, 1), Err(DecodeError::Truncated));
         // A small-order point (the identity, 01 00…00) is refused as a key.
         let mut b = good.clone();
         b[ann..ann + 32].copy_from_slice(&[[1u8].as_slice(), &[0u8; 31]].concat());
-        assert_eq!(PinStore::decode(&b), Err(DecodeError::InvalidField("identity key")));
+        assert_eq!(
+            PinStore::decode(&b),
+            Err(DecodeError::InvalidField("identity key"))
+        );
         // Pending equal to the pin is not canonical.
         let mut b = good.clone();
         b.copy_within(ann..ann + 32, ann + 34);
-        assert_eq!(PinStore::decode(&b), Err(DecodeError::InvalidField("pending key")));
+        assert_eq!(
+            PinStore::decode(&b),
+            Err(DecodeError::InvalidField("pending key"))
+        );
         // The same user twice.
         let mut b = good.clone();
         b[bob - 3..bob].copy_from_slice(b"ann");
-        assert_eq!(PinStore::decode(&b), Err(DecodeError::InvalidField("pin order")));
-        assert_eq!(PinStore::decode(&good[..good.len() - 1]), Err(DecodeError::Truncated));
+        assert_eq!(
+            PinStore::decode(&b),
+            Err(DecodeError::InvalidField("pin order"))
+        );
+        assert_eq!(
+            PinStore::decode(&good[..good.len() - 1]),
+            Err(DecodeError::Truncated)
+        );
         // A huge count with no entries fails fast without allocating.
-        assert_eq!(PinStore::decode(&[1, 0xff, 0xff, 0xff, 0xff]), Err(DecodeError::Truncated));
+        assert_eq!(
+            PinStore::decode(&[1, 0xff, 0xff, 0xff, 0xff]),
+            Err(DecodeError::Truncated)
+        );
     }
 
     proptest! {

@@ -58,7 +58,9 @@ impl SafetyNumber {
 
     /// The 12 groups of 5 digits, as shown to users.
     pub fn groups(&self) -> Vec<&str> {
-        (0..12).filter_map(|i| self.0.get(5 * i..5 * i + 5)).collect()
+        (0..12)
+            .filter_map(|i| self.0.get(5 * i..5 * i + 5))
+            .collect()
     }
 
     /// Whether `text` (as the other user read it out or typed it) is this number,
@@ -93,7 +95,10 @@ mod tests {
 
     #[test]
     fn both_sides_see_the_same_sixty_digits() {
-        let (alice, bob) = (UserId::new("u.alice").unwrap(), UserId::new("u.bob").unwrap());
+        let (alice, bob) = (
+            UserId::new("u.alice").unwrap(),
+            UserId::new("u.bob").unwrap(),
+        );
         let (ka, kb) = (key(1), key(2));
         let ab = SafetyNumber::compute((&alice, &ka), (&bob, &kb));
         let ba = SafetyNumber::compute((&bob, &kb), (&alice, &ka));
@@ -104,20 +109,41 @@ mod tests {
         assert_eq!(ab.to_string().len(), 71);
         assert!(ab.matches_text(&ab.to_string()));
         assert!(!ab.matches_text(&ab.digits()[1..]));
-        let halves = [fingerprint_digits(&alice, &ka), fingerprint_digits(&bob, &kb)];
-        assert!(ab.digits() == halves.concat() || ab.digits() == [halves[1].as_str(), halves[0].as_str()].concat());
+        let halves = [
+            fingerprint_digits(&alice, &ka),
+            fingerprint_digits(&bob, &kb),
+        ];
+        assert!(
+            ab.digits() == halves.concat()
+                || ab.digits() == [halves[1].as_str(), halves[0].as_str()].concat()
+        );
     }
 
     #[test]
     fn changes_when_either_key_or_id_changes() {
-        let (alice, bob) = (UserId::new("u.alice").unwrap(), UserId::new("u.bob").unwrap());
+        let (alice, bob) = (
+            UserId::new("u.alice").unwrap(),
+            UserId::new("u.bob").unwrap(),
+        );
         let base = SafetyNumber::compute((&alice, &key(1)), (&bob, &key(2)));
-        assert_ne!(base, SafetyNumber::compute((&alice, &key(3)), (&bob, &key(2))));
-        assert_ne!(base, SafetyNumber::compute((&alice, &key(1)), (&bob, &key(3))));
+        assert_ne!(
+            base,
+            SafetyNumber::compute((&alice, &key(3)), (&bob, &key(2)))
+        );
+        assert_ne!(
+            base,
+            SafetyNumber::compute((&alice, &key(1)), (&bob, &key(3)))
+        );
         let carol = UserId::new("u.carol").unwrap();
-        assert_ne!(base, SafetyNumber::compute((&alice, &key(1)), (&carol, &key(2))));
+        assert_ne!(
+            base,
+            SafetyNumber::compute((&alice, &key(1)), (&carol, &key(2)))
+        );
         // One key, two ids: the halves differ, so a key cannot be passed off as another user's.
-        assert_ne!(fingerprint_digits(&alice, &key(1)), fingerprint_digits(&bob, &key(1)));
+        assert_ne!(
+            fingerprint_digits(&alice, &key(1)),
+            fingerprint_digits(&bob, &key(1))
+        );
     }
 
     #[test]
@@ -128,8 +154,12 @@ mod tests {
         let ipk = keys.identity_public();
         assert_eq!(
             ipk.to_bytes().as_slice(),
-            hex::decode("ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c").unwrap()
+            hex::decode("ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c")
+                .unwrap()
         );
-        assert_eq!(fingerprint_digits(&alice, &ipk), "778351508408822664046875803084");
+        assert_eq!(
+            fingerprint_digits(&alice, &ipk),
+            "778351508408822664046875803084"
+        );
     }
 }

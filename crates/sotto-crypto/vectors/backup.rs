@@ -45,7 +45,10 @@ fn backup_vector() -> Vector {
     let mut case = |description: &str, as_typed: &str, password: &EncryptionPassword| {
         let backup = KeyBackup::create(&keys, &user, password, KdfParams::FLOOR, &mut rng)
             .expect("floor params");
-        let kek = backup.params().derive_kek(password, backup.salt()).expect("floor params");
+        let kek = backup
+            .params()
+            .derive_kek(password, backup.salt())
+            .expect("floor params");
         json!({
             "description": description,
             "password_as_typed": as_typed,
@@ -60,7 +63,11 @@ fn backup_vector() -> Vector {
             "backup": hex(backup.encode()),
         })
     };
-    let mut first = case("A generated 12-word password.", generated.as_str(), &generated);
+    let mut first = case(
+        "A generated 12-word password.",
+        generated.as_str(),
+        &generated,
+    );
     first["word_indices"] = json!(indices);
     let second = case(
         "A password of the user's own in several scripts, typed decomposed (NFD); the KDF takes its NFC form.",
@@ -123,18 +130,30 @@ fn check_backup(v: &Value) -> Result<(), String> {
     ensure(cases.len() == 2, "two cases")?;
     for c in cases {
         let typed = text(c, "password_as_typed")?;
-        ensure(typed.as_bytes() == unhex(c, "password_as_typed_utf8")?, "typed bytes")?;
+        ensure(
+            typed.as_bytes() == unhex(c, "password_as_typed_utf8")?,
+            "typed bytes",
+        )?;
         let password = EncryptionPassword::from_user(typed).map_err(|e| e.to_string())?;
         let nfc = unhex(c, "password_nfc_utf8")?;
         ensure(password.kdf_input() == nfc, "NFC form")?;
         if let Some(indices) = c["word_indices"].as_array() {
             let words = bip39::Language::English.word_list();
-            let joined: Option<Vec<&str>> =
-                indices.iter().map(|i| i.as_u64().and_then(|i| words.get(i as usize).copied())).collect();
-            ensure(joined.ok_or("word index")?.join(" ") == typed, "words from the list")?;
+            let joined: Option<Vec<&str>> = indices
+                .iter()
+                .map(|i| i.as_u64().and_then(|i| words.get(i as usize).copied()))
+                .collect();
+            ensure(
+                joined.ok_or("word index")?.join(" ") == typed,
+                "words from the list",
+            )?;
         }
         let p = &c["params"];
-        let params = KdfParams { m_kib: number(p, "m_kib")?, t: number(p, "t")?, p: number(p, "p")? };
+        let params = KdfParams {
+            m_kib: number(p, "m_kib")?,
+            t: number(p, "t")?,
+            p: number(p, "p")?,
+        };
         let salt = unhex(c, "salt")?;
         let nonce = unhex(c, "nonce")?;
 
@@ -142,10 +161,13 @@ fn check_backup(v: &Value) -> Result<(), String> {
         let argon = argon2::Argon2::new(
             argon2::Algorithm::Argon2id,
             argon2::Version::V0x13,
-            argon2::Params::new(params.m_kib, params.t, params.p, Some(32)).map_err(|e| e.to_string())?,
+            argon2::Params::new(params.m_kib, params.t, params.p, Some(32))
+                .map_err(|e| e.to_string())?,
         );
         let mut kek = [0u8; 32];
-        argon.hash_password_into(&nfc, &salt, &mut kek).map_err(|e| e.to_string())?;
+        argon
+            .hash_password_into(&nfc, &salt, &mut kek)
+            .map_err(|e| e.to_string())?;
         ensure(kek.to_vec() == unhex(c, "kek")?, "kek")?;
         let mut ad = vec![15u8];
         ad.extend_from_slice(b"sotto/v1/backup");
@@ -159,7 +181,13 @@ fn check_backup(v: &Value) -> Result<(), String> {
         ensure(ad == unhex(c, "associated_data")?, "associated data")?;
         let nonce12: [u8; 12] = nonce.as_slice().try_into().map_err(|_| "nonce length")?;
         let ct = Aes256Gcm::new(<&Key<Aes256Gcm>>::from(&kek))
-            .encrypt((&nonce12).into(), Payload { msg: &private, aad: &ad })
+            .encrypt(
+                (&nonce12).into(),
+                Payload {
+                    msg: &private,
+                    aad: &ad,
+                },
+            )
             .map_err(|e| e.to_string())?;
         ensure(ct == unhex(c, "ciphertext")?, "ciphertext")?;
         let mut encoded = vec![1u8];
@@ -174,9 +202,15 @@ fn check_backup(v: &Value) -> Result<(), String> {
 
         // Then through the crate: open, refuse a wrong password, and seal again.
         let backup = KeyBackup::decode(&bytes).map_err(|e| e.to_string())?;
-        let keys = backup.open(&password, &user, &bundle).map_err(|e| e.to_string())?;
-        ensure(keys.to_bytes().as_slice() == private.as_slice(), "opened keys")?;
-        let wrong = EncryptionPassword::from_user(text(v, "wrong_password")?).map_err(|e| e.to_string())?;
+        let keys = backup
+            .open(&password, &user, &bundle)
+            .map_err(|e| e.to_string())?;
+        ensure(
+            keys.to_bytes().as_slice() == private.as_slice(),
+            "opened keys",
+        )?;
+        let wrong =
+            EncryptionPassword::from_user(text(v, "wrong_password")?).map_err(|e| e.to_string())?;
         ensure(
             backup.open(&wrong, &user, &bundle).err() == Some(BackupError::WrongPassword),
             "wrong password refused",
@@ -191,8 +225,14 @@ fn check_backup(v: &Value) -> Result<(), String> {
 
 fn safety_vector() -> Vector {
     let mut rng = rng("sotto vectors: safety number");
-    let alice = (UserId::new("u.alice").expect("valid id"), IdentityKeys::generate(&mut rng).identity_public());
-    let bob = (UserId::new("u.bob").expect("valid id"), IdentityKeys::generate(&mut rng).identity_public());
+    let alice = (
+        UserId::new("u.alice").expect("valid id"),
+        IdentityKeys::generate(&mut rng).identity_public(),
+    );
+    let bob = (
+        UserId::new("u.bob").expect("valid id"),
+        IdentityKeys::generate(&mut rng).identity_public(),
+    );
     let number = SafetyNumber::compute((&alice.0, &alice.1), (&bob.0, &bob.1));
     Vector {
         file: SAFETY_FILE,
@@ -229,13 +269,21 @@ fn half(user: &str, key: &[u8]) -> String {
     }
     digest[..30]
         .chunks(5)
-        .map(|c| format!("{:05}", c.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b)) % 100_000))
+        .map(|c| {
+            format!(
+                "{:05}",
+                c.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b)) % 100_000
+            )
+        })
         .collect()
 }
 
 fn check_safety(v: &Value) -> Result<(), String> {
     let (ua, ub) = (text(v, "user_a")?, text(v, "user_b")?);
-    let (ka, kb) = (unhex(v, "identity_public_a")?, unhex(v, "identity_public_b")?);
+    let (ka, kb) = (
+        unhex(v, "identity_public_a")?,
+        unhex(v, "identity_public_b")?,
+    );
     let (ha, hb) = (half(ua, &ka), half(ub, &kb));
     ensure(ha == text(v, "fingerprint_a")?, "fingerprint a")?;
     ensure(hb == text(v, "fingerprint_b")?, "fingerprint b")?;
@@ -245,11 +293,15 @@ fn check_safety(v: &Value) -> Result<(), String> {
     ensure(display.join(" ") == text(v, "display")?, "display")?;
 
     let key = |k: &[u8]| -> Result<IdentityPublicKey, String> {
-        IdentityPublicKey::from_bytes(k.try_into().map_err(|_| "key length")?).map_err(|e| e.to_string())
+        IdentityPublicKey::from_bytes(k.try_into().map_err(|_| "key length")?)
+            .map_err(|e| e.to_string())
     };
     let a = (UserId::new(ua).map_err(|e| e.to_string())?, key(&ka)?);
     let b = (UserId::new(ub).map_err(|e| e.to_string())?, key(&kb)?);
     let ab = SafetyNumber::compute((&a.0, &a.1), (&b.0, &b.1));
     let ba = SafetyNumber::compute((&b.0, &b.1), (&a.0, &a.1));
-    ensure(ab == ba && ab.digits() == digits, "crate agrees, in both orders")
+    ensure(
+        ab == ba && ab.digits() == digits,
+        "crate agrees, in both orders",
+    )
 }
