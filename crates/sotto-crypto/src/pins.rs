@@ -46,12 +46,8 @@ pub enum Observation {
         verified: bool,
     },
     /// The key differs from the pinned one. The pin is unchanged; the new key is held
-    /// as pending until [`PinStore::accept_change`].
+    /// as [`Pin::pending`] until [`PinStore::accept_change`].
     Changed {
-        /// The pinned key.
-        pinned: IdentityPublicKey,
-        /// The key just seen.
-        new: IdentityPublicKey,
         /// Whether the pinned key had been verified (the warning should say so).
         was_verified: bool,
     },
@@ -100,8 +96,6 @@ impl PinStore {
             Some(pin) => {
                 pin.pending = Some(*key);
                 Observation::Changed {
-                    pinned: pin.key,
-                    new: *key,
                     was_verified: pin.state == PinState::Verified,
                 }
             }
@@ -268,11 +262,7 @@ mod tests {
         store.mark_verified(&bob, &key(1)).unwrap();
         assert_eq!(
             store.observe(&bob, &key(2)),
-            Observation::Changed {
-                pinned: key(1),
-                new: key(2),
-                was_verified: true
-            }
+            Observation::Changed { was_verified: true }
         );
         // The old pin stands and the new key is not trusted.
         assert!(store.trusted(&bob, &key(1)));
