@@ -33,7 +33,9 @@ impl EncryptionPassword {
     /// index the 2048-word list. 2048 divides 65536, so every word is exactly uniform.
     pub fn generate(rng: &mut impl rand_core::CryptoRng) -> Self {
         let words = bip39::Language::English.word_list();
-        let mut text = Zeroizing::new(String::new());
+        // Room for the longest words (8 letters) and spaces, so the buffer never
+        // reallocates and leaves no copy of the password behind.
+        let mut text = Zeroizing::new(String::with_capacity(GENERATED_WORDS * 9));
         for i in 0..GENERATED_WORDS {
             let mut two = Zeroizing::new([0u8; 2]);
             rng.fill_bytes(two.as_mut());
@@ -50,7 +52,10 @@ impl EncryptionPassword {
     /// A password the user typed, normalised to NFC. Any script is accepted; only the
     /// empty password is refused. Nothing is trimmed.
     pub fn from_user(text: &str) -> Result<Self, PasswordError> {
-        let normalised: Zeroizing<String> = Zeroizing::new(text.nfc().collect());
+        // NFC is at most three times longer than its input (UAX #15), so this buffer
+        // never reallocates and leaves no stray copy of the password.
+        let mut normalised = Zeroizing::new(String::with_capacity(text.len().saturating_mul(3)));
+        normalised.extend(text.nfc());
         if normalised.is_empty() {
             return Err(PasswordError::Empty);
         }
