@@ -13,15 +13,23 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod backup;
 pub mod encoding;
 pub mod epoch;
 pub mod identity;
 pub mod ids;
+pub mod password;
+pub mod pins;
+pub mod safety;
 
+pub use backup::{BackupError, KdfParams, KeyBackup};
 pub use encoding::DecodeError;
 pub use epoch::EpochKey;
 pub use identity::{BundleError, IdentityKeys, IdentityPublicKey, PublicBundle, SignatureError};
 pub use ids::{EpochId, MessageId, OtrSessionId, RoomId, UserId};
+pub use password::{EncryptionPassword, PasswordError};
+pub use pins::{Observation, Pin, PinError, PinState, PinStore};
+pub use safety::SafetyNumber;
 
 /// The version byte of the one protocol suite (`v = 1`).
 pub const VERSION: u8 = 1;
