@@ -8,17 +8,29 @@
 //! hostile bytes returns a typed error, never panics.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
+pub mod body;
 pub mod encoding;
+pub mod envelope;
 pub mod epoch;
+pub mod file;
 pub mod identity;
 pub mod ids;
+pub mod padding;
+pub mod replay;
 
+pub use body::{Attachment, MessageBody};
 pub use encoding::DecodeError;
+pub use envelope::{EnvelopeError, EnvelopeHeader, SealError};
 pub use epoch::EpochKey;
+pub use file::{DecryptWriter, EncryptWriter, FileError, FileKey};
 pub use identity::{BundleError, IdentityKeys, IdentityPublicKey, PublicBundle, SignatureError};
 pub use ids::{EpochId, MessageId, OtrSessionId, RoomId, UserId};
+pub use replay::{Replayed, SeenMessages};
 
 /// The version byte of the one protocol suite (`v = 1`).
 pub const VERSION: u8 = 1;
