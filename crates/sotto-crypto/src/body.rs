@@ -3,7 +3,7 @@
 
 use crate::VERSION;
 use crate::encoding::{DecodeError, Reader, Writer};
-use crate::file::{FileKey, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use crate::file::{FileKey, FileSummary, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use crate::ids::{MessageId, RoomId, UserId};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -33,6 +33,17 @@ pub struct Attachment {
     pub blob_sha256: [u8; 32],
     /// Plaintext bytes per chunk, as in the blob's stream header.
     pub chunk_size: u32,
+}
+
+impl Attachment {
+    /// Whether a downloaded blob is the one this attachment describes: same
+    /// plaintext size, blob SHA-256 and chunk size (checked after
+    /// [`crate::file::DecryptWriter::finish`] succeeds).
+    pub fn matches(&self, summary: &FileSummary) -> bool {
+        self.size == summary.plaintext_len
+            && self.blob_sha256 == summary.blob_sha256
+            && self.chunk_size == summary.chunk_size
+    }
 }
 
 impl fmt::Debug for Attachment {

@@ -932,6 +932,29 @@ mod tests {
     }
 
     #[test]
+    fn summaries_match_their_attachment() {
+        let key = FileKey::generate(&mut test_rng(1));
+        let plain = data(100);
+        let (blob, summary) = encrypt(&key, &plain, SMALL, 9);
+        let mut a = crate::body::Attachment {
+            file_id: "f".into(),
+            file_key: key.clone(),
+            name: "n".into(),
+            media_type: "text/plain".into(),
+            size: 100,
+            blob_sha256: blob_sha256(&blob),
+            chunk_size: SMALL,
+        };
+        let mut d = DecryptWriter::new(Vec::new(), &key);
+        d.write_all(&blob).unwrap();
+        let (_, received) = d.finish().unwrap();
+        assert_eq!(received, summary);
+        assert!(a.matches(&received));
+        a.size = 101;
+        assert!(!a.matches(&received));
+    }
+
+    #[test]
     fn debug_prints_no_key() {
         let key = FileKey::from_bytes([0xab; 32]);
         assert!(!format!("{key:?}").contains("ab"));
