@@ -51,7 +51,7 @@ pub fn is_bucket(len: usize) -> bool {
     if (MIN_BUCKET..=LARGE_BUCKET_STEP).contains(&len) {
         len.is_power_of_two()
     } else {
-        len > LARGE_BUCKET_STEP && len <= MAX_PADDED_LEN && len % LARGE_BUCKET_STEP == 0
+        len > LARGE_BUCKET_STEP && len <= MAX_PADDED_LEN && len.is_multiple_of(LARGE_BUCKET_STEP)
     }
 }
 
