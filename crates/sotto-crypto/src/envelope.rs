@@ -375,7 +375,7 @@ mod tests {
     fn every_flipped_byte_is_refused_by_region() {
         let w = world();
         let env = w.seal();
-        let (h, n, c) = w.regions(&env);
+        let (h, _, _) = w.regions(&env);
         for i in 0..env.len() {
             let mut bad = env.clone();
             bad[i] ^= 0x01;
@@ -413,7 +413,6 @@ mod tests {
         let mut bad = env.clone();
         bad[1 + 1 + w.room.as_str().len()] ^= 1;
         assert_eq!(w.open(&bad), Err(EnvelopeError::WrongEpoch));
-        let _ = (n, c);
     }
 
     #[test]
