@@ -14,21 +14,30 @@
 )]
 
 pub mod backup;
+pub mod body;
 pub mod encoding;
+pub mod envelope;
 pub mod epoch;
+pub mod file;
 pub mod identity;
 pub mod ids;
+pub mod padding;
 pub mod password;
 pub mod pins;
+pub mod replay;
 pub mod safety;
 
 pub use backup::{BackupError, KdfParams, KeyBackup};
+pub use body::{Attachment, MessageBody};
 pub use encoding::DecodeError;
+pub use envelope::{EnvelopeError, EnvelopeHeader, SealError};
 pub use epoch::EpochKey;
+pub use file::{DecryptWriter, EncryptWriter, FileError, FileKey};
 pub use identity::{BundleError, IdentityKeys, IdentityPublicKey, PublicBundle, SignatureError};
 pub use ids::{EpochId, MessageId, OtrSessionId, RoomId, UserId};
 pub use password::{EncryptionPassword, PasswordError};
 pub use pins::{Observation, Pin, PinError, PinState, PinStore};
+pub use replay::{Replayed, SeenMessages};
 pub use safety::SafetyNumber;
 
 /// The version byte of the one protocol suite (`v = 1`).
