@@ -227,16 +227,10 @@ mod tests {
 
     #[test]
     fn short_and_trailing_input_are_refused() {
-        assert_eq!(
-            Reader::new(&[0, 5, 1]).bytes16(),
-            Err(DecodeError::Truncated)
-        );
+        assert_eq!(Reader::new(&[0, 5, 1]).bytes16(), Err(DecodeError::Truncated));
         let mut r = Reader::new(&[1, 2]);
         r.u8().unwrap();
         assert_eq!(r.finish(), Err(DecodeError::TrailingBytes));
-        assert_eq!(
-            Reader::new(&[2]).version(1),
-            Err(DecodeError::UnsupportedVersion(2))
-        );
+        assert_eq!(Reader::new(&[2]).version(1), Err(DecodeError::UnsupportedVersion(2)));
     }
 }

@@ -26,10 +26,7 @@ impl EpochKey {
 
     /// An epoch key from its parts (after opening a room-key box).
     pub fn from_parts(epoch: EpochId, key: [u8; EPOCH_KEY_LEN]) -> Self {
-        Self {
-            epoch,
-            key: Zeroizing::new(key),
-        }
+        Self { epoch, key: Zeroizing::new(key) }
     }
 
     /// The epoch's id.
@@ -45,8 +42,6 @@ impl EpochKey {
 
 impl fmt::Debug for EpochKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EpochKey")
-            .field("epoch", &self.epoch)
-            .finish_non_exhaustive()
+        f.debug_struct("EpochKey").field("epoch", &self.epoch).finish_non_exhaustive()
     }
 }

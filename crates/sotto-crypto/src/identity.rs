@@ -1,9 +1,9 @@
 //! A user's keys: an Ed25519 identity key that signs, an X25519 key for key agreement,
 //! and the signed public bundle that the server publishes.
 
-use crate::VERSION;
 use crate::encoding::{DecodeError, Reader, Writer, signing_input};
 use crate::ids::UserId;
+use crate::VERSION;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use std::fmt;
 use thiserror::Error;
@@ -73,11 +73,7 @@ impl IdentityPublicKey {
 impl fmt::Debug for IdentityPublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.to_bytes();
-        write!(
-            f,
-            "IdentityPublicKey({:02x}{:02x}{:02x}{:02x}…)",
-            b[0], b[1], b[2], b[3]
-        )
+        write!(f, "IdentityPublicKey({:02x}{:02x}{:02x}{:02x}…)", b[0], b[1], b[2], b[3])
     }
 }
 
@@ -113,10 +109,7 @@ impl IdentityKeys {
         let seed = Zeroizing::new(r.array::<32>()?);
         let secret = Zeroizing::new(r.array::<32>()?);
         r.finish()?;
-        Ok(Self {
-            signing: SigningKey::from_bytes(&seed),
-            agreement: StaticSecret::from(*secret),
-        })
+        Ok(Self { signing: SigningKey::from_bytes(&seed), agreement: StaticSecret::from(*secret) })
     }
 
     /// The identity public key.
@@ -144,12 +137,7 @@ impl IdentityKeys {
         let agreement = self.agreement_public();
         let body = bundle_body(user, &identity, &agreement);
         let signature = self.sign(BUNDLE_LABEL, &[&body]);
-        PublicBundle {
-            user: user.clone(),
-            identity,
-            agreement,
-            signature,
-        }
+        PublicBundle { user: user.clone(), identity, agreement, signature }
     }
 
     /// Whether these private keys are the ones behind `bundle`.
@@ -160,9 +148,7 @@ impl IdentityKeys {
 
 impl fmt::Debug for IdentityKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdentityKeys")
-            .field("identity", &self.identity_public())
-            .finish_non_exhaustive()
+        f.debug_struct("IdentityKeys").field("identity", &self.identity_public()).finish_non_exhaustive()
     }
 }
 
@@ -220,12 +206,7 @@ impl PublicBundle {
         identity
             .verify(BUNDLE_LABEL, &[&body], &signature)
             .map_err(|_| BundleError::BadSignature)?;
-        Ok(Self {
-            user,
-            identity,
-            agreement,
-            signature,
-        })
+        Ok(Self { user, identity, agreement, signature })
     }
 }
 
@@ -244,10 +225,7 @@ mod tests {
     use crate::test_rng;
 
     fn alice() -> (IdentityKeys, UserId) {
-        (
-            IdentityKeys::generate(&mut test_rng(1)),
-            UserId::new("alice").unwrap(),
-        )
+        (IdentityKeys::generate(&mut test_rng(1)), UserId::new("alice").unwrap())
     }
 
     #[test]

@@ -16,12 +16,8 @@ fn committed_vectors_are_reproduced_byte_for_byte() {
     assert!(!generated.is_empty());
     for v in &generated {
         let path = dir().join(v.file);
-        let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; run `cargo run -p sotto-crypto --example vectors`",
-                path.display()
-            )
-        });
+        let committed = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}; run `cargo run -p sotto-crypto --example vectors`", path.display()));
         assert!(
             committed == vectors::render(&v.json),
             "{} differs from what the crate produces: the format changed",
@@ -29,11 +25,7 @@ fn committed_vectors_are_reproduced_byte_for_byte() {
         );
     }
     let on_disk = std::fs::read_dir(dir()).unwrap().count();
-    assert_eq!(
-        on_disk,
-        generated.len(),
-        "a vector file is stale or missing"
-    );
+    assert_eq!(on_disk, generated.len(), "a vector file is stale or missing");
 }
 
 #[test]

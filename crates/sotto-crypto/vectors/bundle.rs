@@ -1,6 +1,6 @@
 //! The user key bundle.
 
-use super::{UNKNOWN, Vector, ensure, hex, rng, text, unhex};
+use super::{Vector, UNKNOWN, ensure, hex, rng, text, unhex};
 use serde_json::{Value, json};
 use sotto_crypto::{IdentityKeys, PublicBundle, UserId};
 
@@ -29,22 +29,10 @@ pub fn check(file: &str, v: &Value) -> Result<(), String> {
     }
     let keys = IdentityKeys::from_bytes(&unhex(v, "private_keys")?).map_err(|e| e.to_string())?;
     let bundle = PublicBundle::decode(&unhex(v, "bundle")?).map_err(|e| e.to_string())?;
-    ensure(
-        bundle.user().as_str() == text(v, "user_id")?,
-        "bundle user id",
-    )?;
+    ensure(bundle.user().as_str() == text(v, "user_id")?, "bundle user id")?;
     ensure(keys.matches(&bundle), "private keys match the bundle")?;
-    ensure(
-        bundle.identity().to_bytes().to_vec() == unhex(v, "identity_public")?,
-        "identity key",
-    )?;
-    ensure(
-        bundle.agreement().to_vec() == unhex(v, "agreement_public")?,
-        "agreement key",
-    )?;
+    ensure(bundle.identity().to_bytes().to_vec() == unhex(v, "identity_public")?, "identity key")?;
+    ensure(bundle.agreement().to_vec() == unhex(v, "agreement_public")?, "agreement key")?;
     // Ed25519 signatures are deterministic, so signing again gives the same bytes.
-    ensure(
-        keys.bundle(bundle.user()).encode() == unhex(v, "bundle")?,
-        "bundle re-encodes",
-    )
+    ensure(keys.bundle(bundle.user()).encode() == unhex(v, "bundle")?, "bundle re-encodes")
 }

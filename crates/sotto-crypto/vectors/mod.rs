@@ -38,34 +38,10 @@ pub fn generate_all() -> Vec<Vector> {
 /// Checks a committed vector file independently of how it was generated.
 pub fn check(file: &str, json: &Value) -> Result<(), String> {
     bundle::check(file, json)
-        .or_else(|e| {
-            if e == UNKNOWN {
-                backup::check(file, json)
-            } else {
-                Err(e)
-            }
-        })
-        .or_else(|e| {
-            if e == UNKNOWN {
-                rooms::check(file, json)
-            } else {
-                Err(e)
-            }
-        })
-        .or_else(|e| {
-            if e == UNKNOWN {
-                messages::check(file, json)
-            } else {
-                Err(e)
-            }
-        })
-        .or_else(|e| {
-            if e == UNKNOWN {
-                otr::check(file, json)
-            } else {
-                Err(e)
-            }
-        })
+        .or_else(|e| if e == UNKNOWN { backup::check(file, json) } else { Err(e) })
+        .or_else(|e| if e == UNKNOWN { rooms::check(file, json) } else { Err(e) })
+        .or_else(|e| if e == UNKNOWN { messages::check(file, json) } else { Err(e) })
+        .or_else(|e| if e == UNKNOWN { otr::check(file, json) } else { Err(e) })
 }
 
 /// What a module's `check` answers for a file that is not its own.
@@ -91,17 +67,13 @@ pub fn hex(bytes: impl AsRef<[u8]>) -> Value {
 
 /// The bytes behind a hex field, or a message naming the field.
 pub fn unhex(json: &Value, field: &str) -> Result<Vec<u8>, String> {
-    let s = json[field]
-        .as_str()
-        .ok_or_else(|| format!("missing field {field}"))?;
+    let s = json[field].as_str().ok_or_else(|| format!("missing field {field}"))?;
     hex::decode(s).map_err(|e| format!("field {field}: {e}"))
 }
 
 /// A text field, or a message naming the field.
 pub fn text<'a>(json: &'a Value, field: &str) -> Result<&'a str, String> {
-    json[field]
-        .as_str()
-        .ok_or_else(|| format!("missing field {field}"))
+    json[field].as_str().ok_or_else(|| format!("missing field {field}"))
 }
 
 /// Fails with `what` unless `cond` holds.

@@ -1,6 +1,6 @@
 //! Vectors for the otr part of the protocol (filled in with that module).
 
-use super::{UNKNOWN, Vector};
+use super::{Vector, UNKNOWN};
 use serde_json::Value;
 
 pub fn generate() -> Vec<Vector> {
