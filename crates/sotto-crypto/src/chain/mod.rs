@@ -274,3 +274,6 @@ impl RoomChain {
         Some(state)
     }
 }
+
+#[cfg(test)]
+mod tests;
