@@ -14,9 +14,13 @@ const MEMBERS: usize = 1000;
 fn rooms(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let room = RoomId::new("r.big").expect("valid id");
-    let users: Vec<UserId> =
-        (0..MEMBERS).map(|i| UserId::new(format!("u{i:04}")).expect("valid id")).collect();
-    let keys: Vec<IdentityKeys> = users.iter().map(|_| IdentityKeys::generate(&mut rng)).collect();
+    let users: Vec<UserId> = (0..MEMBERS)
+        .map(|i| UserId::new(format!("u{i:04}")).expect("valid id"))
+        .collect();
+    let keys: Vec<IdentityKeys> = users
+        .iter()
+        .map(|_| IdentityKeys::generate(&mut rng))
+        .collect();
     let bundles: Vec<PublicBundle> = users.iter().zip(&keys).map(|(u, k)| k.bundle(u)).collect();
     let epoch = EpochKey::generate(&mut rng);
     let create = Create {
@@ -27,7 +31,12 @@ fn rooms(c: &mut Criterion) {
     };
     let first = Statement::create(&room, create, &users[0], &keys[0]).expect("fits");
     let second = Statement::next(&first, Action::NewEpoch(epoch.epoch()), &users[0], &keys[0]);
-    let resolve = |u: &UserId| users.iter().position(|x| x == u).map(|i| keys[i].identity_public());
+    let resolve = |u: &UserId| {
+        users
+            .iter()
+            .position(|x| x == u)
+            .map(|i| keys[i].identity_public())
+    };
     let chain = RoomChain::verify(&room, [first, second], resolve).expect("valid chain");
     let state = chain.state();
 
@@ -46,7 +55,10 @@ fn rooms(c: &mut Criterion) {
     g.bench_function("open one room-key box", |b| {
         b.iter(|| {
             let bx = RoomKeyBox::decode(black_box(&one)).expect("decodes");
-            bx.open(&users[1], &keys[1], state, |_| Some(keys[0].identity_public())).expect("opens")
+            bx.open(&users[1], &keys[1], state, |_| {
+                Some(keys[0].identity_public())
+            })
+            .expect("opens")
         })
     });
     g.finish();

@@ -117,10 +117,12 @@ pub(super) fn apply(state: &mut RoomState, stmt: &Statement, hash: [u8; 32]) {
         Action::Create(_) => {}
         Action::Invite(u) => {
             state.members.insert(u.clone());
-            if let Some(current) = state.epochs.last() {
-                if let Some(set) = state.epoch_members.get_mut(current) {
-                    set.insert(u.clone());
-                }
+            if let Some(set) = state
+                .epochs
+                .last()
+                .and_then(|e| state.epoch_members.get_mut(e))
+            {
+                set.insert(u.clone());
             }
         }
         Action::Remove(u) => remove(state, u),

@@ -218,10 +218,10 @@ impl Statement {
         actor: &UserId,
         keys: &IdentityKeys,
     ) -> Result<Self, TooManyMembers> {
-        if let Action::Create(c) = &action {
-            if c.members.len() > MAX_CREATE_MEMBERS {
-                return Err(TooManyMembers);
-            }
+        if let Action::Create(c) = &action
+            && c.members.len() > MAX_CREATE_MEMBERS
+        {
+            return Err(TooManyMembers);
         }
         let signature = keys.sign(STATEMENT_LABEL, &[&body(room, seq, &prev, &action, actor)]);
         Ok(Self {
