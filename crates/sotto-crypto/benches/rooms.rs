@@ -30,7 +30,8 @@ fn rooms(c: &mut Criterion) {
         history_shared: true,
     };
     let first = Statement::create(&room, create, &users[0], &keys[0]).expect("fits");
-    let second = Statement::next(&first, Action::NewEpoch(epoch.epoch()), &users[0], &keys[0]);
+    let second = Statement::next(&first, Action::NewEpoch(epoch.epoch()), &users[0], &keys[0])
+        .expect("fits");
     let resolve = |u: &UserId| {
         users
             .iter()

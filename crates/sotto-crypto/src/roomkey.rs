@@ -382,7 +382,8 @@ mod tests {
             Action::NewEpoch(e1.epoch()),
             &user("alice"),
             &keys[&user("alice")],
-        );
+        )
+        .unwrap();
         let chain = {
             let resolve = |u: &UserId| keys.get(u).map(IdentityKeys::identity_public);
             RoomChain::verify(&room(), [first, second], resolve).unwrap()
@@ -425,7 +426,8 @@ mod tests {
                 action,
                 &user(actor),
                 &self.keys[&user(actor)],
-            );
+            )
+            .unwrap();
             let keys = &self.keys;
             self.chain
                 .append(stmt, |u| keys.get(u).map(IdentityKeys::identity_public))
@@ -562,7 +564,8 @@ mod tests {
             Action::NewEpoch(w.e1.epoch()),
             &user("alice"),
             w.k("alice"),
-        );
+        )
+        .unwrap();
         let other_chain = RoomChain::verify(&other, [first, second], w.resolve()).unwrap();
         assert_eq!(
             (b.open(&user("bob"), w.k("bob"), other_chain.state(), w.resolve())).err(),

@@ -110,7 +110,7 @@ fn chain_vector() -> Vector {
     ];
     for (action, actor, keys) in steps {
         let head = stmts.last().expect("a head");
-        stmts.push(Statement::next(head, action, actor, keys));
+        stmts.push(Statement::next(head, action, actor, keys).expect("fits"));
     }
     let resolve = |u: &UserId| {
         [(&alice, &ka), (&bob, &kb), (&carol, &kc)]
@@ -123,15 +123,15 @@ fn chain_vector() -> Vector {
     let refused = [
         (
             "carol, removed, declares an epoch",
-            Statement::next(&head, Action::NewEpoch(e1), &carol, &kc),
+            Statement::next(&head, Action::NewEpoch(e1), &carol, &kc).expect("fits"),
         ),
         (
             "bob signs in alice's name",
-            Statement::next(&head, Action::Leave, &alice, &kb),
+            Statement::next(&head, Action::Leave, &alice, &kb).expect("fits"),
         ),
         (
             "a statement that skips the head",
-            Statement::next(&stmts[4], Action::Leave, &bob, &kb),
+            Statement::next(&stmts[4], Action::Leave, &bob, &kb).expect("fits"),
         ),
     ];
     let refused: Vec<Value> = refused
@@ -181,7 +181,8 @@ fn box_vector() -> Vector {
         history_shared: true,
     };
     let first = Statement::create(&room, create, &alice, &ka).expect("two members");
-    let second = Statement::next(&first, Action::NewEpoch(epoch_key.epoch()), &alice, &ka);
+    let second =
+        Statement::next(&first, Action::NewEpoch(epoch_key.epoch()), &alice, &ka).expect("fits");
     let b = RoomKeyBox::seal(
         &epoch_key,
         &room,

@@ -110,7 +110,7 @@ impl Action {
                     .u8(c.kind.code())
                     .u8(u8::from(c.encrypted))
                     .u8(u8::from(c.history_shared));
-                // The count fits: `Statement::sign` refuses larger sets and decoding
+                // The count fits: signing refuses larger sets and decoding
                 // cannot produce one.
                 w.u16(u16::try_from(c.members.len()).unwrap_or(u16::MAX));
                 for m in c.members.iter().take(MAX_CREATE_MEMBERS) {
@@ -245,23 +245,14 @@ impl Statement {
     }
 
     /// The statement that follows `head` in the same room.
-    pub fn next(head: &Statement, action: Action, actor: &UserId, keys: &IdentityKeys) -> Self {
-        let body = body(
-            &head.room,
-            head.seq.saturating_add(1),
-            &head.hash(),
-            &action,
-            actor,
-        );
-        let signature = keys.sign(STATEMENT_LABEL, &[&body]);
-        Self {
-            room: head.room.clone(),
-            seq: head.seq.saturating_add(1),
-            prev: head.hash(),
-            action,
-            actor: actor.clone(),
-            signature,
-        }
+    pub fn next(
+        head: &Statement,
+        action: Action,
+        actor: &UserId,
+        keys: &IdentityKeys,
+    ) -> Result<Self, TooManyMembers> {
+        let seq = head.seq.saturating_add(1);
+        Self::sign(&head.room, seq, head.hash(), action, actor, keys)
     }
 
     /// Canonical encoding: body, then the 64-byte signature.

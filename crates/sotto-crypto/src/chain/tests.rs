@@ -77,7 +77,7 @@ impl<'a> Builder<'a> {
     }
 
     pub(crate) fn next(&self, actor: &str, action: Action) -> Statement {
-        Statement::next(self.chain.head(), action, &user(actor), self.p.keys(actor))
+        Statement::next(self.chain.head(), action, &user(actor), self.p.keys(actor)).unwrap()
     }
 
     pub(crate) fn try_step(&mut self, actor: &str, action: Action) -> Result<(), ChainError> {
@@ -415,7 +415,8 @@ fn forged_and_unknown_signers_are_refused() {
         Action::Invite(user("mallory")),
         &user("alice"),
         p.keys("mallory"),
-    );
+    )
+    .unwrap();
     assert_eq!(
         b.chain.append(forged, p.resolver()),
         Err(ChainError::BadSignature)
@@ -427,7 +428,8 @@ fn forged_and_unknown_signers_are_refused() {
         Err(ChainError::NotAMember)
     );
     // Nobody's key pinned for the actor.
-    let by_stranger = Statement::next(b.chain.head(), Action::Leave, &user("zed"), p.keys("bob"));
+    let by_stranger =
+        Statement::next(b.chain.head(), Action::Leave, &user("zed"), p.keys("bob")).unwrap();
     assert_eq!(
         b.chain.append(by_stranger, p.resolver()),
         Err(ChainError::UnknownSigner)
@@ -455,7 +457,8 @@ fn the_server_checks_compare_and_set_without_private_keys() {
         Action::NewEpoch(epoch(1)),
         &user("bob"),
         p.keys("bob"),
-    );
+    )
+    .unwrap();
     assert_eq!(
         check_extends(&r, Some(&first), &second.encode(), &keys).unwrap(),
         second
@@ -469,13 +472,14 @@ fn the_server_checks_compare_and_set_without_private_keys() {
         })
     );
     // A competing statement for the same slot, built on another head.
-    let rival = Statement::next(&second, Action::Leave, &user("bob"), p.keys("bob"));
+    let rival = Statement::next(&second, Action::Leave, &user("bob"), p.keys("bob")).unwrap();
     let other_head = Statement::next(
         &first,
         Action::NewEpoch(epoch(9)),
         &user("alice"),
         p.keys("alice"),
-    );
+    )
+    .unwrap();
     assert_eq!(
         check_extends(&r, Some(&other_head), &rival.encode(), &keys),
         Err(ChainError::BadPrevHash)
@@ -765,4 +769,28 @@ proptest! {
     fn hostile_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = Statement::decode(&bytes);
     }
+}
+
+#[test]
+fn a_creation_with_too_many_members_is_not_signed() {
+    let p = People::new(ALL);
+    let members: BTreeSet<UserId> = (0..=MAX_CREATE_MEMBERS)
+        .map(|i| UserId::new(format!("u{i}")).unwrap())
+        .collect();
+    let c = Create {
+        kind: RoomKind::PrivateTeam,
+        members,
+        encrypted: true,
+        history_shared: true,
+    };
+    let a = user("alice");
+    assert_eq!(
+        Statement::create(&room(), c.clone(), &a, p.keys("alice")),
+        Err(TooManyMembers)
+    );
+    let first = create(&p, RoomKind::PrivateTeam, "alice", &["alice"], true);
+    assert_eq!(
+        Statement::next(&first, Action::Create(c), &a, p.keys("alice")),
+        Err(TooManyMembers)
+    );
 }
