@@ -15,6 +15,7 @@
 
 pub mod backup;
 pub mod body;
+pub mod chain;
 pub mod encoding;
 pub mod envelope;
 pub mod epoch;
@@ -25,6 +26,7 @@ pub mod padding;
 pub mod password;
 pub mod pins;
 pub mod replay;
+pub mod roomkey;
 pub mod safety;
 
 pub use backup::{BackupError, KdfParams, KeyBackup};

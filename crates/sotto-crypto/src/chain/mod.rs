@@ -1,0 +1,279 @@
+//! The signed room state chain: who may hold a room's keys and whether the room is
+//! encrypted is decided by members' signed statements, not by the server.
+//!
+//! The server uses [`check_extends`] (no private keys) to accept a statement only if it
+//! extends the current head. Clients verify the whole chain with [`RoomChain`], which
+//! also applies the room rules and derives the [`RoomState`].
+
+mod rules;
+mod state;
+mod statement;
+
+pub use state::{MemberComparison, RoomState};
+pub use statement::{
+    Action, Create, GENESIS_PREV, MAX_CREATE_MEMBERS, RoomKind, STATEMENT_LABEL, Statement,
+    TooManyMembers,
+};
+
+use crate::encoding::DecodeError;
+use crate::identity::IdentityPublicKey;
+use crate::ids::{RoomId, UserId};
+use thiserror::Error;
+
+/// Why a statement does not extend a chain, or a chain is not valid. Each variant names
+/// the rule that was broken.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ChainError {
+    /// The statement's bytes are malformed.
+    #[error("malformed statement: {0}")]
+    Decode(#[from] DecodeError),
+    /// A chain needs at least its creation statement.
+    #[error("the chain is empty")]
+    EmptyChain,
+    /// The statement belongs to another room.
+    #[error("statement is for another room")]
+    WrongRoom,
+    /// The sequence number is not the head's plus one (0 for the first).
+    #[error("expected sequence number {expected}, found {found}")]
+    BadSequence {
+        /// The sequence number that would extend the head.
+        expected: u64,
+        /// The statement's sequence number.
+        found: u64,
+    },
+    /// `prev` is not the hash of the head (zeros for the first statement).
+    #[error("statement does not follow the current head")]
+    BadPrevHash,
+    /// The first statement is not a creation.
+    #[error("the first statement must create the room")]
+    MissingCreate,
+    /// A creation statement appears after the first.
+    #[error("only the first statement may create the room")]
+    CreateNotFirst,
+    /// No identity key is known (pinned) for the actor.
+    #[error("no identity key known for the statement's actor")]
+    UnknownSigner,
+    /// The actor's signature does not verify.
+    #[error("statement signature is not valid")]
+    BadSignature,
+    /// The creator is not among the first members.
+    #[error("the creator is not among the first members")]
+    CreatorNotAMember,
+    /// A direct message is created with other than two members.
+    #[error("a direct message has exactly two members")]
+    DirectMessageNeedsTwo,
+    /// The actor is not a member.
+    #[error("the actor is not a member of the room")]
+    NotAMember,
+    /// The change needs an owner and the actor is not one.
+    #[error("the actor is not an owner of the room")]
+    NotAnOwner,
+    /// Direct messages keep their two members: no invite, removal, leave or owner change.
+    #[error("not allowed in a direct message")]
+    NotAllowedInDirectMessage,
+    /// The invited user is already a member.
+    #[error("the user is already a member")]
+    AlreadyMember,
+    /// The subject of a removal or owner change is not a member.
+    #[error("the user is not a member")]
+    SubjectNotAMember,
+    /// The user made owner already is one.
+    #[error("the user is already an owner")]
+    AlreadyOwner,
+    /// The subject of an owner removal is not an owner.
+    #[error("the user is not an owner")]
+    SubjectNotAnOwner,
+    /// The change would leave members without any owner.
+    #[error("the room's last owner cannot leave or stop being owner while others remain")]
+    LastOwner,
+    /// An actor removes itself; leaving is done with `Leave`.
+    #[error("use Leave to leave a room")]
+    RemoveSelf,
+    /// Encryption is set to the value it already has.
+    #[error("encryption already has that setting")]
+    Unchanged,
+    /// A new epoch is declared while encryption is off.
+    #[error("new epochs need encryption to be on")]
+    EncryptionOff,
+    /// The epoch id was declared before.
+    #[error("the epoch was declared before")]
+    DuplicateEpoch,
+}
+
+/// Checks that `stmt` is the link after `head` (or the first link): room, sequence
+/// number, previous hash, and that exactly the first statement creates the room.
+fn check_link(
+    room: &RoomId,
+    head: Option<(u64, &[u8; 32])>,
+    stmt: &Statement,
+) -> Result<(), ChainError> {
+    if stmt.room() != room {
+        return Err(ChainError::WrongRoom);
+    }
+    let (expected, prev) = match head {
+        None => (0, &GENESIS_PREV),
+        Some((seq, hash)) => (seq.saturating_add(1), hash),
+    };
+    if stmt.seq() != expected {
+        return Err(ChainError::BadSequence {
+            expected,
+            found: stmt.seq(),
+        });
+    }
+    if stmt.prev() != prev {
+        return Err(ChainError::BadPrevHash);
+    }
+    match (head.is_none(), matches!(stmt.action(), Action::Create(_))) {
+        (true, false) => Err(ChainError::MissingCreate),
+        (false, true) => Err(ChainError::CreateNotFirst),
+        _ => Ok(()),
+    }
+}
+
+fn check_signature(
+    stmt: &Statement,
+    keys: &impl Fn(&UserId) -> Option<IdentityPublicKey>,
+) -> Result<(), ChainError> {
+    let key = keys(stmt.actor()).ok_or(ChainError::UnknownSigner)?;
+    stmt.verify_signature(&key)
+        .map_err(|_| ChainError::BadSignature)
+}
+
+/// The server's check before storing a statement (compare-and-set on the head).
+///
+/// Decodes `candidate`, checks that it extends `head` (`None` for a room with no chain
+/// yet) in `room`, and verifies the signature under the actor's published identity key
+/// from `keys`. It does not apply the room rules: clients do, and refuse a chain that
+/// breaks them. The caller stores the statement only if the head is still `head`.
+pub fn check_extends(
+    room: &RoomId,
+    head: Option<&Statement>,
+    candidate: &[u8],
+    keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
+) -> Result<Statement, ChainError> {
+    let stmt = Statement::decode(candidate)?;
+    let head_hash = head.map(Statement::hash);
+    let link = head
+        .zip(head_hash.as_ref())
+        .map(|(h, hash)| (h.seq(), hash));
+    check_link(room, link, &stmt)?;
+    check_signature(&stmt, &keys)?;
+    Ok(stmt)
+}
+
+/// A room's chain, verified from the creator's first statement, and the state it
+/// derives.
+#[derive(Debug, Clone)]
+pub struct RoomChain {
+    first: Statement,
+    rest: Vec<Statement>,
+    state: RoomState,
+}
+
+impl RoomChain {
+    /// Verifies a whole chain for `room`, first statement first. `keys` gives each
+    /// actor's pinned identity key.
+    ///
+    /// Each statement is checked in this order: link ([`ChainError::WrongRoom`],
+    /// [`ChainError::BadSequence`], [`ChainError::BadPrevHash`],
+    /// [`ChainError::MissingCreate`] / [`ChainError::CreateNotFirst`]), signature
+    /// ([`ChainError::UnknownSigner`], [`ChainError::BadSignature`]), then the room rules.
+    pub fn verify(
+        room: &RoomId,
+        statements: impl IntoIterator<Item = Statement>,
+        keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
+    ) -> Result<Self, ChainError> {
+        let mut it = statements.into_iter();
+        let first = it.next().ok_or(ChainError::EmptyChain)?;
+        check_link(room, None, &first)?;
+        check_signature(&first, &keys)?;
+        let Action::Create(create) = first.action() else {
+            return Err(ChainError::MissingCreate);
+        };
+        rules::check_create(first.actor(), create)?;
+        let state = RoomState::genesis(room, first.actor(), create, first.hash());
+        let mut chain = Self {
+            first,
+            rest: Vec::new(),
+            state,
+        };
+        for stmt in it {
+            chain.append(stmt, &keys)?;
+        }
+        Ok(chain)
+    }
+
+    /// Decodes and verifies a chain given as encoded statements.
+    pub fn decode_and_verify<B: AsRef<[u8]>>(
+        room: &RoomId,
+        encoded: &[B],
+        keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
+    ) -> Result<Self, ChainError> {
+        let statements = encoded
+            .iter()
+            .map(|b| Statement::decode(b.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::verify(room, statements, keys)
+    }
+
+    /// Verifies `stmt` as the next link and applies it. On error the chain is unchanged.
+    pub fn append(
+        &mut self,
+        stmt: Statement,
+        keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
+    ) -> Result<(), ChainError> {
+        let head = (self.state.seq, &self.state.head_hash);
+        check_link(&self.state.room, Some(head), &stmt)?;
+        check_signature(&stmt, &keys)?;
+        rules::check(&self.state, &stmt)?;
+        let hash = stmt.hash();
+        rules::apply(&mut self.state, &stmt, hash);
+        self.rest.push(stmt);
+        Ok(())
+    }
+
+    /// The state at the head.
+    pub fn state(&self) -> &RoomState {
+        &self.state
+    }
+
+    /// The last statement.
+    pub fn head(&self) -> &Statement {
+        self.rest.last().unwrap_or(&self.first)
+    }
+
+    /// Every statement, first to last.
+    pub fn statements(&self) -> impl Iterator<Item = &Statement> {
+        std::iter::once(&self.first).chain(&self.rest)
+    }
+
+    /// The number of statements.
+    pub fn len(&self) -> usize {
+        self.rest.len() + 1
+    }
+
+    /// Always `false`: a chain holds at least its creation statement.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The state right after statement `seq`, or `None` past the head.
+    pub fn state_at(&self, seq: u64) -> Option<RoomState> {
+        let upto = usize::try_from(seq).ok()?;
+        if upto > self.rest.len() {
+            return None;
+        }
+        let first = &self.first;
+        let Action::Create(create) = first.action() else {
+            return None;
+        };
+        let mut state = RoomState::genesis(&self.state.room, first.actor(), create, first.hash());
+        for stmt in self.rest.iter().take(upto) {
+            rules::apply(&mut state, stmt, stmt.hash());
+        }
+        Some(state)
+    }
+}
+
+#[cfg(test)]
+mod tests;
