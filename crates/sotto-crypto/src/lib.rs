@@ -14,11 +14,13 @@ pub mod encoding;
 pub mod epoch;
 pub mod identity;
 pub mod ids;
+pub mod otr;
 
 pub use encoding::DecodeError;
 pub use epoch::EpochKey;
 pub use identity::{BundleError, IdentityKeys, IdentityPublicKey, PublicBundle, SignatureError};
 pub use ids::{EpochId, MessageId, OtrSessionId, RoomId, UserId};
+pub use otr::{OtrError, OtrSession};
 
 /// The version byte of the one protocol suite (`v = 1`).
 pub const VERSION: u8 = 1;
