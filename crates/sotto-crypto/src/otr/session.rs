@@ -340,3 +340,372 @@ impl OtrSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::DecodeError;
+    use crate::otr::MAX_SKIP_PER_STEP;
+    use crate::test_rng;
+    use rand_chacha::ChaCha20Rng;
+
+    struct User {
+        keys: IdentityKeys,
+        id: UserId,
+    }
+
+    impl User {
+        fn new(name: &str, seed: u64) -> Self {
+            Self { keys: IdentityKeys::generate(&mut test_rng(seed)), id: UserId::new(name).unwrap() }
+        }
+        fn bundle(&self) -> PublicBundle {
+            self.keys.bundle(&self.id)
+        }
+    }
+
+    fn room() -> RoomId {
+        RoomId::new("dm.alice.bob").unwrap()
+    }
+
+    /// Alice and Bob with an established session, and a generator for the rest.
+    fn established() -> (OtrSession, OtrSession, ChaCha20Rng) {
+        established_with(100)
+    }
+
+    fn established_with(seed: u64) -> (OtrSession, OtrSession, ChaCha20Rng) {
+        let (alice, bob) = (User::new("alice", 1), User::new("bob", 2));
+        let mut rng = test_rng(seed);
+        let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
+        assert_eq!(a.state(), SessionState::AwaitingAccept);
+        let (mut b, accept) = OtrSession::accept(&wire(&offer), &bob.keys, &bob.id, &alice.bundle(), &room(), &mut rng).unwrap();
+        assert_eq!(b.state(), SessionState::AwaitingConfirm);
+        assert_eq!(b.send_text("too early").unwrap_err(), OtrError::NotEstablished);
+        let Event::Established { reply: Some(confirm) } = a.handle(&wire(&accept), &mut rng).unwrap() else {
+            panic!("initiator must confirm")
+        };
+        assert_eq!(b.handle(&wire(&confirm), &mut rng).unwrap(), Event::Established { reply: None });
+        assert_eq!((a.state(), b.state()), (SessionState::Established, SessionState::Established));
+        (a, b, rng)
+    }
+
+    /// Every frame goes through its byte encoding, as it would through the server.
+    fn wire(f: &Frame) -> Frame {
+        Frame::decode(&f.encode()).unwrap()
+    }
+
+    fn text(s: &str) -> Event {
+        Event::Message(Body::Text(s.into()))
+    }
+
+    #[test]
+    fn a_whole_conversation() {
+        let (mut a, mut b, mut rng) = established();
+        for round in 0..5 {
+            for i in 0..3 {
+                let m = format!("a{round}.{i}");
+                assert_eq!(b.handle(&wire(&a.send_text(&m).unwrap()), &mut rng).unwrap(), text(&m));
+            }
+            let m = format!("b{round}");
+            assert_eq!(a.handle(&wire(&b.send_text(&m).unwrap()), &mut rng).unwrap(), text(&m));
+        }
+        // The responder may also speak first right after the handshake.
+        let (mut a, mut b, mut rng2) = established();
+        assert_eq!(a.handle(&b.send_text("hi").unwrap(), &mut rng2).unwrap(), text("hi"));
+        let file = b"\x89PNG small picture".to_vec();
+        let f = a.send_file("cat.png", "image/png", &file).unwrap();
+        let Frame::Data(d) = &f else { panic!() };
+        assert_eq!(d.ciphertext.len(), 256 + 16, "small bodies pad to 256 bytes");
+        assert_eq!(
+            b.handle(&wire(&f), &mut rng).unwrap(),
+            Event::Message(Body::File { name: "cat.png".into(), media_type: "image/png".into(), bytes: file })
+        );
+    }
+
+    #[test]
+    fn out_of_order_dropped_replayed_and_too_old() {
+        let (mut a, mut b, mut rng) = established();
+        let m: Vec<_> = (0..5).map(|i| a.send_text(&format!("m{i}")).unwrap()).collect();
+        // Out of order within the window, message 1 never arrives.
+        for i in [3, 0, 4, 2] {
+            assert_eq!(b.handle(&m[i], &mut rng).unwrap(), text(&format!("m{i}")));
+        }
+        // Replays of a used key fail cleanly, both a skipped one and an in-order one.
+        assert_eq!(b.handle(&m[0], &mut rng).unwrap_err(), OtrError::KeyUnavailable);
+        assert_eq!(b.handle(&m[4], &mut rng).unwrap_err(), OtrError::KeyUnavailable);
+        // The conversation goes on across ratchet steps; the dropped message can
+        // still arrive late, once.
+        assert_eq!(a.handle(&b.send_text("ok").unwrap(), &mut rng).unwrap(), text("ok"));
+        assert_eq!(b.handle(&a.send_text("next").unwrap(), &mut rng).unwrap(), text("next"));
+        assert_eq!(b.handle(&m[1], &mut rng).unwrap(), text("m1"));
+        assert_eq!(b.handle(&m[1], &mut rng).unwrap_err(), OtrError::KeyUnavailable);
+        // A replay from an old chain is told apart from a new ratchet key.
+        assert_eq!(b.handle(&m[2], &mut rng).unwrap_err(), OtrError::KeyUnavailable);
+    }
+
+    #[test]
+    fn the_skipped_key_window_is_bounded() {
+        let (mut a, mut b, mut rng) = established();
+        let first = a.send_text("first").unwrap();
+        let chain: Vec<_> = (0..MAX_SKIP_PER_STEP).map(|i| a.send_text(&i.to_string()).unwrap()).collect();
+        let beyond = a.send_text("beyond").unwrap();
+        // Skipping more than the per-step limit at once is refused, state unchanged.
+        assert_eq!(b.handle(&beyond, &mut rng).unwrap_err(), OtrError::TooManySkipped);
+        // Exactly the limit is fine: 1000 keys are now stored (first, 0..998).
+        let last = MAX_SKIP_PER_STEP as usize - 1;
+        assert_eq!(b.handle(&chain[last], &mut rng).unwrap(), text(&last.to_string()));
+        assert_eq!(b.handle(&beyond, &mut rng).unwrap(), text("beyond"));
+        // A new chain that skips one more message pushes out the oldest stored key.
+        assert_eq!(a.handle(&b.send_text("r").unwrap(), &mut rng).unwrap(), text("r"));
+        let skipped = a.send_text("skipped").unwrap();
+        assert_eq!(b.handle(&a.send_text("after").unwrap(), &mut rng).unwrap(), text("after"));
+        assert_eq!(b.handle(&first, &mut rng).unwrap_err(), OtrError::KeyUnavailable);
+        assert_eq!(b.handle(&chain[0], &mut rng).unwrap(), text("0"));
+        assert_eq!(b.handle(&skipped, &mut rng).unwrap(), text("skipped"));
+    }
+
+    #[test]
+    fn tampered_data_frames_get_precise_errors() {
+        let (mut a, mut b, mut rng) = established();
+        let good = a.send_text("hello").unwrap().encode();
+        let check = |b: &mut OtrSession, rng: &mut ChaCha20Rng, at: usize, bit: u8| {
+            let mut bad = good.clone();
+            bad[at] ^= bit;
+            Frame::decode(&bad).map_err(OtrError::from).and_then(|f| b.handle(&f, rng))
+        };
+        // Layout: version 0, kind 1, session 2..18, ratchet key 18..50, previous
+        // chain length 50..54, number 54..58, ciphertext length 58..62, ciphertext.
+        assert_eq!(check(&mut b, &mut rng, 0, 1), Err(OtrError::Decode(DecodeError::UnsupportedVersion(0))));
+        assert_eq!(check(&mut b, &mut rng, 1, 0x10), Err(OtrError::Decode(DecodeError::InvalidField("frame kind"))));
+        // Kind 5 -> 4 (decline) leaves trailing bytes.
+        assert_eq!(check(&mut b, &mut rng, 1, 1), Err(OtrError::Decode(DecodeError::TrailingBytes)));
+        for at in 2..18 {
+            assert_eq!(check(&mut b, &mut rng, at, 1), Err(OtrError::UnknownSession), "byte {at}");
+        }
+        for at in (18..54).chain([56, 57]) {
+            assert_eq!(check(&mut b, &mut rng, at, 0x02), Err(OtrError::DecryptFailed), "byte {at}");
+        }
+        // A message number far ahead would skip too many keys.
+        for at in 54..56 {
+            assert_eq!(check(&mut b, &mut rng, at, 0x02), Err(OtrError::TooManySkipped), "byte {at}");
+        }
+        assert_eq!(check(&mut b, &mut rng, 60, 1), Err(OtrError::Decode(DecodeError::Truncated)));
+        assert_eq!(check(&mut b, &mut rng, 61, 1), Err(OtrError::Decode(DecodeError::InvalidField("ciphertext length"))));
+        for at in (62..good.len()).step_by(7).chain([good.len() - 1]) {
+            assert_eq!(check(&mut b, &mut rng, at, 1), Err(OtrError::DecryptFailed), "byte {at}");
+        }
+        // After all that, the genuine frame still opens: failures changed nothing.
+        assert_eq!(b.handle(&Frame::decode(&good).unwrap(), &mut rng).unwrap(), text("hello"));
+    }
+
+    #[test]
+    fn tampered_handshake_frames_get_precise_errors() {
+        let (alice, bob) = (User::new("alice", 1), User::new("bob", 2));
+        let mut rng = test_rng(5);
+        let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
+        let accept_with = |offer: &Frame, rng: &mut ChaCha20Rng| {
+            OtrSession::accept(offer, &bob.keys, &bob.id, &alice.bundle(), &room(), rng).map(|(_, f)| f)
+        };
+        let Frame::Offer(o) = &offer else { panic!() };
+        let other = RoomId::new("dm.other").unwrap();
+        let carol = UserId::new("carol").unwrap();
+        assert_eq!(accept_with(&Frame::Offer(Offer { room: other, ..o.clone() }), &mut rng), Err(OtrError::WrongRoom));
+        assert_eq!(
+            accept_with(&Frame::Offer(Offer { initiator: carol.clone(), ..o.clone() }), &mut rng),
+            Err(OtrError::WrongParticipants)
+        );
+        assert_eq!(accept_with(&Frame::Offer(Offer { responder: carol, ..o.clone() }), &mut rng), Err(OtrError::WrongParticipants));
+        assert_eq!(accept_with(&Frame::Offer(Offer { ephemeral: [0; 32], ..o.clone() }), &mut rng), Err(OtrError::WeakKey));
+        assert_eq!(accept_with(&Frame::End(o.session), &mut rng), Err(OtrError::UnexpectedFrame));
+
+        // Every byte of the accept's ephemeral and MAC matters to the initiator, and
+        // a failed accept leaves it waiting for the genuine one.
+        let (mut b, accept) = OtrSession::accept(&offer, &bob.keys, &bob.id, &alice.bundle(), &room(), &mut rng).unwrap();
+        let accept = accept.encode();
+        for at in 18..accept.len() {
+            let mut bad = accept.clone();
+            bad[at] ^= 0x04;
+            assert_eq!(a.handle(&Frame::decode(&bad).unwrap(), &mut rng), Err(OtrError::BadConfirmation), "byte {at}");
+            assert_eq!(a.state(), SessionState::AwaitingAccept);
+        }
+        let mut weak = Frame::decode(&accept).unwrap();
+        if let Frame::Accept(x) = &mut weak {
+            x.ephemeral = [0; 32];
+        }
+        assert_eq!(a.handle(&weak, &mut rng), Err(OtrError::WeakKey));
+        let Event::Established { reply: Some(confirm) } = a.handle(&Frame::decode(&accept).unwrap(), &mut rng).unwrap() else {
+            panic!()
+        };
+        // The same for every byte of the confirmation.
+        let confirm = confirm.encode();
+        for at in 18..confirm.len() {
+            let mut bad = confirm.clone();
+            bad[at] ^= 0x40;
+            assert_eq!(b.handle(&Frame::decode(&bad).unwrap(), &mut rng), Err(OtrError::BadConfirmation), "byte {at}");
+            assert_eq!(b.state(), SessionState::AwaitingConfirm);
+        }
+        assert_eq!(b.handle(&Frame::decode(&confirm).unwrap(), &mut rng), Ok(Event::Established { reply: None }));
+        // A handshake frame once established is out of place.
+        assert_eq!(b.handle(&Frame::decode(&confirm).unwrap(), &mut rng), Err(OtrError::UnexpectedFrame));
+        assert_eq!(a.handle(&Frame::decode(&accept).unwrap(), &mut rng), Err(OtrError::UnexpectedFrame));
+        assert_eq!(a.handle(&offer, &mut rng), Err(OtrError::UnexpectedFrame));
+    }
+
+    #[test]
+    fn wrong_peer_keys_fail_the_handshake() {
+        let (alice, bob, mallory) = (User::new("alice", 1), User::new("bob", 2), User::new("bob", 3));
+        let mut rng = test_rng(6);
+        // Alice holds a bundle for "bob" with other keys (say, substituted by the server).
+        let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.id, &mallory.bundle(), &room(), &mut rng).unwrap();
+        let (_, accept) = OtrSession::accept(&offer, &bob.keys, &bob.id, &alice.bundle(), &room(), &mut rng).unwrap();
+        assert_eq!(a.handle(&accept, &mut rng), Err(OtrError::BadConfirmation));
+        // Bob holds the wrong key for Alice: Alice refuses his accept.
+        let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
+        let wrong_alice = User { keys: IdentityKeys::generate(&mut test_rng(4)), id: alice.id.clone() };
+        let (_, accept) = OtrSession::accept(&offer, &bob.keys, &bob.id, &wrong_alice.bundle(), &room(), &mut rng).unwrap();
+        assert_eq!(a.handle(&accept, &mut rng), Err(OtrError::BadConfirmation));
+    }
+
+    #[test]
+    fn a_man_in_the_middle_swapping_ephemerals_is_caught() {
+        let (alice, bob) = (User::new("alice", 1), User::new("bob", 2));
+        let mut rng = test_rng(7);
+        let mitm = public(&StaticSecret::random_from_rng(&mut rng));
+        // Swapping the offer's ephemeral: Bob answers, Alice refuses his MAC.
+        let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
+        let Frame::Offer(o) = &offer else { panic!() };
+        let swapped = Frame::Offer(Offer { ephemeral: mitm, ..o.clone() });
+        let (mut b, accept) = OtrSession::accept(&swapped, &bob.keys, &bob.id, &alice.bundle(), &room(), &mut rng).unwrap();
+        assert_eq!(a.handle(&accept, &mut rng), Err(OtrError::BadConfirmation));
+        // Swapping the accept's ephemeral and keeping Bob's MAC: refused too.
+        let (_, accept) = OtrSession::accept(&offer, &bob.keys, &bob.id, &alice.bundle(), &room(), &mut rng).unwrap();
+        let Frame::Accept(x) = &accept else { panic!() };
+        let swapped = Frame::Accept(Accept { ephemeral: mitm, ..x.clone() });
+        assert_eq!(a.handle(&swapped, &mut rng), Err(OtrError::BadConfirmation));
+        // And Bob (who answered the swapped offer) refuses Alice's genuine confirmation.
+        let Ok(Event::Established { reply: Some(confirm) }) = a.handle(&accept, &mut rng) else { panic!() };
+        assert_eq!(b.handle(&confirm, &mut rng), Err(OtrError::BadConfirmation));
+    }
+
+    #[test]
+    fn decline_ends_the_offer() {
+        let (alice, bob) = (User::new("alice", 1), User::new("bob", 2));
+        let mut rng = test_rng(8);
+        let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
+        assert_eq!(OtrSession::decline(&Frame::End(offer.session())), Err(OtrError::UnexpectedFrame));
+        let decline = wire(&OtrSession::decline(&offer).unwrap());
+        assert_eq!(a.handle(&decline, &mut rng), Ok(Event::Declined));
+        assert_eq!(a.state(), SessionState::Ended);
+        assert_eq!(a.send_text("x"), Err(OtrError::Ended));
+        assert_eq!(a.handle(&decline, &mut rng), Err(OtrError::Ended));
+        assert_eq!(
+            OtrSession::offer(&alice.keys, &alice.id, &alice.bundle(), &room(), &mut rng).unwrap_err(),
+            OtrError::WrongParticipants
+        );
+    }
+
+    #[test]
+    fn frames_for_another_session_are_refused() {
+        let (mut a, mut b, mut rng) = established();
+        let (mut c, _d, _) = established_with(101);
+        let stray = c.send_text("elsewhere").unwrap();
+        assert_ne!(stray.session(), a.id());
+        assert_eq!(b.handle(&stray, &mut rng), Err(OtrError::UnknownSession));
+        assert_eq!(b.handle(&Frame::End(stray.session()), &mut rng), Err(OtrError::UnknownSession));
+        assert_eq!(b.state(), SessionState::Established);
+        assert_eq!(b.handle(&a.send_text("still here").unwrap(), &mut rng).unwrap(), text("still here"));
+    }
+
+    #[test]
+    fn refresh_rekeys_and_the_old_state_cannot_read_on() {
+        let (mut a, mut b, mut rng) = established();
+        assert_eq!(b.handle(&a.send_text("before").unwrap(), &mut rng).unwrap(), text("before"));
+        let old_b = b.snapshot();
+        let refresh = wire(&a.refresh(&mut rng).unwrap());
+        assert_eq!(a.state(), SessionState::AwaitingAccept);
+        assert_eq!(a.send_text("x"), Err(OtrError::NotEstablished));
+        let Event::RefreshStarted { reply: accept } = b.handle(&refresh, &mut rng).unwrap() else { panic!() };
+        let Event::Refreshed { reply: Some(confirm) } = a.handle(&wire(&accept), &mut rng).unwrap() else { panic!() };
+        assert_eq!(b.handle(&wire(&confirm), &mut rng), Ok(Event::Refreshed { reply: None }));
+        let m = a.send_text("after").unwrap();
+        let mut stolen = old_b;
+        assert_eq!(stolen.handle(&m, &mut rng), Err(OtrError::DecryptFailed));
+        assert_eq!(b.handle(&m, &mut rng).unwrap(), text("after"));
+        assert_eq!(a.handle(&b.send_text("back").unwrap(), &mut rng).unwrap(), text("back"));
+        // A refresh from the wrong user or room is refused and changes nothing.
+        let Frame::Refresh(o) = &refresh else { panic!() };
+        let bad = Frame::Refresh(Offer { room: RoomId::new("dm.other").unwrap(), ..o.clone() });
+        assert_eq!(b.handle(&bad, &mut rng), Err(OtrError::WrongRoom));
+        assert_eq!(b.state(), SessionState::Established);
+    }
+
+    #[test]
+    fn a_peer_that_lost_its_state_rejoins_through_refresh() {
+        let (alice, bob) = (User::new("alice", 1), User::new("bob", 2));
+        let (mut a, b, mut rng) = established();
+        drop(b);
+        let refresh = a.refresh(&mut rng).unwrap();
+        let (mut b, accept) = OtrSession::accept(&refresh, &bob.keys, &bob.id, &alice.bundle(), &room(), &mut rng).unwrap();
+        let Event::Refreshed { reply: Some(confirm) } = a.handle(&accept, &mut rng).unwrap() else { panic!() };
+        assert_eq!(b.handle(&confirm, &mut rng), Ok(Event::Established { reply: None }));
+        assert_eq!(b.handle(&a.send_text("welcome back").unwrap(), &mut rng).unwrap(), text("welcome back"));
+    }
+
+    #[test]
+    fn simultaneous_refreshes_settle_on_one() {
+        let (mut a, mut b, mut rng) = established();
+        let ra = a.refresh(&mut rng).unwrap();
+        let rb = b.refresh(&mut rng).unwrap();
+        let ea = a.handle(&rb, &mut rng).unwrap();
+        let eb = b.handle(&ra, &mut rng).unwrap();
+        let (mut winner, mut loser, accept) = match (ea, eb) {
+            (Event::Ignored, Event::RefreshStarted { reply }) => (a, b, reply),
+            (Event::RefreshStarted { reply }, Event::Ignored) => (b, a, reply),
+            other => panic!("no single winner: {other:?}"),
+        };
+        let Event::Refreshed { reply: Some(confirm) } = winner.handle(&accept, &mut rng).unwrap() else { panic!() };
+        assert_eq!(loser.handle(&confirm, &mut rng), Ok(Event::Refreshed { reply: None }));
+        assert_eq!(loser.handle(&winner.send_text("settled").unwrap(), &mut rng).unwrap(), text("settled"));
+    }
+
+    #[test]
+    fn end_wipes_both_sides() {
+        let (mut a, mut b, mut rng) = established();
+        let m = a.send_text("in flight").unwrap();
+        let end = wire(&a.end());
+        assert_eq!(a.state(), SessionState::Ended);
+        assert_eq!(a.send_text("after end"), Err(OtrError::Ended));
+        assert_eq!(a.refresh(&mut rng), Err(OtrError::Ended));
+        assert_eq!(b.handle(&end, &mut rng), Ok(Event::Ended));
+        assert_eq!(b.send_file("a", "b/c", b"x"), Err(OtrError::Ended));
+        assert_eq!(b.handle(&m, &mut rng), Err(OtrError::Ended));
+        assert_eq!(b.handle(&end, &mut rng), Err(OtrError::Ended));
+        assert!(matches!(b.state, State::Ended), "no key material is left");
+    }
+
+    #[test]
+    fn used_message_keys_are_gone_from_later_state() {
+        let (mut a, mut b, mut rng) = established();
+        let early = a.send_text("early").unwrap();
+        let late = a.send_text("late").unwrap();
+        assert_eq!(b.handle(&late, &mut rng).unwrap(), text("late"));
+        assert_eq!(b.handle(&early, &mut rng).unwrap(), text("early"));
+        // Someone who copies Bob's whole state now still cannot open either message.
+        let mut stolen = b.snapshot();
+        assert_eq!(stolen.handle(&early, &mut rng), Err(OtrError::KeyUnavailable));
+        assert_eq!(stolen.handle(&late, &mut rng), Err(OtrError::KeyUnavailable));
+        // Nor a message from a chain that has since been ratcheted past.
+        assert_eq!(a.handle(&b.send_text("r").unwrap(), &mut rng).unwrap(), text("r"));
+        let m = a.send_text("new chain").unwrap();
+        assert_eq!(b.handle(&m, &mut rng).unwrap(), text("new chain"));
+        let mut stolen = b.snapshot();
+        assert_eq!(stolen.handle(&m, &mut rng), Err(OtrError::KeyUnavailable));
+        assert_eq!(stolen.handle(&early, &mut rng), Err(OtrError::KeyUnavailable));
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let (a, _, _) = established();
+        let shown = format!("{a:?}");
+        assert!(shown.contains("Established") && !shown.contains("root"));
+    }
+}
