@@ -488,8 +488,9 @@ mod tests {
         for at in 54..56 {
             assert_eq!(check(&mut b, &mut rng, at, 0x02), Err(OtrError::TooManySkipped), "byte {at}");
         }
-        assert_eq!(check(&mut b, &mut rng, 60, 1), Err(OtrError::Decode(DecodeError::Truncated)));
-        assert_eq!(check(&mut b, &mut rng, 61, 1), Err(OtrError::Decode(DecodeError::InvalidField("ciphertext length"))));
+        assert_eq!(check(&mut b, &mut rng, 58, 1), Err(OtrError::Decode(DecodeError::Truncated)));
+        assert_eq!(check(&mut b, &mut rng, 60, 2), Err(OtrError::Decode(DecodeError::Truncated)));
+        assert_eq!(check(&mut b, &mut rng, 61, 0x10), Err(OtrError::Decode(DecodeError::InvalidField("ciphertext length"))));
         for at in (62..good.len()).step_by(7).chain([good.len() - 1]) {
             assert_eq!(check(&mut b, &mut rng, at, 1), Err(OtrError::DecryptFailed), "byte {at}");
         }
