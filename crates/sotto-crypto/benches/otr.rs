@@ -7,12 +7,21 @@ use std::hint::black_box;
 
 fn established() -> (OtrSession, OtrSession) {
     let mut rng = os_rng();
-    let (ka, kb) = (IdentityKeys::generate(&mut rng), IdentityKeys::generate(&mut rng));
+    let (ka, kb) = (
+        IdentityKeys::generate(&mut rng),
+        IdentityKeys::generate(&mut rng),
+    );
     let (ua, ub) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
     let room = RoomId::new("dm").unwrap();
     let (mut a, offer) = OtrSession::offer(&ka, &ua, &kb.bundle(&ub), &room, &mut rng).unwrap();
-    let (mut b, accept) = OtrSession::accept(&offer, &kb, &ub, &ka.bundle(&ua), &room, &mut rng).unwrap();
-    let Event::Established { reply: Some(confirm) } = a.handle(&accept, &mut rng).unwrap() else { panic!() };
+    let (mut b, accept) =
+        OtrSession::accept(&offer, &kb, &ub, &ka.bundle(&ua), &room, &mut rng).unwrap();
+    let Event::Established {
+        reply: Some(confirm),
+    } = a.handle(&accept, &mut rng).unwrap()
+    else {
+        panic!()
+    };
     b.handle(&confirm, &mut rng).unwrap();
     (a, b)
 }
@@ -33,15 +42,24 @@ fn ratchet(c: &mut Criterion) {
 
 fn handshake(c: &mut Criterion) {
     let mut rng = os_rng();
-    let (ka, kb) = (IdentityKeys::generate(&mut rng), IdentityKeys::generate(&mut rng));
+    let (ka, kb) = (
+        IdentityKeys::generate(&mut rng),
+        IdentityKeys::generate(&mut rng),
+    );
     let (ua, ub) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
     let (ba, bb) = (ka.bundle(&ua), kb.bundle(&ub));
     let room = RoomId::new("dm").unwrap();
     c.bench_function("otr full handshake", |bench| {
         bench.iter(|| {
             let (mut a, offer) = OtrSession::offer(&ka, &ua, &bb, &room, &mut rng).unwrap();
-            let (mut b, accept) = OtrSession::accept(&offer, &kb, &ub, &ba, &room, &mut rng).unwrap();
-            let Event::Established { reply: Some(confirm) } = a.handle(&accept, &mut rng).unwrap() else { panic!() };
+            let (mut b, accept) =
+                OtrSession::accept(&offer, &kb, &ub, &ba, &room, &mut rng).unwrap();
+            let Event::Established {
+                reply: Some(confirm),
+            } = a.handle(&accept, &mut rng).unwrap()
+            else {
+                panic!()
+            };
             black_box(b.handle(&confirm, &mut rng).unwrap());
         })
     });
@@ -52,7 +70,8 @@ fn handshake(c: &mut Criterion) {
 fn x25519(c: &mut Criterion) {
     let mut rng = os_rng();
     let secret = x25519_dalek::StaticSecret::random_from_rng(&mut rng);
-    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::random_from_rng(&mut rng));
+    let public =
+        x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::random_from_rng(&mut rng));
     c.bench_function("x25519 diffie-hellman (reference)", |bench| {
         bench.iter(|| black_box(secret.diffie_hellman(black_box(&public)).to_bytes()))
     });

@@ -24,7 +24,7 @@ const RATCHET: &str = "otr_ratchet.json";
 /// A generator that either records what an inner generator yields or replays a
 /// recorded list of values.
 enum Tape {
-    Record(rand_chacha::ChaCha20Rng, Vec<Vec<u8>>),
+    Record(Box<rand_chacha::ChaCha20Rng>, Vec<Vec<u8>>),
     Replay(VecDeque<Vec<u8>>),
 }
 
@@ -47,7 +47,9 @@ impl TryRng for Tape {
                 log.push(dst.to_vec());
             }
             Tape::Replay(values) => {
-                let v = values.pop_front().expect("the run draws no more random values than recorded");
+                let v = values
+                    .pop_front()
+                    .expect("the run draws no more random values than recorded");
                 assert_eq!(v.len(), dst.len(), "random value of the recorded length");
                 dst.copy_from_slice(&v);
             }
@@ -67,7 +69,9 @@ impl Tape {
     }
 
     fn replay(v: &Value, field: &str) -> Result<Self, String> {
-        let list = v[field].as_array().ok_or_else(|| format!("missing field {field}"))?;
+        let list = v[field]
+            .as_array()
+            .ok_or_else(|| format!("missing field {field}"))?;
         let values = list
             .iter()
             .map(|x| hex::decode(x.as_str().unwrap_or("?")).map_err(|e| format!("{field}: {e}")))
@@ -107,7 +111,11 @@ fn parties_from(v: &Value) -> Result<(Party, Party, RoomId), String> {
         })
     };
     let room = RoomId::new(text(v, "room_id")?).map_err(|e| e.to_string())?;
-    Ok((party("alice_private_keys", "alice_user_id")?, party("bob_private_keys", "bob_user_id")?, room))
+    Ok((
+        party("alice_private_keys", "alice_user_id")?,
+        party("bob_private_keys", "bob_user_id")?,
+        room,
+    ))
 }
 
 fn party_fields(alice: &Party, bob: &Party, room: &RoomId) -> Value {
@@ -131,15 +139,35 @@ struct Handshake {
     confirm: Frame,
 }
 
-fn run_handshake(alice: &Party, bob: &Party, room: &RoomId, ra: &mut Tape, rb: &mut Tape) -> Result<Handshake, String> {
+fn run_handshake(
+    alice: &Party,
+    bob: &Party,
+    room: &RoomId,
+    ra: &mut Tape,
+    rb: &mut Tape,
+) -> Result<Handshake, String> {
     let e = |e: sotto_crypto::OtrError| e.to_string();
-    let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.user, &bob.bundle(), room, ra).map_err(e)?;
-    let (mut b, accept) = OtrSession::accept(&offer, &bob.keys, &bob.user, &alice.bundle(), room, rb).map_err(e)?;
-    let Event::Established { reply: Some(confirm) } = a.handle(&accept, ra).map_err(e)? else {
+    let (mut a, offer) =
+        OtrSession::offer(&alice.keys, &alice.user, &bob.bundle(), room, ra).map_err(e)?;
+    let (mut b, accept) =
+        OtrSession::accept(&offer, &bob.keys, &bob.user, &alice.bundle(), room, rb).map_err(e)?;
+    let Event::Established {
+        reply: Some(confirm),
+    } = a.handle(&accept, ra).map_err(e)?
+    else {
         return Err("initiator did not confirm".into());
     };
-    ensure(b.handle(&confirm, rb).map_err(e)? == Event::Established { reply: None }, "responder established")?;
-    Ok(Handshake { a, b, offer, accept, confirm })
+    ensure(
+        b.handle(&confirm, rb).map_err(e)? == Event::Established { reply: None },
+        "responder established",
+    )?;
+    Ok(Handshake {
+        a,
+        b,
+        offer,
+        accept,
+        confirm,
+    })
 }
 
 /// The handshake's derived values, computed straight from the primitives as a
@@ -158,7 +186,9 @@ fn b8(w: &mut Vec<u8>, s: &[u8]) {
 
 fn x25519(secret: &[u8; 32], public: &[u8]) -> [u8; 32] {
     let p: [u8; 32] = public.try_into().expect("32-byte key");
-    StaticSecret::from(*secret).diffie_hellman(&PublicKey::from(p)).to_bytes()
+    StaticSecret::from(*secret)
+        .diffie_hellman(&PublicKey::from(p))
+        .to_bytes()
 }
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -194,9 +224,16 @@ fn derive(
     t.extend_from_slice(&pub_of(ek_a));
     t.extend_from_slice(ek_b_pub);
     let transcript: [u8; 32] = Sha256::digest(&t).into();
-    let ikm = [x25519(ik_a, ek_b_pub), x25519(ek_a, ik_b_pub), x25519(ek_a, ek_b_pub)].concat();
+    let ikm = [
+        x25519(ik_a, ek_b_pub),
+        x25519(ek_a, ik_b_pub),
+        x25519(ek_a, ek_b_pub),
+    ]
+    .concat();
     let mut okm = [0u8; 96];
-    Hkdf::<Sha256>::new(Some(&transcript), &ikm).expand(b"sotto/v1/otr/handshake", &mut okm).expect("96 bytes");
+    Hkdf::<Sha256>::new(Some(&transcript), &ikm)
+        .expand(b"sotto/v1/otr/handshake", &mut okm)
+        .expect("96 bytes");
     let mut accept_label = Vec::new();
     b8(&mut accept_label, b"sotto/v1/otr/accept");
     let mut confirm_label = Vec::new();
@@ -210,11 +247,18 @@ fn derive(
 }
 
 /// Alice's recorded draws: session id, ephemeral, first ratchet key; Bob's: ephemeral.
-fn derive_from(v: &Value, alice_draws: &[Value], bob_draws: &[Value]) -> Result<(Derived, [u8; 32], [u8; 32]), String> {
+fn derive_from(
+    v: &Value,
+    alice_draws: &[Value],
+    bob_draws: &[Value],
+) -> Result<(Derived, [u8; 32], [u8; 32]), String> {
     let draw = |d: &[Value], i: usize| -> Result<Vec<u8>, String> {
-        hex::decode(d.get(i).and_then(Value::as_str).ok_or("missing draw")?).map_err(|e| e.to_string())
+        hex::decode(d.get(i).and_then(Value::as_str).ok_or("missing draw")?)
+            .map_err(|e| e.to_string())
     };
-    let arr = |b: Vec<u8>| -> Result<[u8; 32], String> { b.try_into().map_err(|_| "32 bytes".to_string()) };
+    let arr = |b: Vec<u8>| -> Result<[u8; 32], String> {
+        b.try_into().map_err(|_| "32 bytes".to_string())
+    };
     let ik_a = arr(unhex(v, "alice_private_keys")?[33..65].to_vec())?;
     let ek_a = arr(draw(alice_draws, 1)?)?;
     let ratchet_a = arr(draw(alice_draws, 2)?)?;
@@ -235,15 +279,25 @@ fn derive_from(v: &Value, alice_draws: &[Value], bob_draws: &[Value]) -> Result<
 }
 
 fn handshake_json(alice: &Party, bob: &Party, room: &RoomId) -> Value {
-    let mut ra = Tape::Record(rng("sotto vectors: otr handshake alice"), Vec::new());
-    let mut rb = Tape::Record(rng("sotto vectors: otr handshake bob"), Vec::new());
+    let mut ra = Tape::Record(
+        Box::new(rng("sotto vectors: otr handshake alice")),
+        Vec::new(),
+    );
+    let mut rb = Tape::Record(
+        Box::new(rng("sotto vectors: otr handshake bob")),
+        Vec::new(),
+    );
     let h = run_handshake(alice, bob, room, &mut ra, &mut rb).expect("handshake runs");
     let (alice_draws, bob_draws) = (ra.log(), rb.log());
     let mut v = party_fields(alice, bob, room);
     v["alice_random"] = alice_draws.clone();
     v["bob_random"] = bob_draws.clone();
-    let (d, _, _) = derive_from(&v, alice_draws.as_array().expect("list"), bob_draws.as_array().expect("list"))
-        .expect("derivable");
+    let (d, _, _) = derive_from(
+        &v,
+        alice_draws.as_array().expect("list"),
+        bob_draws.as_array().expect("list"),
+    )
+    .expect("derivable");
     v["description"] = json!(
         "OTR handshake (protocol.md §9): Alice offers, Bob accepts, Alice confirms. alice_random lists Alice's \
          random draws in order (session id, ephemeral secret, first ratchet secret), bob_random Bob's \
@@ -262,25 +316,59 @@ fn handshake_json(alice: &Party, bob: &Party, room: &RoomId) -> Value {
 
 fn check_handshake(v: &Value) -> Result<(), String> {
     let (alice, bob, room) = parties_from(v)?;
-    ensure(alice.keys.agreement_public().to_vec() == unhex(v, "alice_agreement_public")?, "alice key")?;
-    ensure(bob.keys.agreement_public().to_vec() == unhex(v, "bob_agreement_public")?, "bob key")?;
-    let draws = |f: &str| v[f].as_array().cloned().ok_or_else(|| format!("missing {f}"));
+    ensure(
+        alice.keys.agreement_public().to_vec() == unhex(v, "alice_agreement_public")?,
+        "alice key",
+    )?;
+    ensure(
+        bob.keys.agreement_public().to_vec() == unhex(v, "bob_agreement_public")?,
+        "bob key",
+    )?;
+    let draws = |f: &str| {
+        v[f].as_array()
+            .cloned()
+            .ok_or_else(|| format!("missing {f}"))
+    };
     let (d, _, _) = derive_from(v, &draws("alice_random")?, &draws("bob_random")?)?;
-    ensure(d.transcript.to_vec() == unhex(v, "transcript_hash")?, "transcript hash")?;
+    ensure(
+        d.transcript.to_vec() == unhex(v, "transcript_hash")?,
+        "transcript hash",
+    )?;
     ensure(d.root.to_vec() == unhex(v, "root_key")?, "root key")?;
-    ensure(d.accept_mac.to_vec() == unhex(v, "accept_mac")?, "accept mac")?;
-    ensure(d.confirm_mac.to_vec() == unhex(v, "confirm_mac")?, "confirm mac")?;
+    ensure(
+        d.accept_mac.to_vec() == unhex(v, "accept_mac")?,
+        "accept mac",
+    )?;
+    ensure(
+        d.confirm_mac.to_vec() == unhex(v, "confirm_mac")?,
+        "confirm mac",
+    )?;
     // The MACs sit at the end of the accept and confirm frames.
-    ensure(unhex(v, "accept_frame")?.ends_with(&d.accept_mac), "accept frame carries the mac")?;
-    ensure(unhex(v, "confirm_frame")?.ends_with(&d.confirm_mac), "confirm frame carries the mac")?;
+    ensure(
+        unhex(v, "accept_frame")?.ends_with(&d.accept_mac),
+        "accept frame carries the mac",
+    )?;
+    ensure(
+        unhex(v, "confirm_frame")?.ends_with(&d.confirm_mac),
+        "confirm frame carries the mac",
+    )?;
     // Replaying the recorded randomness gives the same frames.
     let mut ra = Tape::replay(v, "alice_random")?;
     let mut rb = Tape::replay(v, "bob_random")?;
     let h = run_handshake(&alice, &bob, &room, &mut ra, &mut rb)?;
-    ensure(h.a.id().as_bytes().to_vec() == unhex(v, "session_id")?, "session id")?;
+    ensure(
+        h.a.id().as_bytes().to_vec() == unhex(v, "session_id")?,
+        "session id",
+    )?;
     ensure(h.offer.encode() == unhex(v, "offer_frame")?, "offer frame")?;
-    ensure(h.accept.encode() == unhex(v, "accept_frame")?, "accept frame")?;
-    ensure(h.confirm.encode() == unhex(v, "confirm_frame")?, "confirm frame")
+    ensure(
+        h.accept.encode() == unhex(v, "accept_frame")?,
+        "accept frame",
+    )?;
+    ensure(
+        h.confirm.encode() == unhex(v, "confirm_frame")?,
+        "confirm frame",
+    )
 }
 
 /// The conversation: who sends what, and the order frames are delivered in
@@ -318,12 +406,20 @@ fn script() -> Vec<Step> {
 fn body_json(b: &Body) -> Value {
     match b {
         Body::Text(t) => json!({ "text": t }),
-        Body::File { name, media_type, bytes } => json!({ "file_name": name, "media_type": media_type, "file": hex(bytes) }),
+        Body::File {
+            name,
+            media_type,
+            bytes,
+        } => json!({ "file_name": name, "media_type": media_type, "file": hex(bytes) }),
     }
 }
 
 fn file_body() -> Body {
-    Body::File { name: FILE_NAME.into(), media_type: FILE_TYPE.into(), bytes: FILE_BYTES.to_vec() }
+    Body::File {
+        name: FILE_NAME.into(),
+        media_type: FILE_TYPE.into(),
+        bytes: FILE_BYTES.to_vec(),
+    }
 }
 
 /// Runs the script on established sessions; returns the log of steps.
@@ -337,15 +433,24 @@ fn run_script(h: &mut Handshake, ra: &mut Tape, rb: &mut Tape) -> Result<Vec<Val
             Step::SendFile(from, i) => (from, i, file_body()),
             Step::Deliver(i) => {
                 let (from, f, body) = sent[i].clone().ok_or("deliver before send")?;
-                let (to, s, r) = if from == "alice" { ("bob", &mut h.b, &mut *rb) } else { ("alice", &mut h.a, &mut *ra) };
-                ensure(s.handle(&f, r).map_err(e)? == Event::Message(body), "delivered body")?;
+                let (to, s, r) = if from == "alice" {
+                    ("bob", &mut h.b, &mut *rb)
+                } else {
+                    ("alice", &mut h.a, &mut *ra)
+                };
+                ensure(
+                    s.handle(&f, r).map_err(e)? == Event::Message(body),
+                    "delivered body",
+                )?;
                 log.push(json!({ "deliver": i, "to": to }));
                 continue;
             }
         };
         let s = if from == "alice" { &mut h.a } else { &mut h.b };
         let f = s.send(&body).map_err(e)?;
-        log.push(json!({ "send": i, "from": from, "body": body_json(&body), "frame": hex(f.encode()) }));
+        log.push(
+            json!({ "send": i, "from": from, "body": body_json(&body), "frame": hex(f.encode()) }),
+        );
         sent[i] = Some((from, f, body));
     }
     Ok(log)
@@ -364,22 +469,43 @@ fn body_from(v: &Value) -> Result<Body, String> {
 
 /// Follows the recorded steps: every send must give the recorded frame bytes, and
 /// every delivery of recorded bytes must give the recorded body.
-fn replay_steps(h: &mut Handshake, ra: &mut Tape, rb: &mut Tape, steps: &[Value]) -> Result<(), String> {
+fn replay_steps(
+    h: &mut Handshake,
+    ra: &mut Tape,
+    rb: &mut Tape,
+    steps: &[Value],
+) -> Result<(), String> {
     let e = |e: sotto_crypto::OtrError| e.to_string();
     let mut sent = std::collections::HashMap::new();
     for step in steps {
         if let Some(i) = step["send"].as_u64() {
             let body = body_from(&step["body"])?;
-            let s = if text(step, "from")? == "alice" { &mut h.a } else { &mut h.b };
+            let s = if text(step, "from")? == "alice" {
+                &mut h.a
+            } else {
+                &mut h.b
+            };
             let frame = unhex(step, "frame")?;
-            ensure(s.send(&body).map_err(e)?.encode() == frame, "sent frame bytes")?;
+            ensure(
+                s.send(&body).map_err(e)?.encode() == frame,
+                "sent frame bytes",
+            )?;
             sent.insert(i, (frame, body));
         } else {
-            let i = step["deliver"].as_u64().ok_or("step is neither send nor deliver")?;
+            let i = step["deliver"]
+                .as_u64()
+                .ok_or("step is neither send nor deliver")?;
             let (frame, body) = sent.get(&i).cloned().ok_or("deliver before send")?;
             let f = Frame::decode(&frame).map_err(|x| x.to_string())?;
-            let (s, r) = if text(step, "to")? == "alice" { (&mut h.a, &mut *ra) } else { (&mut h.b, &mut *rb) };
-            ensure(s.handle(&f, r).map_err(e)? == Event::Message(body), "delivered body")?;
+            let (s, r) = if text(step, "to")? == "alice" {
+                (&mut h.a, &mut *ra)
+            } else {
+                (&mut h.b, &mut *rb)
+            };
+            ensure(
+                s.handle(&f, r).map_err(e)? == Event::Message(body),
+                "delivered body",
+            )?;
         }
     }
     Ok(())
@@ -387,7 +513,12 @@ fn replay_steps(h: &mut Handshake, ra: &mut Tape, rb: &mut Tape, steps: &[Value]
 
 /// Opens Alice's first message straight from the primitives: the root chain step,
 /// the chain step, the message key's AES key and nonce, the associated data.
-fn open_first_message(root: &[u8; 32], ratchet_a: &[u8; 32], ek_b: &[u8; 32], frame: &[u8]) -> Result<Vec<u8>, String> {
+fn open_first_message(
+    root: &[u8; 32],
+    ratchet_a: &[u8; 32],
+    ek_b: &[u8; 32],
+    frame: &[u8],
+) -> Result<Vec<u8>, String> {
     let ek_b_pub = PublicKey::from(&StaticSecret::from(*ek_b)).to_bytes();
     let mut okm = [0u8; 64];
     Hkdf::<Sha256>::new(Some(root), &x25519(ratchet_a, &ek_b_pub))
@@ -395,7 +526,9 @@ fn open_first_message(root: &[u8; 32], ratchet_a: &[u8; 32], ek_b: &[u8; 32], fr
         .map_err(|x| x.to_string())?;
     let mk = hmac(&okm[32..], &[&[1]]);
     let mut kn = [0u8; 44];
-    Hkdf::<Sha256>::new(None, &mk).expand(b"sotto/v1/otr/message", &mut kn).map_err(|x| x.to_string())?;
+    Hkdf::<Sha256>::new(None, &mk)
+        .expand(b"sotto/v1/otr/message", &mut kn)
+        .map_err(|x| x.to_string())?;
     // Data frame: version, kind, session (16), header (40), ciphertext length (4), ciphertext.
     let (head, rest) = frame.split_at(58);
     let mut aad = Vec::new();
@@ -404,12 +537,23 @@ fn open_first_message(root: &[u8; 32], ratchet_a: &[u8; 32], ek_b: &[u8; 32], fr
     aad.extend_from_slice(&head[2..58]);
     let cipher = Aes256Gcm::new_from_slice(&kn[..32]).map_err(|x| x.to_string())?;
     let nonce: [u8; 12] = kn[32..].try_into().map_err(|_| "nonce")?;
-    cipher.decrypt(&Nonce::from(nonce), Payload { msg: &rest[4..], aad: &aad }).map_err(|_| "first message does not open".into())
+    cipher
+        .decrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: &rest[4..],
+                aad: &aad,
+            },
+        )
+        .map_err(|_| "first message does not open".into())
 }
 
 fn ratchet_json(alice: &Party, bob: &Party, room: &RoomId) -> Value {
-    let mut ra = Tape::Record(rng("sotto vectors: otr ratchet alice"), Vec::new());
-    let mut rb = Tape::Record(rng("sotto vectors: otr ratchet bob"), Vec::new());
+    let mut ra = Tape::Record(
+        Box::new(rng("sotto vectors: otr ratchet alice")),
+        Vec::new(),
+    );
+    let mut rb = Tape::Record(Box::new(rng("sotto vectors: otr ratchet bob")), Vec::new());
     let mut h = run_handshake(alice, bob, room, &mut ra, &mut rb).expect("handshake runs");
     let steps = run_script(&mut h, &mut ra, &mut rb).expect("script runs");
     let mut v = party_fields(alice, bob, room);
@@ -434,29 +578,62 @@ fn check_ratchet(v: &Value) -> Result<(), String> {
     let mut rb = Tape::replay(v, "bob_random")?;
     let mut h = run_handshake(&alice, &bob, &room, &mut ra, &mut rb)?;
     ensure(h.offer.encode() == unhex(v, "offer_frame")?, "offer frame")?;
-    ensure(h.accept.encode() == unhex(v, "accept_frame")?, "accept frame")?;
-    ensure(h.confirm.encode() == unhex(v, "confirm_frame")?, "confirm frame")?;
+    ensure(
+        h.accept.encode() == unhex(v, "accept_frame")?,
+        "accept frame",
+    )?;
+    ensure(
+        h.confirm.encode() == unhex(v, "confirm_frame")?,
+        "confirm frame",
+    )?;
     let steps = v["steps"].as_array().ok_or("missing steps")?;
     // Independently of the crate's ratchet, the first message opens from the primitives.
-    let draws = |f: &str| v[f].as_array().cloned().ok_or_else(|| format!("missing {f}"));
+    let draws = |f: &str| {
+        v[f].as_array()
+            .cloned()
+            .ok_or_else(|| format!("missing {f}"))
+    };
     let (d, ratchet_a, ek_b) = derive_from(v, &draws("alice_random")?, &draws("bob_random")?)?;
     let padded = open_first_message(&d.root, &ratchet_a, &ek_b, &unhex(&steps[0], "frame")?)?;
-    let first = steps[0]["body"]["text"].as_str().ok_or("first message is text")?;
+    let first = steps[0]["body"]["text"]
+        .as_str()
+        .ok_or("first message is text")?;
     ensure(padded.len() == 256, "padded to 256 bytes")?;
     ensure(padded[..2] == [1, 1], "text body")?;
-    ensure(padded[2..6] == (first.len() as u32).to_be_bytes(), "text length")?;
-    ensure(&padded[6..6 + first.len()] == first.as_bytes(), "first message text")?;
-    ensure(padded[6 + first.len()..].iter().all(|&b| b == 0), "zero padding")?;
+    ensure(
+        padded[2..6] == (first.len() as u32).to_be_bytes(),
+        "text length",
+    )?;
+    ensure(
+        &padded[6..6 + first.len()] == first.as_bytes(),
+        "first message text",
+    )?;
+    ensure(
+        padded[6 + first.len()..].iter().all(|&b| b == 0),
+        "zero padding",
+    )?;
     replay_steps(&mut h, &mut ra, &mut rb, steps)?;
-    ensure(matches!(ra, Tape::Replay(ref q) if q.is_empty()), "alice drew every recorded value")?;
-    ensure(matches!(rb, Tape::Replay(ref q) if q.is_empty()), "bob drew every recorded value")
+    ensure(
+        matches!(ra, Tape::Replay(ref q) if q.is_empty()),
+        "alice drew every recorded value",
+    )?;
+    ensure(
+        matches!(rb, Tape::Replay(ref q) if q.is_empty()),
+        "bob drew every recorded value",
+    )
 }
 
 pub fn generate() -> Vec<Vector> {
     let (alice, bob, room) = parties();
     vec![
-        Vector { file: HANDSHAKE, json: handshake_json(&alice, &bob, &room) },
-        Vector { file: RATCHET, json: ratchet_json(&alice, &bob, &room) },
+        Vector {
+            file: HANDSHAKE,
+            json: handshake_json(&alice, &bob, &room),
+        },
+        Vector {
+            file: RATCHET,
+            json: ratchet_json(&alice, &bob, &room),
+        },
     ]
 }
 

@@ -183,12 +183,22 @@ impl Frame {
                 if offer.initiator == offer.responder {
                     return Err(DecodeError::InvalidField("offer to oneself"));
                 }
-                if kind == KIND_OFFER { Frame::Offer(offer) } else { Frame::Refresh(offer) }
+                if kind == KIND_OFFER {
+                    Frame::Offer(offer)
+                } else {
+                    Frame::Refresh(offer)
+                }
             }
-            KIND_ACCEPT => Frame::Accept(Accept { session, ephemeral: r.array()?, mac: r.array()? }),
-            KIND_CONFIRM => {
-                Frame::Confirm(Confirm { session, ratchet_key: r.array()?, mac: r.array()? })
-            }
+            KIND_ACCEPT => Frame::Accept(Accept {
+                session,
+                ephemeral: r.array()?,
+                mac: r.array()?,
+            }),
+            KIND_CONFIRM => Frame::Confirm(Confirm {
+                session,
+                ratchet_key: r.array()?,
+                mac: r.array()?,
+            }),
             KIND_DECLINE => Frame::Decline(session),
             KIND_DATA => {
                 let header = decode_header(&mut r)?;
@@ -196,7 +206,11 @@ impl Frame {
                 if !valid_ciphertext_len(ciphertext.len()) {
                     return Err(DecodeError::InvalidField("ciphertext length"));
                 }
-                Frame::Data(Data { session, header, ciphertext: ciphertext.to_vec() })
+                Frame::Data(Data {
+                    session,
+                    header,
+                    ciphertext: ciphertext.to_vec(),
+                })
             }
             KIND_END => Frame::End(session),
             _ => return Err(DecodeError::InvalidField("frame kind")),
@@ -207,11 +221,17 @@ impl Frame {
 }
 
 fn encode_header(w: &mut Writer, h: &Header) {
-    w.raw(&h.ratchet_key).u32(h.previous_chain_len).u32(h.number);
+    w.raw(&h.ratchet_key)
+        .u32(h.previous_chain_len)
+        .u32(h.number);
 }
 
 fn decode_header(r: &mut Reader<'_>) -> Result<Header, DecodeError> {
-    Ok(Header { ratchet_key: r.array()?, previous_chain_len: r.u32()?, number: r.u32()? })
+    Ok(Header {
+        ratchet_key: r.array()?,
+        previous_chain_len: r.u32()?,
+        number: r.u32()?,
+    })
 }
 
 /// The header's canonical bytes (ratchet key, previous chain length, number).
@@ -224,8 +244,10 @@ pub(crate) fn header_bytes(h: &Header) -> Vec<u8> {
 /// A ciphertext is a padded body (a power of two from 256 bytes up to the body
 /// limit) plus the tag; anything else cannot have come from an honest sender.
 fn valid_ciphertext_len(len: usize) -> bool {
-    let Some(padded) = len.checked_sub(TAG_LEN) else { return false };
-    padded >= MIN_PADDED_LEN && padded <= MAX_BODY_LEN && padded.is_power_of_two()
+    let Some(padded) = len.checked_sub(TAG_LEN) else {
+        return false;
+    };
+    (MIN_PADDED_LEN..=MAX_BODY_LEN).contains(&padded) && padded.is_power_of_two()
 }
 
 /// The padded length of a body of `len` bytes: the next power of two, at least 256.
@@ -264,7 +286,11 @@ impl Body {
     pub(crate) fn encode_padded(&self) -> Result<Zeroizing<Vec<u8>>, OtrError> {
         let len = 2 + match self {
             Body::Text(t) => 4 + t.len(),
-            Body::File { name, media_type, bytes } => {
+            Body::File {
+                name,
+                media_type,
+                bytes,
+            } => {
                 if name.is_empty() || name.len() > MAX_FILE_NAME_LEN {
                     return Err(OtrError::Body(DecodeError::InvalidField("file name")));
                 }
@@ -284,7 +310,11 @@ impl Body {
                 out.push(BODY_TEXT);
                 push32(&mut out, t.as_bytes());
             }
-            Body::File { name, media_type, bytes } => {
+            Body::File {
+                name,
+                media_type,
+                bytes,
+            } => {
                 out.push(BODY_FILE);
                 out.push(name.len() as u8);
                 out.extend_from_slice(name.as_bytes());
@@ -321,7 +351,11 @@ impl Body {
                     return Err(DecodeError::InvalidField("media type"));
                 }
                 let media_type = String::from_utf8_lossy(media_type).into_owned();
-                Body::File { name, media_type, bytes: r.bytes32()?.to_vec() }
+                Body::File {
+                    name,
+                    media_type,
+                    bytes: r.bytes32()?.to_vec(),
+                }
             }
             _ => return Err(DecodeError::InvalidField("body kind")),
         };
@@ -373,34 +407,63 @@ mod tests {
         prop_oneof![
             offer().prop_map(Frame::Offer),
             offer().prop_map(Frame::Refresh),
-            (sid.clone(), any::<[u8; 32]>(), any::<[u8; 32]>())
-                .prop_map(|(session, ephemeral, mac)| Frame::Accept(Accept { session, ephemeral, mac })),
-            (sid.clone(), any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(session, ratchet_key, mac)| {
-                Frame::Confirm(Confirm { session, ratchet_key, mac })
-            }),
-            sid.clone().prop_map(Frame::Decline),
-            sid.clone().prop_map(Frame::End),
-            (sid, any::<[u8; 32]>(), any::<u32>(), any::<u32>(), 8u32..11, any::<u8>()).prop_map(
-                |(session, ratchet_key, previous_chain_len, number, exp, fill)| {
-                    Frame::Data(Data {
+            (sid.clone(), any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(
+                |(session, ephemeral, mac)| Frame::Accept(Accept {
+                    session,
+                    ephemeral,
+                    mac
+                })
+            ),
+            (sid.clone(), any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(
+                |(session, ratchet_key, mac)| {
+                    Frame::Confirm(Confirm {
                         session,
-                        header: Header { ratchet_key, previous_chain_len, number },
-                        ciphertext: vec![fill; (1usize << exp) + TAG_LEN],
+                        ratchet_key,
+                        mac,
                     })
                 }
             ),
+            sid.clone().prop_map(Frame::Decline),
+            sid.clone().prop_map(Frame::End),
+            (
+                sid,
+                any::<[u8; 32]>(),
+                any::<u32>(),
+                any::<u32>(),
+                8u32..11,
+                any::<u8>()
+            )
+                .prop_map(
+                    |(session, ratchet_key, previous_chain_len, number, exp, fill)| {
+                        Frame::Data(Data {
+                            session,
+                            header: Header {
+                                ratchet_key,
+                                previous_chain_len,
+                                number,
+                            },
+                            ciphertext: vec![fill; (1usize << exp) + TAG_LEN],
+                        })
+                    }
+                ),
         ]
     }
 
     fn body() -> impl Strategy<Value = Body> {
         prop_oneof![
             ".{0,600}".prop_map(Body::Text),
-            (".{1,60}", "[!-~]{1,40}", proptest::collection::vec(any::<u8>(), 0..2000)).prop_filter_map(
-                "name fits",
-                |(name, media_type, bytes)| {
-                    (name.len() <= MAX_FILE_NAME_LEN).then_some(Body::File { name, media_type, bytes })
-                }
-            ),
+            (
+                ".{1,60}",
+                "[!-~]{1,40}",
+                proptest::collection::vec(any::<u8>(), 0..2000)
+            )
+                .prop_filter_map("name fits", |(name, media_type, bytes)| {
+                    (name.len() <= MAX_FILE_NAME_LEN).then_some(Body::File {
+                        name,
+                        media_type,
+                        bytes,
+                    })
+                }),
         ]
     }
 
@@ -432,7 +495,10 @@ mod tests {
         assert_eq!(Frame::decode(&v), Err(DecodeError::UnsupportedVersion(2)));
         let mut v = end.clone();
         v[1] = 9;
-        assert_eq!(Frame::decode(&v), Err(DecodeError::InvalidField("frame kind")));
+        assert_eq!(
+            Frame::decode(&v),
+            Err(DecodeError::InvalidField("frame kind"))
+        );
         assert_eq!(Frame::decode(&end[..17]), Err(DecodeError::Truncated));
         let mut v = end.clone();
         v.push(0);
@@ -440,10 +506,17 @@ mod tests {
         // A ciphertext whose length is not a padded bucket plus tag.
         let data = Frame::Data(Data {
             session: OtrSessionId([1; 16]),
-            header: Header { ratchet_key: [2; 32], previous_chain_len: 0, number: 0 },
+            header: Header {
+                ratchet_key: [2; 32],
+                previous_chain_len: 0,
+                number: 0,
+            },
             ciphertext: vec![0; 300],
         });
-        assert_eq!(Frame::decode(&data.encode()), Err(DecodeError::InvalidField("ciphertext length")));
+        assert_eq!(
+            Frame::decode(&data.encode()),
+            Err(DecodeError::InvalidField("ciphertext length"))
+        );
         let self_offer = Frame::Offer(Offer {
             session: OtrSessionId([1; 16]),
             room: RoomId::new("dm").unwrap(),
@@ -451,7 +524,10 @@ mod tests {
             responder: UserId::new("a").unwrap(),
             ephemeral: [9; 32],
         });
-        assert_eq!(Frame::decode(&self_offer.encode()), Err(DecodeError::InvalidField("offer to oneself")));
+        assert_eq!(
+            Frame::decode(&self_offer.encode()),
+            Err(DecodeError::InvalidField("offer to oneself"))
+        );
     }
 
     #[test]
@@ -459,25 +535,52 @@ mod tests {
         let good = Body::Text("hi".into()).encode_padded().unwrap();
         let mut v = good.to_vec();
         v[44] = 1;
-        assert_eq!(Body::decode_padded(&v), Err(DecodeError::InvalidField("padding")));
+        assert_eq!(
+            Body::decode_padded(&v),
+            Err(DecodeError::InvalidField("padding"))
+        );
         let mut v = good.to_vec();
         v.extend_from_slice(&[0; 256]);
-        assert_eq!(Body::decode_padded(&v), Err(DecodeError::InvalidField("padding")));
+        assert_eq!(
+            Body::decode_padded(&v),
+            Err(DecodeError::InvalidField("padding"))
+        );
         let mut v = good.to_vec();
         v[1] = 3;
-        assert_eq!(Body::decode_padded(&v), Err(DecodeError::InvalidField("body kind")));
+        assert_eq!(
+            Body::decode_padded(&v),
+            Err(DecodeError::InvalidField("body kind"))
+        );
         let mut v = good.to_vec();
         v[6] = 0xff;
-        assert_eq!(Body::decode_padded(&v), Err(DecodeError::InvalidField("text")));
-        let big = Body::File { name: "a.bin".into(), media_type: "application/octet-stream".into(), bytes: vec![0; MAX_BODY_LEN] };
+        assert_eq!(
+            Body::decode_padded(&v),
+            Err(DecodeError::InvalidField("text"))
+        );
+        let big = Body::File {
+            name: "a.bin".into(),
+            media_type: "application/octet-stream".into(),
+            bytes: vec![0; MAX_BODY_LEN],
+        };
         assert_eq!(big.encode_padded().unwrap_err(), OtrError::BodyTooLarge);
-        let bad_type = Body::File { name: "a".into(), media_type: "text plain".into(), bytes: vec![] };
-        assert_eq!(bad_type.encode_padded().unwrap_err(), OtrError::Body(DecodeError::InvalidField("media type")));
+        let bad_type = Body::File {
+            name: "a".into(),
+            media_type: "text plain".into(),
+            bytes: vec![],
+        };
+        assert_eq!(
+            bad_type.encode_padded().unwrap_err(),
+            OtrError::Body(DecodeError::InvalidField("media type"))
+        );
         // The largest file that fits is exactly at the limit and pads to 4 MiB.
         let name = "f".to_string();
         let media_type = "a/b".to_string();
         let fits = MAX_BODY_LEN - (2 + 1 + name.len() + 1 + media_type.len() + 4);
-        let max = Body::File { name, media_type, bytes: vec![1; fits] };
+        let max = Body::File {
+            name,
+            media_type,
+            bytes: vec![1; fits],
+        };
         assert_eq!(max.encode_padded().unwrap().len(), MAX_BODY_LEN);
     }
 

@@ -29,7 +29,9 @@ impl Transcript<'_> {
     /// SHA-256 over the label and every public input of the handshake.
     pub(crate) fn hash(&self) -> [u8; 32] {
         let mut w = Writer::new();
-        w.bytes8(label::TRANSCRIPT).u8(VERSION).raw(self.session.as_bytes());
+        w.bytes8(label::TRANSCRIPT)
+            .u8(VERSION)
+            .raw(self.session.as_bytes());
         self.room.encode(&mut w);
         self.initiator.encode(&mut w);
         self.responder.encode(&mut w);
@@ -50,7 +52,10 @@ pub(crate) struct HandshakeKeys {
 }
 
 /// X25519, refusing an all-zero (non-contributory) result.
-pub(crate) fn dh(secret: &StaticSecret, public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, OtrError> {
+pub(crate) fn dh(
+    secret: &StaticSecret,
+    public: &[u8; 32],
+) -> Result<Zeroizing<[u8; 32]>, OtrError> {
     let shared = secret.diffie_hellman(&PublicKey::from(*public));
     if !shared.was_contributory() {
         return Err(OtrError::WeakKey);
@@ -127,18 +132,29 @@ impl HandshakeKeys {
             k.copy_from_slice(&okm[range]);
             k
         };
-        Ok(Self { transcript, root: split(0..32), accept_key: split(32..64), confirm_key: split(64..96) })
+        Ok(Self {
+            transcript,
+            root: split(0..32),
+            accept_key: split(32..64),
+            confirm_key: split(64..96),
+        })
     }
 
     /// The responder's MAC: over the accept label and the transcript hash.
     pub(crate) fn accept_mac(&self) -> [u8; 32] {
-        hmac(&self.accept_key, &[&label_bytes(label::ACCEPT), &self.transcript])
+        hmac(
+            &self.accept_key,
+            &[&label_bytes(label::ACCEPT), &self.transcript],
+        )
     }
 
     /// The initiator's MAC: over the confirm label, the transcript hash and the
     /// initiator's first ratchet key.
     pub(crate) fn confirm_mac(&self, ratchet_key: &[u8; 32]) -> [u8; 32] {
-        hmac(&self.confirm_key, &[&label_bytes(label::CONFIRM), &self.transcript, ratchet_key])
+        hmac(
+            &self.confirm_key,
+            &[&label_bytes(label::CONFIRM), &self.transcript, ratchet_key],
+        )
     }
 
     /// Checks the responder's MAC in constant time.
@@ -150,7 +166,11 @@ impl HandshakeKeys {
     }
 
     /// Checks the initiator's MAC in constant time.
-    pub(crate) fn verify_confirm(&self, ratchet_key: &[u8; 32], mac: &[u8; 32]) -> Result<(), OtrError> {
+    pub(crate) fn verify_confirm(
+        &self,
+        ratchet_key: &[u8; 32],
+        mac: &[u8; 32],
+    ) -> Result<(), OtrError> {
         let mut m = new_mac(&self.confirm_key);
         m.update(&label_bytes(label::CONFIRM));
         m.update(&self.transcript);
@@ -171,13 +191,29 @@ mod tests {
     use super::*;
     use crate::test_rng;
 
-    fn setup() -> (StaticSecret, StaticSecret, StaticSecret, StaticSecret, RoomId, UserId, UserId) {
+    fn setup() -> (
+        StaticSecret,
+        StaticSecret,
+        StaticSecret,
+        StaticSecret,
+        RoomId,
+        UserId,
+        UserId,
+    ) {
         let mut rng = test_rng(11);
         let ika = StaticSecret::random_from_rng(&mut rng);
         let eka = StaticSecret::random_from_rng(&mut rng);
         let ikb = StaticSecret::random_from_rng(&mut rng);
         let ekb = StaticSecret::random_from_rng(&mut rng);
-        (ika, eka, ikb, ekb, RoomId::new("dm1").unwrap(), UserId::new("a").unwrap(), UserId::new("b").unwrap())
+        (
+            ika,
+            eka,
+            ikb,
+            ekb,
+            RoomId::new("dm1").unwrap(),
+            UserId::new("a").unwrap(),
+            UserId::new("b").unwrap(),
+        )
     }
 
     #[test]
@@ -197,10 +233,17 @@ mod tests {
         let kr = HandshakeKeys::derive(Role::Responder, &ikb, &ekb, &t).unwrap();
         assert_eq!(*ki.root, *kr.root);
         ki.verify_accept(&kr.accept_mac()).unwrap();
-        kr.verify_confirm(&[5; 32], &ki.confirm_mac(&[5; 32])).unwrap();
-        assert_eq!(kr.verify_confirm(&[6; 32], &ki.confirm_mac(&[5; 32])), Err(OtrError::BadConfirmation));
+        kr.verify_confirm(&[5; 32], &ki.confirm_mac(&[5; 32]))
+            .unwrap();
+        assert_eq!(
+            kr.verify_confirm(&[6; 32], &ki.confirm_mac(&[5; 32])),
+            Err(OtrError::BadConfirmation)
+        );
         // The two MAC keys differ, so one side's MAC never passes for the other's.
-        assert_eq!(ki.verify_accept(&ki.confirm_mac(&[0; 32])), Err(OtrError::BadConfirmation));
+        assert_eq!(
+            ki.verify_accept(&ki.confirm_mac(&[0; 32])),
+            Err(OtrError::BadConfirmation)
+        );
     }
 
     #[test]
@@ -220,14 +263,38 @@ mod tests {
         };
         let h = base().hash();
         let variants = [
-            Transcript { session: OtrSessionId([4; 16]), ..base() },
-            Transcript { room: &other_room, ..base() },
-            Transcript { initiator: &c, ..base() },
-            Transcript { responder: &c, ..base() },
-            Transcript { initiator_identity: [1; 32], ..base() },
-            Transcript { responder_identity: [1; 32], ..base() },
-            Transcript { initiator_ephemeral: [1; 32], ..base() },
-            Transcript { responder_ephemeral: [1; 32], ..base() },
+            Transcript {
+                session: OtrSessionId([4; 16]),
+                ..base()
+            },
+            Transcript {
+                room: &other_room,
+                ..base()
+            },
+            Transcript {
+                initiator: &c,
+                ..base()
+            },
+            Transcript {
+                responder: &c,
+                ..base()
+            },
+            Transcript {
+                initiator_identity: [1; 32],
+                ..base()
+            },
+            Transcript {
+                responder_identity: [1; 32],
+                ..base()
+            },
+            Transcript {
+                initiator_ephemeral: [1; 32],
+                ..base()
+            },
+            Transcript {
+                responder_ephemeral: [1; 32],
+                ..base()
+            },
         ];
         for v in variants {
             assert_ne!(v.hash(), h);

@@ -43,7 +43,10 @@ pub(crate) fn kdf_root(root: &[u8; 32], dh_out: &[u8; 32]) -> (Key, Key) {
 
 /// Symmetric chain step: the message key and the next chain key.
 fn kdf_chain(chain: &[u8; 32]) -> (Key, Key) {
-    (Zeroizing::new(hmac(chain, &[MESSAGE_KEY_CONSTANT])), Zeroizing::new(hmac(chain, &[CHAIN_KEY_CONSTANT])))
+    (
+        Zeroizing::new(hmac(chain, &[MESSAGE_KEY_CONSTANT])),
+        Zeroizing::new(hmac(chain, &[CHAIN_KEY_CONSTANT])),
+    )
 }
 
 /// The AES key and nonce of one message key. Each message key seals one message,
@@ -60,7 +63,10 @@ fn message_cipher(mk: &[u8; 32]) -> (Aes256Gcm, [u8; 12]) {
 /// The associated data of a data frame: label, version, session id, header.
 pub(crate) fn associated_data(session: &OtrSessionId, header: &Header) -> Vec<u8> {
     let mut w = Writer::new();
-    w.bytes8(label::DATA).u8(VERSION).raw(session.as_bytes()).raw(&header_bytes(header));
+    w.bytes8(label::DATA)
+        .u8(VERSION)
+        .raw(session.as_bytes())
+        .raw(&header_bytes(header));
     w.finish()
 }
 
@@ -149,11 +155,21 @@ impl Ratchet {
         let chain = self.sending.as_ref().ok_or(OtrError::NotEstablished)?;
         let next_number = self.sent.checked_add(1).ok_or(OtrError::ChainExhausted)?;
         let (mk, next) = kdf_chain(chain);
-        let header = Header { ratchet_key: self.own_public, previous_chain_len: self.previous_sent, number: self.sent };
+        let header = Header {
+            ratchet_key: self.own_public,
+            previous_chain_len: self.previous_sent,
+            number: self.sent,
+        };
         let (cipher, nonce) = message_cipher(&mk);
         let aad = associated_data(&self.session, &header);
         let ct = cipher
-            .encrypt(&Nonce::from(nonce), Payload { msg: padded, aad: &aad })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: padded,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| OtrError::BodyTooLarge)?;
         self.sending = Some(next);
         self.sent = next_number;
@@ -195,14 +211,19 @@ impl Ratchet {
         let (mk, chain_next) = kdf_chain(chain);
         let plain = open(&mk, ciphertext, &aad)?;
         next.receiving = Some(chain_next);
-        next.received = next.received.checked_add(1).ok_or(OtrError::TooManySkipped)?;
+        next.received = next
+            .received
+            .checked_add(1)
+            .ok_or(OtrError::TooManySkipped)?;
         *self = next;
         Ok(plain)
     }
 
     /// Stores the keys of messages `received..until` of the receiving chain.
     fn skip_to(&mut self, until: u32) -> Result<(), OtrError> {
-        let Some(chain) = self.receiving.as_mut() else { return Ok(()) };
+        let Some(chain) = self.receiving.as_mut() else {
+            return Ok(());
+        };
         let Some(peer) = self.peer else { return Ok(()) };
         if until <= self.received {
             return Ok(());
@@ -216,7 +237,11 @@ impl Ratchet {
             if self.skipped.len() >= MAX_SKIPPED_KEYS {
                 self.skipped.pop_front();
             }
-            self.skipped.push_back(SkippedKey { ratchet_key: peer, number: self.received, key: mk });
+            self.skipped.push_back(SkippedKey {
+                ratchet_key: peer,
+                number: self.received,
+                key: mk,
+            });
             self.received += 1;
         }
         Ok(())
@@ -224,7 +249,11 @@ impl Ratchet {
 
     /// A DH ratchet step on meeting a new peer ratchet key: a new receiving chain,
     /// then a fresh own key and a new sending chain.
-    fn dh_step(&mut self, peer: [u8; 32], rng: &mut impl rand_core::CryptoRng) -> Result<(), OtrError> {
+    fn dh_step(
+        &mut self,
+        peer: [u8; 32],
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<(), OtrError> {
         let shared = dh(&self.own, &peer)?;
         let (root, receiving) = kdf_root(&self.root, &shared);
         let own = StaticSecret::random_from_rng(rng);
@@ -258,7 +287,13 @@ impl Ratchet {
 fn open(mk: &[u8; 32], ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, OtrError> {
     let (cipher, nonce) = message_cipher(mk);
     cipher
-        .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad })
+        .decrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .map(Zeroizing::new)
         .map_err(|_| OtrError::DecryptFailed)
 }
@@ -284,19 +319,34 @@ mod tests {
     fn messages_flow_both_ways_and_out_of_order() {
         let (mut a, mut b, mut rng) = pair();
         let m: Vec<_> = (0..4u8).map(|i| a.encrypt(&[i; 256]).unwrap()).collect();
-        assert_eq!(*b.decrypt(&m[2].0, &m[2].1, &mut rng).unwrap(), vec![2; 256]);
+        assert_eq!(
+            *b.decrypt(&m[2].0, &m[2].1, &mut rng).unwrap(),
+            vec![2; 256]
+        );
         assert_eq!(b.skipped_len(), 2);
-        assert_eq!(*b.decrypt(&m[0].0, &m[0].1, &mut rng).unwrap(), vec![0; 256]);
+        assert_eq!(
+            *b.decrypt(&m[0].0, &m[0].1, &mut rng).unwrap(),
+            vec![0; 256]
+        );
         let r = b.encrypt(&[9; 256]).unwrap();
         assert_eq!(*a.decrypt(&r.0, &r.1, &mut rng).unwrap(), vec![9; 256]);
         // A's new chain; B still gets the older chain's message 1 and 3.
         let n = a.encrypt(&[7; 256]).unwrap();
         assert_eq!(n.0.previous_chain_len, 4);
         assert_eq!(*b.decrypt(&n.0, &n.1, &mut rng).unwrap(), vec![7; 256]);
-        assert_eq!(*b.decrypt(&m[3].0, &m[3].1, &mut rng).unwrap(), vec![3; 256]);
-        assert_eq!(*b.decrypt(&m[1].0, &m[1].1, &mut rng).unwrap(), vec![1; 256]);
+        assert_eq!(
+            *b.decrypt(&m[3].0, &m[3].1, &mut rng).unwrap(),
+            vec![3; 256]
+        );
+        assert_eq!(
+            *b.decrypt(&m[1].0, &m[1].1, &mut rng).unwrap(),
+            vec![1; 256]
+        );
         assert_eq!(b.skipped_len(), 0);
-        assert_eq!(b.decrypt(&m[1].0, &m[1].1, &mut rng).unwrap_err(), OtrError::KeyUnavailable);
+        assert_eq!(
+            b.decrypt(&m[1].0, &m[1].1, &mut rng).unwrap_err(),
+            OtrError::KeyUnavailable
+        );
     }
 
     #[test]
@@ -304,9 +354,18 @@ mod tests {
         let (mut a, mut b, mut rng) = pair();
         let (h, mut ct) = a.encrypt(&[1; 256]).unwrap();
         ct[0] ^= 1;
-        let forged = Header { ratchet_key: public(&StaticSecret::random_from_rng(&mut rng)), ..h };
-        assert_eq!(b.decrypt(&forged, &ct, &mut rng).unwrap_err(), OtrError::DecryptFailed);
-        assert_eq!(b.decrypt(&h, &ct, &mut rng).unwrap_err(), OtrError::DecryptFailed);
+        let forged = Header {
+            ratchet_key: public(&StaticSecret::random_from_rng(&mut rng)),
+            ..h
+        };
+        assert_eq!(
+            b.decrypt(&forged, &ct, &mut rng).unwrap_err(),
+            OtrError::DecryptFailed
+        );
+        assert_eq!(
+            b.decrypt(&h, &ct, &mut rng).unwrap_err(),
+            OtrError::DecryptFailed
+        );
         ct[0] ^= 1;
         assert_eq!(*b.decrypt(&h, &ct, &mut rng).unwrap(), vec![1; 256]);
     }
@@ -314,9 +373,21 @@ mod tests {
     #[test]
     fn skip_limits_hold() {
         let (mut a, mut b, mut rng) = pair();
-        let far = Header { number: MAX_SKIP_PER_STEP + 1, ..a.encrypt(&[0; 256]).unwrap().0 };
-        assert_eq!(b.decrypt(&far, &[0; 272], &mut rng).unwrap_err(), OtrError::TooManySkipped);
-        let weak = Header { ratchet_key: [0; 32], ..far };
-        assert_eq!(b.decrypt(&weak, &[0; 272], &mut rng).unwrap_err(), OtrError::WeakKey);
+        let far = Header {
+            number: MAX_SKIP_PER_STEP + 1,
+            ..a.encrypt(&[0; 256]).unwrap().0
+        };
+        assert_eq!(
+            b.decrypt(&far, &[0; 272], &mut rng).unwrap_err(),
+            OtrError::TooManySkipped
+        );
+        let weak = Header {
+            ratchet_key: [0; 32],
+            ..far
+        };
+        assert_eq!(
+            b.decrypt(&weak, &[0; 272], &mut rng).unwrap_err(),
+            OtrError::WeakKey
+        );
     }
 }

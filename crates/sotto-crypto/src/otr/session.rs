@@ -1,9 +1,9 @@
 //! One side of an OTR session: the handshake states, then the ratchet, then the end.
 
+use super::OtrError;
 use super::frame::{Accept, Body, Confirm, Data, Frame, Offer};
 use super::handshake::{HandshakeKeys, Role, Transcript, public};
 use super::ratchet::Ratchet;
-use super::OtrError;
 use crate::identity::{IdentityKeys, PublicBundle};
 use crate::ids::{OtrSessionId, RoomId, UserId};
 use std::fmt;
@@ -52,8 +52,15 @@ pub enum Event {
 }
 
 enum State {
-    AwaitingAccept { ephemeral: StaticSecret, refresh: bool },
-    AwaitingConfirm { keys: HandshakeKeys, ephemeral: StaticSecret, refresh: bool },
+    AwaitingAccept {
+        ephemeral: StaticSecret,
+        refresh: bool,
+    },
+    AwaitingConfirm {
+        keys: HandshakeKeys,
+        ephemeral: StaticSecret,
+        refresh: bool,
+    },
     Established(Box<Ratchet>),
     Ended,
 }
@@ -119,7 +126,9 @@ impl OtrSession {
         room: &RoomId,
         rng: &mut impl rand_core::CryptoRng,
     ) -> Result<(Self, Frame), OtrError> {
-        let (Frame::Offer(o) | Frame::Refresh(o)) = offer else { return Err(OtrError::UnexpectedFrame) };
+        let (Frame::Offer(o) | Frame::Refresh(o)) = offer else {
+            return Err(OtrError::UnexpectedFrame);
+        };
         let mut session = Self {
             id: o.session,
             room: room.clone(),
@@ -168,13 +177,19 @@ impl OtrSession {
 
     /// Handles a frame from the peer. A frame that fails any check leaves the session
     /// exactly as it was.
-    pub fn handle(&mut self, frame: &Frame, rng: &mut impl rand_core::CryptoRng) -> Result<Event, OtrError> {
+    pub fn handle(
+        &mut self,
+        frame: &Frame,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<Event, OtrError> {
         if frame.session() != self.id {
             return Err(OtrError::UnknownSession);
         }
         if let (Frame::Data(d), State::Established(ratchet)) = (frame, &mut self.state) {
             let padded = ratchet.decrypt(&d.header, &d.ciphertext, rng)?;
-            return Body::decode_padded(&padded).map(Event::Message).map_err(OtrError::Body);
+            return Body::decode_padded(&padded)
+                .map(Event::Message)
+                .map_err(OtrError::Body);
         }
         match (frame, &self.state) {
             (_, State::Ended) => Err(OtrError::Ended),
@@ -185,22 +200,43 @@ impl OtrSession {
             (Frame::Accept(a), State::AwaitingAccept { ephemeral, refresh }) => {
                 let refresh = *refresh;
                 let t = self.transcript(Role::Initiator, public(ephemeral), a.ephemeral);
-                let keys = HandshakeKeys::derive(Role::Initiator, &self.own_identity, ephemeral, &t)?;
+                let keys =
+                    HandshakeKeys::derive(Role::Initiator, &self.own_identity, ephemeral, &t)?;
                 keys.verify_accept(&a.mac)?;
                 let first = StaticSecret::random_from_rng(rng);
                 let ratchet_key = public(&first);
                 let ratchet = Ratchet::initiator(self.id, &keys.root, first, a.ephemeral)?;
                 let mac = keys.confirm_mac(&ratchet_key);
                 self.state = State::Established(Box::new(ratchet));
-                let reply = Some(Frame::Confirm(Confirm { session: self.id, ratchet_key, mac }));
-                Ok(if refresh { Event::Refreshed { reply } } else { Event::Established { reply } })
+                let reply = Some(Frame::Confirm(Confirm {
+                    session: self.id,
+                    ratchet_key,
+                    mac,
+                }));
+                Ok(if refresh {
+                    Event::Refreshed { reply }
+                } else {
+                    Event::Established { reply }
+                })
             }
-            (Frame::Confirm(c), State::AwaitingConfirm { keys, ephemeral, refresh }) => {
+            (
+                Frame::Confirm(c),
+                State::AwaitingConfirm {
+                    keys,
+                    ephemeral,
+                    refresh,
+                },
+            ) => {
                 let refresh = *refresh;
                 keys.verify_confirm(&c.ratchet_key, &c.mac)?;
-                let ratchet = Ratchet::responder(self.id, &keys.root, ephemeral.clone(), c.ratchet_key, rng)?;
+                let ratchet =
+                    Ratchet::responder(self.id, &keys.root, ephemeral.clone(), c.ratchet_key, rng)?;
                 self.state = State::Established(Box::new(ratchet));
-                Ok(if refresh { Event::Refreshed { reply: None } } else { Event::Established { reply: None } })
+                Ok(if refresh {
+                    Event::Refreshed { reply: None }
+                } else {
+                    Event::Established { reply: None }
+                })
             }
             (Frame::Decline(_), State::AwaitingAccept { .. }) => {
                 self.state = State::Ended;
@@ -231,7 +267,11 @@ impl OtrSession {
         };
         let padded = body.encode_padded()?;
         let (header, ciphertext) = ratchet.encrypt(&padded)?;
-        Ok(Frame::Data(Data { session: self.id, header, ciphertext }))
+        Ok(Frame::Data(Data {
+            session: self.id,
+            header,
+            ciphertext,
+        }))
     }
 
     /// Encrypts a text message for the peer.
@@ -241,8 +281,17 @@ impl OtrSession {
 
     /// Encrypts a small file for the peer (the encoded body is at most
     /// [`MAX_BODY_LEN`](super::MAX_BODY_LEN) bytes).
-    pub fn send_file(&mut self, name: &str, media_type: &str, bytes: &[u8]) -> Result<Frame, OtrError> {
-        self.send(&Body::File { name: name.to_owned(), media_type: media_type.to_owned(), bytes: bytes.to_vec() })
+    pub fn send_file(
+        &mut self,
+        name: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Frame, OtrError> {
+        self.send(&Body::File {
+            name: name.to_owned(),
+            media_type: media_type.to_owned(),
+            bytes: bytes.to_vec(),
+        })
     }
 
     /// Starts a new handshake for this session. The current keys are wiped at once,
@@ -287,26 +336,54 @@ impl OtrSession {
     }
 
     /// Answers an offer or refresh as responder; the state changes only on success.
-    fn respond(&mut self, o: &Offer, refresh: bool, rng: &mut impl rand_core::CryptoRng) -> Result<Frame, OtrError> {
+    fn respond(
+        &mut self,
+        o: &Offer,
+        refresh: bool,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<Frame, OtrError> {
         self.check_offer(o)?;
         let ephemeral = StaticSecret::random_from_rng(rng);
         let own_ephemeral = public(&ephemeral);
         let t = self.transcript(Role::Responder, own_ephemeral, o.ephemeral);
         let keys = HandshakeKeys::derive(Role::Responder, &self.own_identity, &ephemeral, &t)?;
         let mac = keys.accept_mac();
-        self.state = State::AwaitingConfirm { keys, ephemeral, refresh };
-        Ok(Frame::Accept(Accept { session: self.id, ephemeral: own_ephemeral, mac }))
+        self.state = State::AwaitingConfirm {
+            keys,
+            ephemeral,
+            refresh,
+        };
+        Ok(Frame::Accept(Accept {
+            session: self.id,
+            ephemeral: own_ephemeral,
+            mac,
+        }))
     }
 
-    fn transcript(&self, role: Role, own_ephemeral: [u8; 32], peer_ephemeral: [u8; 32]) -> Transcript<'_> {
+    fn transcript(
+        &self,
+        role: Role,
+        own_ephemeral: [u8; 32],
+        peer_ephemeral: [u8; 32],
+    ) -> Transcript<'_> {
         let own_identity = public(&self.own_identity);
         let (initiator, responder, ii, ri, ie, re) = match role {
-            Role::Initiator => {
-                (&self.own_user, &self.peer_user, own_identity, self.peer_identity, own_ephemeral, peer_ephemeral)
-            }
-            Role::Responder => {
-                (&self.peer_user, &self.own_user, self.peer_identity, own_identity, peer_ephemeral, own_ephemeral)
-            }
+            Role::Initiator => (
+                &self.own_user,
+                &self.peer_user,
+                own_identity,
+                self.peer_identity,
+                own_ephemeral,
+                peer_ephemeral,
+            ),
+            Role::Responder => (
+                &self.peer_user,
+                &self.own_user,
+                self.peer_identity,
+                own_identity,
+                peer_ephemeral,
+                own_ephemeral,
+            ),
         };
         Transcript {
             session: self.id,
@@ -356,7 +433,10 @@ mod tests {
 
     impl User {
         fn new(name: &str, seed: u64) -> Self {
-            Self { keys: IdentityKeys::generate(&mut test_rng(seed)), id: UserId::new(name).unwrap() }
+            Self {
+                keys: IdentityKeys::generate(&mut test_rng(seed)),
+                id: UserId::new(name).unwrap(),
+            }
         }
         fn bundle(&self) -> PublicBundle {
             self.keys.bundle(&self.id)
@@ -375,16 +455,37 @@ mod tests {
     fn established_with(seed: u64) -> (OtrSession, OtrSession, ChaCha20Rng) {
         let (alice, bob) = (User::new("alice", 1), User::new("bob", 2));
         let mut rng = test_rng(seed);
-        let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
+        let (mut a, offer) =
+            OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
         assert_eq!(a.state(), SessionState::AwaitingAccept);
-        let (mut b, accept) = OtrSession::accept(&wire(&offer), &bob.keys, &bob.id, &alice.bundle(), &room(), &mut rng).unwrap();
+        let (mut b, accept) = OtrSession::accept(
+            &wire(&offer),
+            &bob.keys,
+            &bob.id,
+            &alice.bundle(),
+            &room(),
+            &mut rng,
+        )
+        .unwrap();
         assert_eq!(b.state(), SessionState::AwaitingConfirm);
-        assert_eq!(b.send_text("too early").unwrap_err(), OtrError::NotEstablished);
-        let Event::Established { reply: Some(confirm) } = a.handle(&wire(&accept), &mut rng).unwrap() else {
+        assert_eq!(
+            b.send_text("too early").unwrap_err(),
+            OtrError::NotEstablished
+        );
+        let Event::Established {
+            reply: Some(confirm),
+        } = a.handle(&wire(&accept), &mut rng).unwrap()
+        else {
             panic!("initiator must confirm")
         };
-        assert_eq!(b.handle(&wire(&confirm), &mut rng).unwrap(), Event::Established { reply: None });
-        assert_eq!((a.state(), b.state()), (SessionState::Established, SessionState::Established));
+        assert_eq!(
+            b.handle(&wire(&confirm), &mut rng).unwrap(),
+            Event::Established { reply: None }
+        );
+        assert_eq!(
+            (a.state(), b.state()),
+            (SessionState::Established, SessionState::Established)
+        );
         (a, b, rng)
     }
 
@@ -403,62 +504,118 @@ mod tests {
         for round in 0..5 {
             for i in 0..3 {
                 let m = format!("a{round}.{i}");
-                assert_eq!(b.handle(&wire(&a.send_text(&m).unwrap()), &mut rng).unwrap(), text(&m));
+                assert_eq!(
+                    b.handle(&wire(&a.send_text(&m).unwrap()), &mut rng)
+                        .unwrap(),
+                    text(&m)
+                );
             }
             let m = format!("b{round}");
-            assert_eq!(a.handle(&wire(&b.send_text(&m).unwrap()), &mut rng).unwrap(), text(&m));
+            assert_eq!(
+                a.handle(&wire(&b.send_text(&m).unwrap()), &mut rng)
+                    .unwrap(),
+                text(&m)
+            );
         }
         // The responder may also speak first right after the handshake.
         let (mut a, mut b, mut rng2) = established();
-        assert_eq!(a.handle(&b.send_text("hi").unwrap(), &mut rng2).unwrap(), text("hi"));
+        assert_eq!(
+            a.handle(&b.send_text("hi").unwrap(), &mut rng2).unwrap(),
+            text("hi")
+        );
         let file = b"\x89PNG small picture".to_vec();
         let f = a.send_file("cat.png", "image/png", &file).unwrap();
         let Frame::Data(d) = &f else { panic!() };
-        assert_eq!(d.ciphertext.len(), 256 + 16, "small bodies pad to 256 bytes");
+        assert_eq!(
+            d.ciphertext.len(),
+            256 + 16,
+            "small bodies pad to 256 bytes"
+        );
         assert_eq!(
             b.handle(&wire(&f), &mut rng).unwrap(),
-            Event::Message(Body::File { name: "cat.png".into(), media_type: "image/png".into(), bytes: file })
+            Event::Message(Body::File {
+                name: "cat.png".into(),
+                media_type: "image/png".into(),
+                bytes: file
+            })
         );
     }
 
     #[test]
     fn out_of_order_dropped_replayed_and_too_old() {
         let (mut a, mut b, mut rng) = established();
-        let m: Vec<_> = (0..5).map(|i| a.send_text(&format!("m{i}")).unwrap()).collect();
+        let m: Vec<_> = (0..5)
+            .map(|i| a.send_text(&format!("m{i}")).unwrap())
+            .collect();
         // Out of order within the window, message 1 never arrives.
         for i in [3, 0, 4, 2] {
             assert_eq!(b.handle(&m[i], &mut rng).unwrap(), text(&format!("m{i}")));
         }
         // Replays of a used key fail cleanly, both a skipped one and an in-order one.
-        assert_eq!(b.handle(&m[0], &mut rng).unwrap_err(), OtrError::KeyUnavailable);
-        assert_eq!(b.handle(&m[4], &mut rng).unwrap_err(), OtrError::KeyUnavailable);
+        assert_eq!(
+            b.handle(&m[0], &mut rng).unwrap_err(),
+            OtrError::KeyUnavailable
+        );
+        assert_eq!(
+            b.handle(&m[4], &mut rng).unwrap_err(),
+            OtrError::KeyUnavailable
+        );
         // The conversation goes on across ratchet steps; the dropped message can
         // still arrive late, once.
-        assert_eq!(a.handle(&b.send_text("ok").unwrap(), &mut rng).unwrap(), text("ok"));
-        assert_eq!(b.handle(&a.send_text("next").unwrap(), &mut rng).unwrap(), text("next"));
+        assert_eq!(
+            a.handle(&b.send_text("ok").unwrap(), &mut rng).unwrap(),
+            text("ok")
+        );
+        assert_eq!(
+            b.handle(&a.send_text("next").unwrap(), &mut rng).unwrap(),
+            text("next")
+        );
         assert_eq!(b.handle(&m[1], &mut rng).unwrap(), text("m1"));
-        assert_eq!(b.handle(&m[1], &mut rng).unwrap_err(), OtrError::KeyUnavailable);
+        assert_eq!(
+            b.handle(&m[1], &mut rng).unwrap_err(),
+            OtrError::KeyUnavailable
+        );
         // A replay from an old chain is told apart from a new ratchet key.
-        assert_eq!(b.handle(&m[2], &mut rng).unwrap_err(), OtrError::KeyUnavailable);
+        assert_eq!(
+            b.handle(&m[2], &mut rng).unwrap_err(),
+            OtrError::KeyUnavailable
+        );
     }
 
     #[test]
     fn the_skipped_key_window_is_bounded() {
         let (mut a, mut b, mut rng) = established();
         let first = a.send_text("first").unwrap();
-        let chain: Vec<_> = (0..MAX_SKIP_PER_STEP).map(|i| a.send_text(&i.to_string()).unwrap()).collect();
+        let chain: Vec<_> = (0..MAX_SKIP_PER_STEP)
+            .map(|i| a.send_text(&i.to_string()).unwrap())
+            .collect();
         let beyond = a.send_text("beyond").unwrap();
         // Skipping more than the per-step limit at once is refused, state unchanged.
-        assert_eq!(b.handle(&beyond, &mut rng).unwrap_err(), OtrError::TooManySkipped);
+        assert_eq!(
+            b.handle(&beyond, &mut rng).unwrap_err(),
+            OtrError::TooManySkipped
+        );
         // Exactly the limit is fine: 1000 keys are now stored (first, 0..998).
         let last = MAX_SKIP_PER_STEP as usize - 1;
-        assert_eq!(b.handle(&chain[last], &mut rng).unwrap(), text(&last.to_string()));
+        assert_eq!(
+            b.handle(&chain[last], &mut rng).unwrap(),
+            text(&last.to_string())
+        );
         assert_eq!(b.handle(&beyond, &mut rng).unwrap(), text("beyond"));
         // A new chain that skips one more message pushes out the oldest stored key.
-        assert_eq!(a.handle(&b.send_text("r").unwrap(), &mut rng).unwrap(), text("r"));
+        assert_eq!(
+            a.handle(&b.send_text("r").unwrap(), &mut rng).unwrap(),
+            text("r")
+        );
         let skipped = a.send_text("skipped").unwrap();
-        assert_eq!(b.handle(&a.send_text("after").unwrap(), &mut rng).unwrap(), text("after"));
-        assert_eq!(b.handle(&first, &mut rng).unwrap_err(), OtrError::KeyUnavailable);
+        assert_eq!(
+            b.handle(&a.send_text("after").unwrap(), &mut rng).unwrap(),
+            text("after")
+        );
+        assert_eq!(
+            b.handle(&first, &mut rng).unwrap_err(),
+            OtrError::KeyUnavailable
+        );
         assert_eq!(b.handle(&chain[0], &mut rng).unwrap(), text("0"));
         assert_eq!(b.handle(&skipped, &mut rng).unwrap(), text("skipped"));
     }
@@ -470,62 +627,153 @@ mod tests {
         let check = |b: &mut OtrSession, rng: &mut ChaCha20Rng, at: usize, bit: u8| {
             let mut bad = good.clone();
             bad[at] ^= bit;
-            Frame::decode(&bad).map_err(OtrError::from).and_then(|f| b.handle(&f, rng))
+            Frame::decode(&bad)
+                .map_err(OtrError::from)
+                .and_then(|f| b.handle(&f, rng))
         };
         // Layout: version 0, kind 1, session 2..18, ratchet key 18..50, previous
         // chain length 50..54, number 54..58, ciphertext length 58..62, ciphertext.
-        assert_eq!(check(&mut b, &mut rng, 0, 1), Err(OtrError::Decode(DecodeError::UnsupportedVersion(0))));
-        assert_eq!(check(&mut b, &mut rng, 1, 0x10), Err(OtrError::Decode(DecodeError::InvalidField("frame kind"))));
+        assert_eq!(
+            check(&mut b, &mut rng, 0, 1),
+            Err(OtrError::Decode(DecodeError::UnsupportedVersion(0)))
+        );
+        assert_eq!(
+            check(&mut b, &mut rng, 1, 0x10),
+            Err(OtrError::Decode(DecodeError::InvalidField("frame kind")))
+        );
         // Kind 5 -> 4 (decline) leaves trailing bytes.
-        assert_eq!(check(&mut b, &mut rng, 1, 1), Err(OtrError::Decode(DecodeError::TrailingBytes)));
+        assert_eq!(
+            check(&mut b, &mut rng, 1, 1),
+            Err(OtrError::Decode(DecodeError::TrailingBytes))
+        );
         for at in 2..18 {
-            assert_eq!(check(&mut b, &mut rng, at, 1), Err(OtrError::UnknownSession), "byte {at}");
+            assert_eq!(
+                check(&mut b, &mut rng, at, 1),
+                Err(OtrError::UnknownSession),
+                "byte {at}"
+            );
         }
         for at in (18..54).chain([56, 57]) {
-            assert_eq!(check(&mut b, &mut rng, at, 0x02), Err(OtrError::DecryptFailed), "byte {at}");
+            assert_eq!(
+                check(&mut b, &mut rng, at, 0x02),
+                Err(OtrError::DecryptFailed),
+                "byte {at}"
+            );
         }
         // A message number far ahead would skip too many keys.
         for at in 54..56 {
-            assert_eq!(check(&mut b, &mut rng, at, 0x02), Err(OtrError::TooManySkipped), "byte {at}");
+            assert_eq!(
+                check(&mut b, &mut rng, at, 0x02),
+                Err(OtrError::TooManySkipped),
+                "byte {at}"
+            );
         }
-        assert_eq!(check(&mut b, &mut rng, 58, 1), Err(OtrError::Decode(DecodeError::Truncated)));
-        assert_eq!(check(&mut b, &mut rng, 60, 2), Err(OtrError::Decode(DecodeError::Truncated)));
-        assert_eq!(check(&mut b, &mut rng, 61, 0x10), Err(OtrError::Decode(DecodeError::InvalidField("ciphertext length"))));
+        assert_eq!(
+            check(&mut b, &mut rng, 58, 1),
+            Err(OtrError::Decode(DecodeError::Truncated))
+        );
+        assert_eq!(
+            check(&mut b, &mut rng, 60, 2),
+            Err(OtrError::Decode(DecodeError::Truncated))
+        );
+        assert_eq!(
+            check(&mut b, &mut rng, 61, 0x10),
+            Err(OtrError::Decode(DecodeError::InvalidField(
+                "ciphertext length"
+            )))
+        );
         for at in (62..good.len()).step_by(7).chain([good.len() - 1]) {
-            assert_eq!(check(&mut b, &mut rng, at, 1), Err(OtrError::DecryptFailed), "byte {at}");
+            assert_eq!(
+                check(&mut b, &mut rng, at, 1),
+                Err(OtrError::DecryptFailed),
+                "byte {at}"
+            );
         }
         // After all that, the genuine frame still opens: failures changed nothing.
-        assert_eq!(b.handle(&Frame::decode(&good).unwrap(), &mut rng).unwrap(), text("hello"));
+        assert_eq!(
+            b.handle(&Frame::decode(&good).unwrap(), &mut rng).unwrap(),
+            text("hello")
+        );
     }
 
     #[test]
     fn tampered_handshake_frames_get_precise_errors() {
         let (alice, bob) = (User::new("alice", 1), User::new("bob", 2));
         let mut rng = test_rng(5);
-        let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
+        let (mut a, offer) =
+            OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
         let accept_with = |offer: &Frame, rng: &mut ChaCha20Rng| {
-            OtrSession::accept(offer, &bob.keys, &bob.id, &alice.bundle(), &room(), rng).map(|(_, f)| f)
+            OtrSession::accept(offer, &bob.keys, &bob.id, &alice.bundle(), &room(), rng)
+                .map(|(_, f)| f)
         };
         let Frame::Offer(o) = &offer else { panic!() };
         let other = RoomId::new("dm.other").unwrap();
         let carol = UserId::new("carol").unwrap();
-        assert_eq!(accept_with(&Frame::Offer(Offer { room: other, ..o.clone() }), &mut rng), Err(OtrError::WrongRoom));
         assert_eq!(
-            accept_with(&Frame::Offer(Offer { initiator: carol.clone(), ..o.clone() }), &mut rng),
+            accept_with(
+                &Frame::Offer(Offer {
+                    room: other,
+                    ..o.clone()
+                }),
+                &mut rng
+            ),
+            Err(OtrError::WrongRoom)
+        );
+        assert_eq!(
+            accept_with(
+                &Frame::Offer(Offer {
+                    initiator: carol.clone(),
+                    ..o.clone()
+                }),
+                &mut rng
+            ),
             Err(OtrError::WrongParticipants)
         );
-        assert_eq!(accept_with(&Frame::Offer(Offer { responder: carol, ..o.clone() }), &mut rng), Err(OtrError::WrongParticipants));
-        assert_eq!(accept_with(&Frame::Offer(Offer { ephemeral: [0; 32], ..o.clone() }), &mut rng), Err(OtrError::WeakKey));
-        assert_eq!(accept_with(&Frame::End(o.session), &mut rng), Err(OtrError::UnexpectedFrame));
+        assert_eq!(
+            accept_with(
+                &Frame::Offer(Offer {
+                    responder: carol,
+                    ..o.clone()
+                }),
+                &mut rng
+            ),
+            Err(OtrError::WrongParticipants)
+        );
+        assert_eq!(
+            accept_with(
+                &Frame::Offer(Offer {
+                    ephemeral: [0; 32],
+                    ..o.clone()
+                }),
+                &mut rng
+            ),
+            Err(OtrError::WeakKey)
+        );
+        assert_eq!(
+            accept_with(&Frame::End(o.session), &mut rng),
+            Err(OtrError::UnexpectedFrame)
+        );
 
         // Every byte of the accept's ephemeral and MAC matters to the initiator, and
         // a failed accept leaves it waiting for the genuine one.
-        let (mut b, accept) = OtrSession::accept(&offer, &bob.keys, &bob.id, &alice.bundle(), &room(), &mut rng).unwrap();
+        let (mut b, accept) = OtrSession::accept(
+            &offer,
+            &bob.keys,
+            &bob.id,
+            &alice.bundle(),
+            &room(),
+            &mut rng,
+        )
+        .unwrap();
         let accept = accept.encode();
         for at in 18..accept.len() {
             let mut bad = accept.clone();
             bad[at] ^= 0x04;
-            assert_eq!(a.handle(&Frame::decode(&bad).unwrap(), &mut rng), Err(OtrError::BadConfirmation), "byte {at}");
+            assert_eq!(
+                a.handle(&Frame::decode(&bad).unwrap(), &mut rng),
+                Err(OtrError::BadConfirmation),
+                "byte {at}"
+            );
             assert_eq!(a.state(), SessionState::AwaitingAccept);
         }
         let mut weak = Frame::decode(&accept).unwrap();
@@ -533,7 +781,12 @@ mod tests {
             x.ephemeral = [0; 32];
         }
         assert_eq!(a.handle(&weak, &mut rng), Err(OtrError::WeakKey));
-        let Event::Established { reply: Some(confirm) } = a.handle(&Frame::decode(&accept).unwrap(), &mut rng).unwrap() else {
+        let Event::Established {
+            reply: Some(confirm),
+        } = a
+            .handle(&Frame::decode(&accept).unwrap(), &mut rng)
+            .unwrap()
+        else {
             panic!()
         };
         // The same for every byte of the confirmation.
@@ -541,28 +794,67 @@ mod tests {
         for at in 18..confirm.len() {
             let mut bad = confirm.clone();
             bad[at] ^= 0x40;
-            assert_eq!(b.handle(&Frame::decode(&bad).unwrap(), &mut rng), Err(OtrError::BadConfirmation), "byte {at}");
+            assert_eq!(
+                b.handle(&Frame::decode(&bad).unwrap(), &mut rng),
+                Err(OtrError::BadConfirmation),
+                "byte {at}"
+            );
             assert_eq!(b.state(), SessionState::AwaitingConfirm);
         }
-        assert_eq!(b.handle(&Frame::decode(&confirm).unwrap(), &mut rng), Ok(Event::Established { reply: None }));
+        assert_eq!(
+            b.handle(&Frame::decode(&confirm).unwrap(), &mut rng),
+            Ok(Event::Established { reply: None })
+        );
         // A handshake frame once established is out of place.
-        assert_eq!(b.handle(&Frame::decode(&confirm).unwrap(), &mut rng), Err(OtrError::UnexpectedFrame));
-        assert_eq!(a.handle(&Frame::decode(&accept).unwrap(), &mut rng), Err(OtrError::UnexpectedFrame));
+        assert_eq!(
+            b.handle(&Frame::decode(&confirm).unwrap(), &mut rng),
+            Err(OtrError::UnexpectedFrame)
+        );
+        assert_eq!(
+            a.handle(&Frame::decode(&accept).unwrap(), &mut rng),
+            Err(OtrError::UnexpectedFrame)
+        );
         assert_eq!(a.handle(&offer, &mut rng), Err(OtrError::UnexpectedFrame));
     }
 
     #[test]
     fn wrong_peer_keys_fail_the_handshake() {
-        let (alice, bob, mallory) = (User::new("alice", 1), User::new("bob", 2), User::new("bob", 3));
+        let (alice, bob, mallory) = (
+            User::new("alice", 1),
+            User::new("bob", 2),
+            User::new("bob", 3),
+        );
         let mut rng = test_rng(6);
         // Alice holds a bundle for "bob" with other keys (say, substituted by the server).
-        let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.id, &mallory.bundle(), &room(), &mut rng).unwrap();
-        let (_, accept) = OtrSession::accept(&offer, &bob.keys, &bob.id, &alice.bundle(), &room(), &mut rng).unwrap();
+        let (mut a, offer) =
+            OtrSession::offer(&alice.keys, &alice.id, &mallory.bundle(), &room(), &mut rng)
+                .unwrap();
+        let (_, accept) = OtrSession::accept(
+            &offer,
+            &bob.keys,
+            &bob.id,
+            &alice.bundle(),
+            &room(),
+            &mut rng,
+        )
+        .unwrap();
         assert_eq!(a.handle(&accept, &mut rng), Err(OtrError::BadConfirmation));
         // Bob holds the wrong key for Alice: Alice refuses his accept.
-        let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
-        let wrong_alice = User { keys: IdentityKeys::generate(&mut test_rng(4)), id: alice.id.clone() };
-        let (_, accept) = OtrSession::accept(&offer, &bob.keys, &bob.id, &wrong_alice.bundle(), &room(), &mut rng).unwrap();
+        let (mut a, offer) =
+            OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
+        let wrong_alice = User {
+            keys: IdentityKeys::generate(&mut test_rng(4)),
+            id: alice.id.clone(),
+        };
+        let (_, accept) = OtrSession::accept(
+            &offer,
+            &bob.keys,
+            &bob.id,
+            &wrong_alice.bundle(),
+            &room(),
+            &mut rng,
+        )
+        .unwrap();
         assert_eq!(a.handle(&accept, &mut rng), Err(OtrError::BadConfirmation));
     }
 
@@ -572,18 +864,46 @@ mod tests {
         let mut rng = test_rng(7);
         let mitm = public(&StaticSecret::random_from_rng(&mut rng));
         // Swapping the offer's ephemeral: Bob answers, Alice refuses his MAC.
-        let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
+        let (mut a, offer) =
+            OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
         let Frame::Offer(o) = &offer else { panic!() };
-        let swapped = Frame::Offer(Offer { ephemeral: mitm, ..o.clone() });
-        let (mut b, accept) = OtrSession::accept(&swapped, &bob.keys, &bob.id, &alice.bundle(), &room(), &mut rng).unwrap();
+        let swapped = Frame::Offer(Offer {
+            ephemeral: mitm,
+            ..o.clone()
+        });
+        let (mut b, accept) = OtrSession::accept(
+            &swapped,
+            &bob.keys,
+            &bob.id,
+            &alice.bundle(),
+            &room(),
+            &mut rng,
+        )
+        .unwrap();
         assert_eq!(a.handle(&accept, &mut rng), Err(OtrError::BadConfirmation));
         // Swapping the accept's ephemeral and keeping Bob's MAC: refused too.
-        let (_, accept) = OtrSession::accept(&offer, &bob.keys, &bob.id, &alice.bundle(), &room(), &mut rng).unwrap();
+        let (_, accept) = OtrSession::accept(
+            &offer,
+            &bob.keys,
+            &bob.id,
+            &alice.bundle(),
+            &room(),
+            &mut rng,
+        )
+        .unwrap();
         let Frame::Accept(x) = &accept else { panic!() };
-        let swapped = Frame::Accept(Accept { ephemeral: mitm, ..x.clone() });
+        let swapped = Frame::Accept(Accept {
+            ephemeral: mitm,
+            ..x.clone()
+        });
         assert_eq!(a.handle(&swapped, &mut rng), Err(OtrError::BadConfirmation));
         // And Bob (who answered the swapped offer) refuses Alice's genuine confirmation.
-        let Ok(Event::Established { reply: Some(confirm) }) = a.handle(&accept, &mut rng) else { panic!() };
+        let Ok(Event::Established {
+            reply: Some(confirm),
+        }) = a.handle(&accept, &mut rng)
+        else {
+            panic!()
+        };
         assert_eq!(b.handle(&confirm, &mut rng), Err(OtrError::BadConfirmation));
     }
 
@@ -591,15 +911,20 @@ mod tests {
     fn decline_ends_the_offer() {
         let (alice, bob) = (User::new("alice", 1), User::new("bob", 2));
         let mut rng = test_rng(8);
-        let (mut a, offer) = OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
-        assert_eq!(OtrSession::decline(&Frame::End(offer.session())), Err(OtrError::UnexpectedFrame));
+        let (mut a, offer) =
+            OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
+        assert_eq!(
+            OtrSession::decline(&Frame::End(offer.session())),
+            Err(OtrError::UnexpectedFrame)
+        );
         let decline = wire(&OtrSession::decline(&offer).unwrap());
         assert_eq!(a.handle(&decline, &mut rng), Ok(Event::Declined));
         assert_eq!(a.state(), SessionState::Ended);
         assert_eq!(a.send_text("x"), Err(OtrError::Ended));
         assert_eq!(a.handle(&decline, &mut rng), Err(OtrError::Ended));
         assert_eq!(
-            OtrSession::offer(&alice.keys, &alice.id, &alice.bundle(), &room(), &mut rng).unwrap_err(),
+            OtrSession::offer(&alice.keys, &alice.id, &alice.bundle(), &room(), &mut rng)
+                .unwrap_err(),
             OtrError::WrongParticipants
         );
     }
@@ -611,30 +936,58 @@ mod tests {
         let stray = c.send_text("elsewhere").unwrap();
         assert_ne!(stray.session(), a.id());
         assert_eq!(b.handle(&stray, &mut rng), Err(OtrError::UnknownSession));
-        assert_eq!(b.handle(&Frame::End(stray.session()), &mut rng), Err(OtrError::UnknownSession));
+        assert_eq!(
+            b.handle(&Frame::End(stray.session()), &mut rng),
+            Err(OtrError::UnknownSession)
+        );
         assert_eq!(b.state(), SessionState::Established);
-        assert_eq!(b.handle(&a.send_text("still here").unwrap(), &mut rng).unwrap(), text("still here"));
+        assert_eq!(
+            b.handle(&a.send_text("still here").unwrap(), &mut rng)
+                .unwrap(),
+            text("still here")
+        );
     }
 
     #[test]
     fn refresh_rekeys_and_the_old_state_cannot_read_on() {
         let (mut a, mut b, mut rng) = established();
-        assert_eq!(b.handle(&a.send_text("before").unwrap(), &mut rng).unwrap(), text("before"));
+        assert_eq!(
+            b.handle(&a.send_text("before").unwrap(), &mut rng).unwrap(),
+            text("before")
+        );
         let old_b = b.snapshot();
         let refresh = wire(&a.refresh(&mut rng).unwrap());
         assert_eq!(a.state(), SessionState::AwaitingAccept);
         assert_eq!(a.send_text("x"), Err(OtrError::NotEstablished));
-        let Event::RefreshStarted { reply: accept } = b.handle(&refresh, &mut rng).unwrap() else { panic!() };
-        let Event::Refreshed { reply: Some(confirm) } = a.handle(&wire(&accept), &mut rng).unwrap() else { panic!() };
-        assert_eq!(b.handle(&wire(&confirm), &mut rng), Ok(Event::Refreshed { reply: None }));
+        let Event::RefreshStarted { reply: accept } = b.handle(&refresh, &mut rng).unwrap() else {
+            panic!()
+        };
+        let Event::Refreshed {
+            reply: Some(confirm),
+        } = a.handle(&wire(&accept), &mut rng).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            b.handle(&wire(&confirm), &mut rng),
+            Ok(Event::Refreshed { reply: None })
+        );
         let m = a.send_text("after").unwrap();
         let mut stolen = old_b;
         assert_eq!(stolen.handle(&m, &mut rng), Err(OtrError::DecryptFailed));
         assert_eq!(b.handle(&m, &mut rng).unwrap(), text("after"));
-        assert_eq!(a.handle(&b.send_text("back").unwrap(), &mut rng).unwrap(), text("back"));
+        assert_eq!(
+            a.handle(&b.send_text("back").unwrap(), &mut rng).unwrap(),
+            text("back")
+        );
         // A refresh from the wrong user or room is refused and changes nothing.
-        let Frame::Refresh(o) = &refresh else { panic!() };
-        let bad = Frame::Refresh(Offer { room: RoomId::new("dm.other").unwrap(), ..o.clone() });
+        let Frame::Refresh(o) = &refresh else {
+            panic!()
+        };
+        let bad = Frame::Refresh(Offer {
+            room: RoomId::new("dm.other").unwrap(),
+            ..o.clone()
+        });
         assert_eq!(b.handle(&bad, &mut rng), Err(OtrError::WrongRoom));
         assert_eq!(b.state(), SessionState::Established);
     }
@@ -645,10 +998,30 @@ mod tests {
         let (mut a, b, mut rng) = established();
         drop(b);
         let refresh = a.refresh(&mut rng).unwrap();
-        let (mut b, accept) = OtrSession::accept(&refresh, &bob.keys, &bob.id, &alice.bundle(), &room(), &mut rng).unwrap();
-        let Event::Refreshed { reply: Some(confirm) } = a.handle(&accept, &mut rng).unwrap() else { panic!() };
-        assert_eq!(b.handle(&confirm, &mut rng), Ok(Event::Established { reply: None }));
-        assert_eq!(b.handle(&a.send_text("welcome back").unwrap(), &mut rng).unwrap(), text("welcome back"));
+        let (mut b, accept) = OtrSession::accept(
+            &refresh,
+            &bob.keys,
+            &bob.id,
+            &alice.bundle(),
+            &room(),
+            &mut rng,
+        )
+        .unwrap();
+        let Event::Refreshed {
+            reply: Some(confirm),
+        } = a.handle(&accept, &mut rng).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            b.handle(&confirm, &mut rng),
+            Ok(Event::Established { reply: None })
+        );
+        assert_eq!(
+            b.handle(&a.send_text("welcome back").unwrap(), &mut rng)
+                .unwrap(),
+            text("welcome back")
+        );
     }
 
     #[test]
@@ -663,9 +1036,22 @@ mod tests {
             (Event::RefreshStarted { reply }, Event::Ignored) => (b, a, reply),
             other => panic!("no single winner: {other:?}"),
         };
-        let Event::Refreshed { reply: Some(confirm) } = winner.handle(&accept, &mut rng).unwrap() else { panic!() };
-        assert_eq!(loser.handle(&confirm, &mut rng), Ok(Event::Refreshed { reply: None }));
-        assert_eq!(loser.handle(&winner.send_text("settled").unwrap(), &mut rng).unwrap(), text("settled"));
+        let Event::Refreshed {
+            reply: Some(confirm),
+        } = winner.handle(&accept, &mut rng).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            loser.handle(&confirm, &mut rng),
+            Ok(Event::Refreshed { reply: None })
+        );
+        assert_eq!(
+            loser
+                .handle(&winner.send_text("settled").unwrap(), &mut rng)
+                .unwrap(),
+            text("settled")
+        );
     }
 
     #[test]
@@ -692,15 +1078,27 @@ mod tests {
         assert_eq!(b.handle(&early, &mut rng).unwrap(), text("early"));
         // Someone who copies Bob's whole state now still cannot open either message.
         let mut stolen = b.snapshot();
-        assert_eq!(stolen.handle(&early, &mut rng), Err(OtrError::KeyUnavailable));
-        assert_eq!(stolen.handle(&late, &mut rng), Err(OtrError::KeyUnavailable));
+        assert_eq!(
+            stolen.handle(&early, &mut rng),
+            Err(OtrError::KeyUnavailable)
+        );
+        assert_eq!(
+            stolen.handle(&late, &mut rng),
+            Err(OtrError::KeyUnavailable)
+        );
         // Nor a message from a chain that has since been ratcheted past.
-        assert_eq!(a.handle(&b.send_text("r").unwrap(), &mut rng).unwrap(), text("r"));
+        assert_eq!(
+            a.handle(&b.send_text("r").unwrap(), &mut rng).unwrap(),
+            text("r")
+        );
         let m = a.send_text("new chain").unwrap();
         assert_eq!(b.handle(&m, &mut rng).unwrap(), text("new chain"));
         let mut stolen = b.snapshot();
         assert_eq!(stolen.handle(&m, &mut rng), Err(OtrError::KeyUnavailable));
-        assert_eq!(stolen.handle(&early, &mut rng), Err(OtrError::KeyUnavailable));
+        assert_eq!(
+            stolen.handle(&early, &mut rng),
+            Err(OtrError::KeyUnavailable)
+        );
     }
 
     #[test]
