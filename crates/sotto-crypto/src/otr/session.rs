@@ -1102,6 +1102,56 @@ mod tests {
     }
 
     #[test]
+    fn frames_out_of_place_are_refused() {
+        let (alice, bob) = (User::new("alice", 1), User::new("bob", 2));
+        let mut rng = test_rng(9);
+        let (mut a, offer) =
+            OtrSession::offer(&alice.keys, &alice.id, &bob.bundle(), &room(), &mut rng).unwrap();
+        let (mut b, accept) = OtrSession::accept(
+            &offer,
+            &bob.keys,
+            &bob.id,
+            &alice.bundle(),
+            &room(),
+            &mut rng,
+        )
+        .unwrap();
+        // Data and confirmations before their time.
+        let (mut x, mut y, _) = established_with(102);
+        let Frame::Data(d) = x.send_text("early").unwrap() else {
+            panic!()
+        };
+        let early = Frame::Data(Data {
+            session: b.id(),
+            ..d
+        });
+        assert_eq!(b.handle(&early, &mut rng), Err(OtrError::UnexpectedFrame));
+        assert_eq!(
+            b.handle(&Frame::Decline(b.id()), &mut rng),
+            Err(OtrError::UnexpectedFrame)
+        );
+        assert_eq!(a.handle(&early, &mut rng), Err(OtrError::UnexpectedFrame));
+        let Frame::Accept(acc) = &accept else {
+            panic!()
+        };
+        let confirm = Frame::Confirm(Confirm {
+            session: a.id(),
+            ratchet_key: acc.ephemeral,
+            mac: acc.mac,
+        });
+        assert_eq!(a.handle(&confirm, &mut rng), Err(OtrError::UnexpectedFrame));
+        assert_eq!(b.state(), SessionState::AwaitingConfirm);
+        assert_eq!(a.state(), SessionState::AwaitingAccept);
+        // A decline once established is out of place, too.
+        assert_eq!(
+            y.handle(&Frame::Decline(y.id()), &mut rng),
+            Err(OtrError::UnexpectedFrame)
+        );
+        assert_eq!(y.refresh(&mut rng).map(|_| ()), Ok(()));
+        assert_eq!(y.refresh(&mut rng), Err(OtrError::NotEstablished));
+    }
+
+    #[test]
     fn debug_shows_no_secret() {
         let (a, _, _) = established();
         let shown = format!("{a:?}");
