@@ -90,7 +90,7 @@ mod x25519 {
     }
 
     /// The million-round value is in the file, but a million scalar multiplications take
-    /// most of a minute even optimised; run it on demand with `--ignored`.
+    /// about two minutes on the development machine; run it on demand with `--ignored`.
     #[test]
     #[ignore = "a million X25519 operations; run with --ignored"]
     fn iterated_a_million_times() {
