@@ -1,6 +1,9 @@
 #![no_main]
-//! Hostile bytes into `PublicBundle::decode`: a typed error or a bundle, never a panic.
+//! Hostile bytes into the `bundle_decode` entry point (`fuzz/entries.rs`): never a panic.
+
+#[path = "../entries.rs"]
+mod entries;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = sotto_crypto::PublicBundle::decode(data);
+    let _ = entries::bundle_decode(data);
 });

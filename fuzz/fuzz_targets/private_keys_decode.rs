@@ -1,6 +1,9 @@
 #![no_main]
-//! Hostile bytes into `IdentityKeys::from_bytes`: a typed error or keys, never a panic.
+//! Hostile bytes into the `private_keys_decode` entry point (`fuzz/entries.rs`): never a panic.
+
+#[path = "../entries.rs"]
+mod entries;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = sotto_crypto::IdentityKeys::from_bytes(data);
+    let _ = entries::private_keys_decode(data);
 });

@@ -1,0 +1,9 @@
+#![no_main]
+//! Hostile bytes into the `envelope_peek` entry point (`fuzz/entries.rs`): never a panic.
+
+#[path = "../entries.rs"]
+mod entries;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = entries::envelope_peek(data);
+});

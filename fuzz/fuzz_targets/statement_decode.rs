@@ -1,0 +1,9 @@
+#![no_main]
+//! Hostile bytes into the `statement_decode` entry point (`fuzz/entries.rs`): never a panic.
+
+#[path = "../entries.rs"]
+mod entries;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = entries::statement_decode(data);
+});
