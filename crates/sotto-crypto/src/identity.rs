@@ -44,7 +44,10 @@ impl IdentityPublicKey {
     /// Parses 32 bytes, refusing non-canonical and small-order (weak) points.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, SignatureError> {
         let key = VerifyingKey::from_bytes(bytes).map_err(|_| SignatureError)?;
-        if key.is_weak() {
+        // Decompression reduces y modulo p and accepts a "negative zero" x, so a point
+        // has several encodings; only the one that re-encodes to the same bytes is
+        // canonical.
+        if key.is_weak() || key.to_edwards().compress().to_bytes() != *bytes {
             return Err(SignatureError);
         }
         Ok(Self(key))
@@ -295,6 +298,19 @@ mod tests {
         bytes[2..7].copy_from_slice(other.as_str().as_bytes());
         assert_eq!(PublicBundle::decode(&bytes), Err(BundleError::BadSignature));
         assert_ne!(keys.bundle(&mallory).encode(), keys.bundle(&other).encode());
+    }
+
+    #[test]
+    fn non_canonical_identity_keys_are_refused() {
+        // y = 3 + p: a valid point of large order, encoded with y not reduced mod p.
+        let mut non_canonical = [0xff; 32];
+        non_canonical[0] = 0xf0;
+        non_canonical[31] = 0x7f;
+        assert!(IdentityPublicKey::from_bytes(&non_canonical).is_err());
+        // The same point, canonically encoded (y = 3), is a valid key.
+        let mut canonical = [0; 32];
+        canonical[0] = 3;
+        assert!(IdentityPublicKey::from_bytes(&canonical).is_ok());
     }
 
     #[test]
