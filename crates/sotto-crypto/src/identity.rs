@@ -44,7 +44,10 @@ impl IdentityPublicKey {
     /// Parses 32 bytes, refusing non-canonical and small-order (weak) points.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, SignatureError> {
         let key = VerifyingKey::from_bytes(bytes).map_err(|_| SignatureError)?;
-        if key.is_weak() {
+        // Decompression reduces y modulo p and accepts a "negative zero" x, so a point
+        // has several encodings; only the one that re-encodes to the same bytes is
+        // canonical.
+        if key.is_weak() || key.to_edwards().compress().to_bytes() != *bytes {
             return Err(SignatureError);
         }
         Ok(Self(key))
@@ -211,11 +214,14 @@ impl PublicBundle {
         let mut r = Reader::new(bytes);
         r.version(VERSION)?;
         let user = UserId::decode(&mut r)?;
-        let identity = IdentityPublicKey::from_bytes(&r.array::<32>()?)
-            .map_err(|_| BundleError::InvalidIdentityKey)?;
+        let identity = r.array::<32>()?;
         let agreement = r.array::<32>()?;
         let signature = r.array::<SIGNATURE_LEN>()?;
         r.finish()?;
+        // The encoding first, then the key (§2), so every implementation reports the
+        // same error for the same bytes.
+        let identity = IdentityPublicKey::from_bytes(&identity)
+            .map_err(|_| BundleError::InvalidIdentityKey)?;
         let body = bundle_body(&user, &identity, &agreement);
         identity
             .verify(BUNDLE_LABEL, &[&body], &signature)
@@ -295,6 +301,42 @@ mod tests {
         bytes[2..7].copy_from_slice(other.as_str().as_bytes());
         assert_eq!(PublicBundle::decode(&bytes), Err(BundleError::BadSignature));
         assert_ne!(keys.bundle(&mallory).encode(), keys.bundle(&other).encode());
+    }
+
+    #[test]
+    fn the_encoding_is_checked_before_the_identity_key() {
+        let (keys, user) = alice();
+        let mut bytes = keys.bundle(&user).encode();
+        // A small-order identity key (y = 0) in an otherwise well-formed bundle.
+        let at = 2 + user.as_str().len();
+        bytes[at..at + 32].copy_from_slice(&[0; 32]);
+        assert_eq!(
+            PublicBundle::decode(&bytes),
+            Err(BundleError::InvalidIdentityKey)
+        );
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(
+            PublicBundle::decode(&long),
+            Err(BundleError::Decode(DecodeError::TrailingBytes))
+        );
+        assert_eq!(
+            PublicBundle::decode(&bytes[..bytes.len() - 1]),
+            Err(BundleError::Decode(DecodeError::Truncated))
+        );
+    }
+
+    #[test]
+    fn non_canonical_identity_keys_are_refused() {
+        // y = 3 + p: a valid point of large order, encoded with y not reduced mod p.
+        let mut non_canonical = [0xff; 32];
+        non_canonical[0] = 0xf0;
+        non_canonical[31] = 0x7f;
+        assert!(IdentityPublicKey::from_bytes(&non_canonical).is_err());
+        // The same point, canonically encoded (y = 3), is a valid key.
+        let mut canonical = [0; 32];
+        canonical[0] = 3;
+        assert!(IdentityPublicKey::from_bytes(&canonical).is_ok());
     }
 
     #[test]

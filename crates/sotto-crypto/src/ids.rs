@@ -94,7 +94,8 @@ macro_rules! random_id {
             /// Parses 32 hex digits.
             pub fn from_hex(s: &str) -> Result<Self, DecodeError> {
                 let bytes = s.as_bytes();
-                if bytes.len() != 32 || !s.is_ascii() {
+                // `from_str_radix` alone would also take a `+` sign ("+a" is 10).
+                if bytes.len() != 32 || !bytes.iter().all(u8::is_ascii_hexdigit) {
                     return Err(DecodeError::InvalidField(stringify!($name)));
                 }
                 let mut out = [0u8; 16];
@@ -147,5 +148,6 @@ mod tests {
         assert_eq!(MessageId::from_hex(&id.to_hex()).unwrap(), id);
         assert!(MessageId::from_hex("zz").is_err());
         assert!(MessageId::from_hex(&"é".repeat(16)).is_err());
+        assert!(MessageId::from_hex(&"+a".repeat(16)).is_err());
     }
 }

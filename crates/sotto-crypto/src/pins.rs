@@ -24,6 +24,10 @@ pub enum PinError {
     /// There is no changed key waiting to be accepted.
     #[error("no key change is pending")]
     NoPendingChange,
+    /// The key the user accepted is not the pending key (it was replaced since it
+    /// was shown).
+    #[error("the key is not the pending key")]
+    NotPendingKey,
 }
 
 /// How far a pinned key is trusted.
@@ -102,10 +106,20 @@ impl PinStore {
         }
     }
 
-    /// The user accepted the changed key: it becomes the pin, unverified.
-    pub fn accept_change(&mut self, user: &UserId) -> Result<IdentityPublicKey, PinError> {
+    /// The user accepted the changed key `key`, the one they were shown: it becomes
+    /// the pin, unverified. If another key has become pending since, nothing changes
+    /// ([`PinError::NotPendingKey`]), so a key the user never saw is never pinned.
+    pub fn accept_change(
+        &mut self,
+        user: &UserId,
+        key: &IdentityPublicKey,
+    ) -> Result<IdentityPublicKey, PinError> {
         let pin = self.pins.get_mut(user).ok_or(PinError::UnknownUser)?;
-        let new = pin.pending.take().ok_or(PinError::NoPendingChange)?;
+        let new = pin.pending.ok_or(PinError::NoPendingChange)?;
+        if new != *key {
+            return Err(PinError::NotPendingKey);
+        }
+        pin.pending = None;
         pin.key = new;
         pin.state = PinState::Unverified;
         Ok(new)
@@ -272,17 +286,32 @@ mod tests {
             Err(PinError::NotPinnedKey)
         );
         assert_eq!(store.get(&bob).unwrap().pending, Some(key(2)));
+        // A key replaced after it was shown cannot be accepted in its place.
+        assert_eq!(
+            store.observe(&bob, &key(3)),
+            Observation::Changed { was_verified: true }
+        );
+        assert_eq!(
+            store.accept_change(&bob, &key(2)),
+            Err(PinError::NotPendingKey)
+        );
+        assert!(store.trusted(&bob, &key(1)));
+        assert_eq!(store.get(&bob).unwrap().pending, Some(key(3)));
+        store.observe(&bob, &key(2));
         // Accepting moves to the new key, unverified.
-        assert_eq!(store.accept_change(&bob), Ok(key(2)));
+        assert_eq!(store.accept_change(&bob, &key(2)), Ok(key(2)));
         assert!(store.trusted(&bob, &key(2)));
         assert!(!store.trusted(&bob, &key(1)));
         assert_eq!(
             store.observe(&bob, &key(2)),
             Observation::Known { verified: false }
         );
-        assert_eq!(store.accept_change(&bob), Err(PinError::NoPendingChange));
         assert_eq!(
-            store.accept_change(&user("u.eve")),
+            store.accept_change(&bob, &key(2)),
+            Err(PinError::NoPendingChange)
+        );
+        assert_eq!(
+            store.accept_change(&user("u.eve"), &key(2)),
             Err(PinError::UnknownUser)
         );
     }
@@ -396,7 +425,7 @@ mod tests {
                 let k = &keys[usize::try_from(k).unwrap()];
                 match op {
                     0 => { store.observe(&u, k); }
-                    1 => { let _ = store.accept_change(&u); }
+                    1 => { let _ = store.accept_change(&u, k); }
                     _ => { let _ = store.mark_verified(&u, k); }
                 }
             }

@@ -8,6 +8,8 @@
 //! its `[[bin]]` in `fuzz/Cargo.toml`, and `fuzz/corpus/<name>/` with a `valid` seed.
 //! The tests here fail until all exist.
 
+// The entry points are `pub` for the fuzz targets that share this file.
+#[allow(unreachable_pub, clippy::type_complexity)]
 #[path = "../../../fuzz/entries.rs"]
 mod entries;
 
@@ -28,16 +30,29 @@ fn names(dir: &Path) -> BTreeSet<String> {
 
 #[test]
 fn every_target_has_a_source_a_corpus_and_an_entry_point() {
-    let entries: BTreeSet<String> = entries::TARGETS.iter().map(|(n, _)| n.to_string()).collect();
+    let entries: BTreeSet<String> = entries::TARGETS
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
     let sources: BTreeSet<String> = names(&fuzz_dir().join("fuzz_targets"))
         .into_iter()
         .map(|n| n.trim_end_matches(".rs").to_owned())
         .collect();
     let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
-    assert_eq!(entries, sources, "fuzz/entries.rs and fuzz/fuzz_targets differ");
-    assert_eq!(entries, names(&fuzz_dir().join("corpus")), "corpus directories differ");
+    assert_eq!(
+        entries, sources,
+        "fuzz/entries.rs and fuzz/fuzz_targets differ"
+    );
+    assert_eq!(
+        entries,
+        names(&fuzz_dir().join("corpus")),
+        "corpus directories differ"
+    );
     for t in &entries {
-        assert!(manifest.contains(&format!("name = \"{t}\"")), "{t} has no [[bin]]");
+        assert!(
+            manifest.contains(&format!("name = \"{t}\"")),
+            "{t} has no [[bin]]"
+        );
     }
 }
 
@@ -51,7 +66,10 @@ fn every_seed_is_handled_without_panic() {
         for seed in seeds {
             let accepted = run(&std::fs::read(dir.join(&seed)).unwrap());
             if seed.starts_with("valid") {
-                assert!(accepted, "{target}/{seed} is no longer accepted: refresh the seed");
+                assert!(
+                    accepted,
+                    "{target}/{seed} is no longer accepted: refresh the seed"
+                );
             } else {
                 assert!(!accepted, "{target}/{seed} is malformed but was accepted");
             }
