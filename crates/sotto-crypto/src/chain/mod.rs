@@ -2,7 +2,7 @@
 //! encrypted is decided by members' signed statements, not by the server.
 //!
 //! The server uses [`check_extends`] (no private keys) to accept a statement only if it
-//! extends the current head. Clients verify the whole chain with [`RoomChain`], which
+//! validly extends the current head, rules included. Clients verify the whole chain with [`RoomChain`], which
 //! also applies the room rules and derives the [`RoomState`].
 
 mod rules;
@@ -141,24 +141,42 @@ fn check_signature(
 
 /// The server's check before storing a statement (compare-and-set on the head).
 ///
-/// Decodes `candidate`, checks that it extends `head` (`None` for a room with no chain
-/// yet) in `room`, and verifies the signature under the actor's published identity key
-/// from `keys`. It does not apply the room rules: clients do, and refuse a chain that
-/// breaks them. The caller stores the statement only if the head is still `head`.
+/// Decodes `candidate` and checks it exactly as a client would: that it extends
+/// `chain` (`None` for a room with no chain yet) in `room`, its signature under the
+/// actor's published identity key from `keys`, and the room rules against the chain's
+/// current state. A statement that breaks a rule is refused here, so no one can wedge
+/// a room by storing a head that every later statement would have to extend. The
+/// caller stores the statement only if its head is still `chain`'s.
 pub fn check_extends(
     room: &RoomId,
-    head: Option<&Statement>,
+    chain: Option<&RoomChain>,
     candidate: &[u8],
     keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
 ) -> Result<Statement, ChainError> {
     let stmt = Statement::decode(candidate)?;
-    let head_hash = head.map(Statement::hash);
-    let link = head
-        .zip(head_hash.as_ref())
-        .map(|(h, hash)| (h.seq(), hash));
-    check_link(room, link, &stmt)?;
-    check_signature(&stmt, &keys)?;
+    match chain {
+        None => {
+            check_first(room, &stmt, &|s| check_signature(s, &keys))?;
+        }
+        Some(c) if c.state.room != *room => return Err(ChainError::WrongRoom),
+        Some(c) => c.check_next(&stmt, &|s| check_signature(s, &keys))?,
+    }
     Ok(stmt)
+}
+
+/// Checks the creation statement: link, signature, creation rules.
+fn check_first<'a>(
+    room: &RoomId,
+    first: &'a Statement,
+    signature: &impl Fn(&Statement) -> Result<(), ChainError>,
+) -> Result<&'a Create, ChainError> {
+    check_link(room, None, first)?;
+    signature(first)?;
+    let Action::Create(create) = first.action() else {
+        return Err(ChainError::MissingCreate);
+    };
+    rules::check_create(first.actor(), create)?;
+    Ok(create)
 }
 
 /// A room's chain, verified from the creator's first statement, and the state it
@@ -183,14 +201,29 @@ impl RoomChain {
         statements: impl IntoIterator<Item = Statement>,
         keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
     ) -> Result<Self, ChainError> {
+        Self::build(room, statements, &|s| check_signature(s, &keys))
+    }
+
+    /// Rebuilds the chain from statements the server accepted earlier with
+    /// [`check_extends`]: links and room rules are checked again, signatures are not,
+    /// since they were checked on arrival under the keys published then (a user's key
+    /// may have been reset since). Only the server uses this; clients call
+    /// [`RoomChain::verify`].
+    pub fn from_stored(
+        room: &RoomId,
+        statements: impl IntoIterator<Item = Statement>,
+    ) -> Result<Self, ChainError> {
+        Self::build(room, statements, &|_| Ok(()))
+    }
+
+    fn build(
+        room: &RoomId,
+        statements: impl IntoIterator<Item = Statement>,
+        signature: &impl Fn(&Statement) -> Result<(), ChainError>,
+    ) -> Result<Self, ChainError> {
         let mut it = statements.into_iter();
         let first = it.next().ok_or(ChainError::EmptyChain)?;
-        check_link(room, None, &first)?;
-        check_signature(&first, &keys)?;
-        let Action::Create(create) = first.action() else {
-            return Err(ChainError::MissingCreate);
-        };
-        rules::check_create(first.actor(), create)?;
+        let create = check_first(room, &first, signature)?;
         let state = RoomState::genesis(room, first.actor(), create, first.hash());
         let mut chain = Self {
             first,
@@ -198,7 +231,8 @@ impl RoomChain {
             state,
         };
         for stmt in it {
-            chain.append(stmt, &keys)?;
+            chain.check_next(&stmt, signature)?;
+            chain.apply(stmt);
         }
         Ok(chain)
     }
@@ -222,14 +256,27 @@ impl RoomChain {
         stmt: Statement,
         keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
     ) -> Result<(), ChainError> {
+        self.check_next(&stmt, &|s| check_signature(s, &keys))?;
+        self.apply(stmt);
+        Ok(())
+    }
+
+    /// Link, signature, then the room rules against the current state.
+    fn check_next(
+        &self,
+        stmt: &Statement,
+        signature: &impl Fn(&Statement) -> Result<(), ChainError>,
+    ) -> Result<(), ChainError> {
         let head = (self.state.seq, &self.state.head_hash);
-        check_link(&self.state.room, Some(head), &stmt)?;
-        check_signature(&stmt, &keys)?;
-        rules::check(&self.state, &stmt)?;
+        check_link(&self.state.room, Some(head), stmt)?;
+        signature(stmt)?;
+        rules::check(&self.state, stmt)
+    }
+
+    fn apply(&mut self, stmt: Statement) {
         let hash = stmt.hash();
         rules::apply(&mut self.state, &stmt, hash);
         self.rest.push(stmt);
-        Ok(())
     }
 
     /// The state at the head.

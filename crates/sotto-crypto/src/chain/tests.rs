@@ -452,6 +452,7 @@ fn the_server_checks_compare_and_set_without_private_keys() {
         check_extends(&r, None, &first.encode(), &keys).unwrap(),
         first
     );
+    let mut stored = RoomChain::from_stored(&r, [first.clone()]).unwrap();
     let second = Statement::next(
         &first,
         Action::NewEpoch(epoch(1)),
@@ -460,29 +461,34 @@ fn the_server_checks_compare_and_set_without_private_keys() {
     )
     .unwrap();
     assert_eq!(
-        check_extends(&r, Some(&first), &second.encode(), &keys).unwrap(),
+        check_extends(&r, Some(&stored), &second.encode(), &keys).unwrap(),
         second
     );
+    let before_second = stored.clone();
+    stored.append(second.clone(), &keys).unwrap();
     // Stale head: the same statement again after it was stored.
     assert_eq!(
-        check_extends(&r, Some(&second), &second.encode(), &keys),
+        check_extends(&r, Some(&stored), &second.encode(), &keys),
         Err(ChainError::BadSequence {
             expected: 2,
             found: 1
         })
     );
-    // A competing statement for the same slot, built on another head.
-    let rival = Statement::next(&second, Action::Leave, &user("bob"), p.keys("bob")).unwrap();
-    let other_head = Statement::next(
+    // A competing statement for the slot just taken, built on the old head.
+    let rival = Statement::next(
         &first,
         Action::NewEpoch(epoch(9)),
         &user("alice"),
         p.keys("alice"),
     )
     .unwrap();
+    assert!(check_extends(&r, Some(&before_second), &rival.encode(), &keys).is_ok());
     assert_eq!(
-        check_extends(&r, Some(&other_head), &rival.encode(), &keys),
-        Err(ChainError::BadPrevHash)
+        check_extends(&r, Some(&stored), &rival.encode(), &keys),
+        Err(ChainError::BadSequence {
+            expected: 2,
+            found: 1
+        })
     );
     assert_eq!(
         check_extends(&r, None, &second.encode(), &keys),
@@ -496,17 +502,16 @@ fn the_server_checks_compare_and_set_without_private_keys() {
         Err(ChainError::WrongRoom)
     );
     assert_eq!(
-        check_extends(&r, Some(&first), &first.encode(), &keys),
-        Err(ChainError::BadSequence {
-            expected: 1,
-            found: 0
-        })
+        check_extends(&RoomId::new("x").unwrap(), Some(&stored), &rival.encode(), &keys),
+        Err(ChainError::WrongRoom)
     );
-    let mut bad = second.encode();
+    let mut bad = Statement::next(&second, Action::Leave, &user("bob"), p.keys("bob"))
+        .unwrap()
+        .encode();
     let last = bad.len() - 1;
     bad[last] ^= 1;
     assert_eq!(
-        check_extends(&r, Some(&first), &bad, &keys),
+        check_extends(&r, Some(&stored), &bad, &keys),
         Err(ChainError::BadSignature)
     );
     assert_eq!(
@@ -517,6 +522,60 @@ fn the_server_checks_compare_and_set_without_private_keys() {
         check_extends(&r, None, &first.encode(), |_| None),
         Err(ChainError::UnknownSigner)
     );
+}
+
+#[test]
+fn the_server_refuses_a_rule_breaking_statement_so_no_one_can_wedge_a_room() {
+    let p = People::new(ALL);
+    let r = room();
+    let first = create(
+        &p,
+        RoomKind::PrivateChannel,
+        "alice",
+        &["alice", "bob"],
+        true,
+    );
+    let stored = RoomChain::from_stored(&r, [first.clone()]).unwrap();
+    // An outsider with a published key, correctly linked and signed.
+    let by_outsider = Statement::next(
+        &first,
+        Action::NewEpoch(epoch(1)),
+        &user("carol"),
+        p.keys("carol"),
+    )
+    .unwrap();
+    assert_eq!(
+        check_extends(&r, Some(&stored), &by_outsider.encode(), p.resolver()),
+        Err(ChainError::NotAMember)
+    );
+    // A member who is not an owner cannot remove the owner.
+    let by_member = Statement::next(
+        &first,
+        Action::Remove(user("alice")),
+        &user("bob"),
+        p.keys("bob"),
+    )
+    .unwrap();
+    assert_eq!(
+        check_extends(&r, Some(&stored), &by_member.encode(), p.resolver()),
+        Err(ChainError::NotAnOwner)
+    );
+}
+
+#[test]
+fn the_server_rebuilds_its_chain_without_keys_and_still_applies_the_rules() {
+    let p = People::new(ALL);
+    let chain = sample_chain(&p);
+    let verified = RoomChain::verify(&room(), chain.clone(), p.resolver()).unwrap();
+    let rebuilt = RoomChain::from_stored(&room(), chain.clone()).unwrap();
+    assert_eq!(rebuilt.state(), verified.state());
+    // Links and rules are still checked: dropping a statement breaks the link.
+    let mut gap = chain.clone();
+    gap.remove(1);
+    assert!(matches!(
+        RoomChain::from_stored(&room(), gap),
+        Err(ChainError::BadSequence { .. })
+    ));
 }
 
 #[test]
@@ -650,7 +709,8 @@ fn each_region_of_a_statement_fails_with_its_own_error() {
     let last = chain[2].encode();
     let check = |bytes: &[u8]| {
         let stmt = Statement::decode(bytes)?;
-        check_extends(&room(), Some(&chain[1]), &stmt.encode(), p.resolver())
+        let stored = RoomChain::from_stored(&room(), chain[..2].to_vec()).unwrap();
+        check_extends(&room(), Some(&stored), &stmt.encode(), p.resolver())
     };
     // version ‖ bytes8(room "room-1") ‖ u64 seq ‖ prev ‖ action ‖ actor ‖ sig
     let flip = |at: usize, mask: u8| {
