@@ -86,6 +86,19 @@ fn header(room: &RoomId, epoch: &EpochId, recipient: &UserId, distributor: &User
     w.finish()
 }
 
+/// Who may hand `recipient` the key of `epoch`: someone who may hold it and is still a
+/// member, or a former member only for its own self-copy. A removed member therefore
+/// cannot hand newcomers keys, even for epochs it once held.
+fn may_distribute(
+    state: &RoomState,
+    epoch: &EpochId,
+    distributor: &UserId,
+    recipient: &UserId,
+) -> bool {
+    state.may_hold_epoch(epoch, distributor)
+        && (state.is_member(distributor) || distributor == recipient)
+}
+
 /// The HPKE `info`: `bytes8("sotto/v1/room-key-info") ‖ header`.
 pub fn hpke_info(
     room: &RoomId,
@@ -157,10 +170,13 @@ impl RoomKeyBox {
         if state.members_at_epoch(&epoch).is_none() {
             return Err(RoomKeyError::UnknownEpoch);
         }
-        if !state.may_hold_epoch(&epoch, distributor) {
+        let recipients: Vec<&PublicBundle> = recipients.into_iter().collect();
+        if recipients
+            .iter()
+            .any(|b| !may_distribute(state, &epoch, distributor, b.user()))
+        {
             return Err(RoomKeyError::DistributorNotAuthorized);
         }
-        let recipients: Vec<&PublicBundle> = recipients.into_iter().collect();
         if recipients
             .iter()
             .any(|b| !state.may_hold_epoch(&epoch, b.user()))
@@ -186,7 +202,8 @@ impl RoomKeyBox {
     /// ([`RoomKeyError::NotForMe`]); the room is the chain's room
     /// ([`RoomKeyError::WrongRoom`]); the chain declares the epoch
     /// ([`RoomKeyError::UnknownEpoch`]); the distributor and then the recipient may hold
-    /// that epoch ([`RoomKeyError::DistributorNotAuthorized`],
+    /// that epoch, the distributor being a current member unless the box is its own
+    /// self-copy ([`RoomKeyError::DistributorNotAuthorized`],
     /// [`RoomKeyError::RecipientNotAuthorized`]); the distributor's pinned key from `keys`
     /// ([`RoomKeyError::UnknownDistributor`]) verifies the signature
     /// ([`RoomKeyError::BadSignature`]); HPKE opens ([`RoomKeyError::DecryptFailed`]).
@@ -206,7 +223,7 @@ impl RoomKeyBox {
         if state.members_at_epoch(&self.epoch).is_none() {
             return Err(RoomKeyError::UnknownEpoch);
         }
-        if !state.may_hold_epoch(&self.epoch, &self.distributor) {
+        if !may_distribute(state, &self.epoch, &self.distributor, &self.recipient) {
             return Err(RoomKeyError::DistributorNotAuthorized);
         }
         if !state.may_hold_epoch(&self.epoch, &self.recipient) {
@@ -684,8 +701,17 @@ mod tests {
             (w.open(&w.seal(&e2, "bob", "carol"), "carol")).err(),
             Some(RoomKeyError::DistributorNotAuthorized)
         );
-        // The epoch bob legitimately held stays readable from his copy.
+        // The epoch bob legitimately held stays readable from his copy, and his own
+        // self-copy of it too…
         assert_eq!(w.open(&old, "bob").unwrap().key_bytes(), w.e1.key_bytes());
+        let own = w.seal(&w.e1, "bob", "bob");
+        assert_eq!(w.open(&own, "bob").unwrap().key_bytes(), w.e1.key_bytes());
+        // …but he can no longer hand that old epoch to anyone else, even to a member
+        // who may hold it.
+        assert_eq!(
+            (w.open(&w.seal(&w.e1, "bob", "carol"), "carol")).err(),
+            Some(RoomKeyError::DistributorNotAuthorized)
+        );
         assert_eq!(
             w.open(&w.seal(&e2, "carol", "alice"), "alice")
                 .unwrap()

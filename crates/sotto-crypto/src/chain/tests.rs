@@ -502,7 +502,12 @@ fn the_server_checks_compare_and_set_without_private_keys() {
         Err(ChainError::WrongRoom)
     );
     assert_eq!(
-        check_extends(&RoomId::new("x").unwrap(), Some(&stored), &rival.encode(), &keys),
+        check_extends(
+            &RoomId::new("x").unwrap(),
+            Some(&stored),
+            &rival.encode(),
+            &keys
+        ),
         Err(ChainError::WrongRoom)
     );
     let mut bad = Statement::next(&second, Action::Leave, &user("bob"), p.keys("bob"))
