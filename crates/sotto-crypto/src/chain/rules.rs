@@ -117,7 +117,11 @@ pub(super) fn apply(state: &mut RoomState, stmt: &Statement, hash: [u8; 32]) {
         Action::Create(_) => {}
         Action::Invite(u) => {
             state.members.insert(u.clone());
-            if let Some(set) = state
+            if !state.history_shared {
+                // The newcomer must not read what was sent before it joined: it gets
+                // no key of the current epoch, and the next sender starts a new one.
+                state.rotation_pending = true;
+            } else if let Some(set) = state
                 .epochs
                 .last()
                 .and_then(|e| state.epoch_members.get_mut(e))
@@ -137,7 +141,7 @@ pub(super) fn apply(state: &mut RoomState, stmt: &Statement, hash: [u8; 32]) {
         Action::NewEpoch(e) => {
             state.epochs.push(*e);
             state.epoch_members.insert(*e, state.members.clone());
-            state.removed_since_epoch = false;
+            state.rotation_pending = false;
         }
     }
     state.seq = stmt.seq();
@@ -147,5 +151,5 @@ pub(super) fn apply(state: &mut RoomState, stmt: &Statement, hash: [u8; 32]) {
 fn remove(state: &mut RoomState, u: &UserId) {
     state.members.remove(u);
     state.owners.remove(u);
-    state.removed_since_epoch = true;
+    state.rotation_pending = true;
 }

@@ -16,7 +16,7 @@ pub struct RoomState {
     pub(super) encrypted: bool,
     pub(super) epochs: Vec<EpochId>,
     pub(super) epoch_members: BTreeMap<EpochId, BTreeSet<UserId>>,
-    pub(super) removed_since_epoch: bool,
+    pub(super) rotation_pending: bool,
     pub(super) seq: u64,
     pub(super) head_hash: [u8; 32],
 }
@@ -32,7 +32,7 @@ impl RoomState {
             encrypted: c.encrypted,
             epochs: Vec::new(),
             epoch_members: BTreeMap::new(),
-            removed_since_epoch: false,
+            rotation_pending: false,
             seq: 0,
             head_hash: hash,
         }
@@ -89,10 +89,10 @@ impl RoomState {
     }
 
     /// Whether a new epoch must be declared before the next encrypted message: the room
-    /// is encrypted and has no epoch yet, or a member left or was removed since the
-    /// current epoch was declared.
+    /// is encrypted and has no epoch yet, or since the current epoch was declared a
+    /// member left or was removed, or (in a room that does not share history) joined.
     pub fn rotation_due(&self) -> bool {
-        self.encrypted && (self.epochs.is_empty() || self.removed_since_epoch)
+        self.encrypted && (self.epochs.is_empty() || self.rotation_pending)
     }
 
     /// Everyone who was a member at some point while `epoch` was the current epoch: the

@@ -671,7 +671,13 @@ fn history_sharing_decides_whether_newcomers_may_hold_old_epochs() {
             .step("alice", Action::NewEpoch(epoch(2)));
         b.step("alice", Action::Invite(user("bob")));
         assert_eq!(b.state().may_hold_epoch(&epoch(1), &user("bob")), shared);
-        assert!(b.state().may_hold_epoch(&epoch(2), &user("bob")));
+        // Without shared history the newcomer does not get the current epoch either:
+        // a new one is due, and the newcomer holds that.
+        assert_eq!(b.state().may_hold_epoch(&epoch(2), &user("bob")), shared);
+        assert_eq!(b.state().rotation_due(), !shared);
+        b.step("bob", Action::NewEpoch(epoch(3)));
+        assert!(b.state().may_hold_epoch(&epoch(3), &user("bob")));
+        assert!(!b.state().rotation_due());
         assert_eq!(b.state().history_shared(), shared);
     }
 }
