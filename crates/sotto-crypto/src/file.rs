@@ -114,6 +114,10 @@ pub enum FileError {
     /// The stream would need more than 2^32 chunks.
     #[error("file has too many chunks")]
     TooManyChunks,
+    /// Writing the plaintext out failed earlier, so some of it is missing; the stream
+    /// cannot be continued.
+    #[error("an earlier write of the plaintext failed")]
+    OutputFailed,
     /// The encryptor already wrote the final chunk.
     #[error("file stream already finished")]
     Finished,
@@ -232,7 +236,11 @@ impl ChunkEncryptor {
             return Err(FileError::Finished);
         }
         let size = self.header.chunk_size as usize;
-        if plaintext.len() > size || (!last && plaintext.len() != size) {
+        if plaintext.len() > size
+            || (!last && plaintext.len() != size)
+            || (plaintext.is_empty() && self.next > 0)
+        {
+            // One encoding per file: only an empty file has an empty (final) chunk.
             return Err(FileError::ChunkLength { index: self.next });
         }
         let n = plaintext.len();
@@ -323,7 +331,11 @@ impl ChunkDecryptor {
             return Err(FileError::Extended);
         }
         let full = self.header.full_chunk_len();
-        if ciphertext.len() > full || ciphertext.len() < TAG_LEN {
+        if ciphertext.len() > full
+            || ciphertext.len() < TAG_LEN
+            || (ciphertext.len() == TAG_LEN && self.next > 0)
+        {
+            // Only an empty file has an empty chunk; after full chunks it is refused.
             return Err(FileError::ChunkLength { index: self.next });
         }
         if out.len() < ciphertext.len() - TAG_LEN {
@@ -656,7 +668,10 @@ impl<W: Write> Write for DecryptWriter<W> {
         match self.absorb(data) {
             Ok(()) => Ok(data.len()),
             Err(StreamError::File(e)) => Err(invalid(self.fail(e))),
-            Err(StreamError::Io(e)) => Err(e),
+            Err(StreamError::Io(e)) => {
+                self.fail(FileError::OutputFailed);
+                Err(e)
+            }
         }
     }
 
@@ -912,6 +927,35 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_chunk_only_makes_an_empty_file() {
+        let key = FileKey::generate(&mut test_rng(1));
+        let mut enc = ChunkEncryptor::new(&key, SMALL, &mut test_rng(2)).unwrap();
+        let mut out = vec![0u8; SMALL as usize + TAG_LEN];
+        let first = enc
+            .encrypt_chunk(&data(SMALL as usize), false, &mut out)
+            .unwrap();
+        let first = out[..first].to_vec();
+        assert_eq!(
+            enc.encrypt_chunk(&[], true, &mut out),
+            Err(FileError::ChunkLength { index: 1 })
+        );
+        let mut dec = ChunkDecryptor::new(&key, &enc.header().encode()).unwrap();
+        let mut plain = vec![0u8; SMALL as usize];
+        dec.decrypt_chunk(&first, false, &mut plain).unwrap();
+        assert_eq!(
+            dec.decrypt_chunk(&[0u8; TAG_LEN], true, &mut plain),
+            Err(FileError::ChunkLength { index: 1 })
+        );
+        // An empty file is one empty final chunk, and round-trips.
+        let (blob, summary) = encrypt(&key, &[], SMALL, 3);
+        assert_eq!(blob.len(), STREAM_HEADER_LEN + TAG_LEN);
+        assert_eq!(summary.plaintext_len, 0);
+        let mut d = DecryptWriter::new(Vec::new(), &key);
+        d.write_all(&blob).unwrap();
+        assert!(d.finish().unwrap().0.is_empty());
+    }
+
+    #[test]
     fn a_poisoned_decryptor_stays_failed() {
         let key = FileKey::generate(&mut test_rng(1));
         let (mut blob, _) = encrypt(&key, &data(200), SMALL, 8);
@@ -925,6 +969,43 @@ mod tests {
         assert!(matches!(
             d.finish(),
             Err(StreamError::File(FileError::BadChunk { index: 0 }))
+        ));
+    }
+
+    /// A writer that takes `room` bytes and then fails.
+    struct FailingSink {
+        room: usize,
+    }
+
+    impl Write for FailingSink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if buf.len() > self.room {
+                return Err(io::Error::other("disk full"));
+            }
+            self.room -= buf.len();
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_decryptor_whose_output_failed_stays_failed() {
+        let key = FileKey::generate(&mut test_rng(1));
+        let (blob, _) = encrypt(&key, &data(300), SMALL, 8);
+        let mut d = DecryptWriter::new(FailingSink { room: 0 }, &key);
+        // The first full chunk is decrypted and its output write fails.
+        assert_eq!(d.write_all(&blob).unwrap_err().kind(), io::ErrorKind::Other);
+        // Carrying on would leave a hole in the plaintext: refused from now on.
+        assert_eq!(
+            d.write(&[0]).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        assert!(matches!(
+            d.finish(),
+            Err(StreamError::File(FileError::OutputFailed))
         ));
     }
 

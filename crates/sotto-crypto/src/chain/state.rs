@@ -95,8 +95,9 @@ impl RoomState {
         self.encrypted && (self.epochs.is_empty() || self.rotation_pending)
     }
 
-    /// Everyone who was a member at some point while `epoch` was the current epoch: the
-    /// people who legitimately hold its key and may send under it. `None` if the chain
+    /// The holders of `epoch`: the members when it was declared and, in a room that
+    /// shares history, everyone invited while it was current. They legitimately hold
+    /// its key and may send under it. `None` if the chain
     /// never declared `epoch`.
     pub fn members_at_epoch(&self, epoch: &EpochId) -> Option<&BTreeSet<UserId>> {
         self.epoch_members.get(epoch)
