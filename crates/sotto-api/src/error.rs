@@ -96,7 +96,12 @@ pub struct ErrorDetail {
 impl ErrorBody {
     /// An error body with `code` and `message`.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { error: ErrorDetail { code, message: message.into() } }
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
     }
 }
 
@@ -108,7 +113,10 @@ mod tests {
     fn codes_serialize_snake_case_and_round_trip() {
         let body = ErrorBody::new(ErrorCode::RateLimited, "slow down");
         let json = serde_json::to_string(&body).unwrap();
-        assert_eq!(json, r#"{"error":{"code":"rate_limited","message":"slow down"}}"#);
+        assert_eq!(
+            json,
+            r#"{"error":{"code":"rate_limited","message":"slow down"}}"#
+        );
         for code in ErrorCode::ALL {
             let s = serde_json::to_string(&code).unwrap();
             assert_eq!(serde_json::from_str::<ErrorCode>(&s).unwrap(), code);

@@ -50,22 +50,46 @@ impl Default for Settings {
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     /// See [`Settings::e2e_enabled`].
-    #[serde(rename = "e2e.enabled", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "e2e.enabled",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub e2e_enabled: Option<bool>,
     /// See [`Settings::e2e_default_direct`].
-    #[serde(rename = "e2e.default_direct", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "e2e.default_direct",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub e2e_default_direct: Option<bool>,
     /// See [`Settings::e2e_default_private`].
-    #[serde(rename = "e2e.default_private", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "e2e.default_private",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub e2e_default_private: Option<bool>,
     /// See [`Settings::e2e_encrypt_files`].
-    #[serde(rename = "e2e.encrypt_files", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "e2e.encrypt_files",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub e2e_encrypt_files: Option<bool>,
     /// See [`Settings::otr_enabled`].
-    #[serde(rename = "otr.enabled", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "otr.enabled",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub otr_enabled: Option<bool>,
     /// See [`Settings::files_max_size_bytes`].
-    #[serde(rename = "files.max_size_bytes", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "files.max_size_bytes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub files_max_size_bytes: Option<u64>,
     /// See [`Settings::rooms_max_group_dm_members`].
     #[serde(

@@ -22,6 +22,8 @@ pub struct AppState {
 impl AppState {
     /// State over opened stores.
     pub fn new(stores: &store::Stores) -> Self {
-        Self { services: service::Services::new(stores) }
+        Self {
+            services: service::Services::new(stores),
+        }
     }
 }

@@ -55,21 +55,34 @@ impl Server {
     pub async fn bind(config: &Config) -> Result<Self, ServerError> {
         let stores = Stores::open(&config.data_dir, config.database_url.as_deref()).await?;
         let state = AppState::new(&stores);
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServerError::Io { addr: config.listen, source })?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| ServerError::Io { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Io {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local = listener.local_addr().map_err(|source| ServerError::Io {
+            addr: config.listen,
+            source,
+        })?;
         let token = state
             .services
             .accounts
             .issue_setup_token()
             .await
             .map_err(|e| ServerError::Setup(e.to_string()))?;
-        let base = config.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
+        let base = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local}"));
         let setup_link = token.map(|t| format!("{}/setup#{t}", base.trim_end_matches('/')));
-        Ok(Self { listener, stores, state, setup_link })
+        Ok(Self {
+            listener,
+            stores,
+            state,
+            setup_link,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -94,7 +107,9 @@ impl Server {
         })?;
         tracing::info!(%addr, "listening");
         let service = app(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
         tracing::info!("stopped accepting; closing storage");
         self.stores.close().await;
         served.map_err(|source| ServerError::Io { addr, source })

@@ -31,19 +31,31 @@ impl PgTestDb {
             eprintln!("note: SOTTO_TEST_DATABASE_URL unset; PostgreSQL backend not tested");
             return None;
         };
-        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-            panic!("cannot connect to PostgreSQL at SOTTO_TEST_DATABASE_URL: {e}")
-        });
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot connect to PostgreSQL at SOTTO_TEST_DATABASE_URL: {e}")
+            });
         let mut suffix = [0u8; 8];
         getrandom::fill(&mut suffix).expect("random");
         let name = format!(
             "sotto_test_{}",
-            suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            suffix
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         );
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create db");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create db");
         conn.close().await.ok();
         let url = with_database(&admin_url, &name);
-        Some(Self { admin_url, name, url })
+        Some(Self {
+            admin_url,
+            name,
+            url,
+        })
     }
 
     /// URL of the fresh database.
@@ -53,7 +65,9 @@ impl PgTestDb {
 
     /// Drops the database (closing any connection still open to it).
     pub(crate) async fn drop(self) {
-        let mut conn = sqlx::PgConnection::connect(&self.admin_url).await.expect("connect");
+        let mut conn = sqlx::PgConnection::connect(&self.admin_url)
+            .await
+            .expect("connect");
         sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
             .execute(&mut conn)
             .await
@@ -66,13 +80,21 @@ impl PgTestDb {
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = url.split_at(url.find('?').unwrap_or(url.len()));
     let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
     format!("{}/{name}{query}", &base[..path_start])
 }
 
 #[test]
 fn database_is_replaced_in_urls() {
-    assert_eq!(with_database("postgres://u@h:1/test", "x"), "postgres://u@h:1/x");
-    assert_eq!(with_database("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+    assert_eq!(
+        with_database("postgres://u@h:1/test", "x"),
+        "postgres://u@h:1/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h/test?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
 }

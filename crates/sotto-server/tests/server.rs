@@ -8,10 +8,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// One HTTP/1.1 request over a fresh connection; returns status and JSON body.
-async fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -24,8 +32,17 @@ async fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>
     let text = String::from_utf8(raw).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
-    let json = if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap() };
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body).unwrap()
+    };
     (status, json)
 }
 
@@ -79,10 +96,18 @@ async fn serves_over_a_socket_and_shuts_down_gracefully() {
         .expect("graceful shutdown finished")
         .unwrap()
         .unwrap();
-    assert!(TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
 
     // Restarting over the same data: the admin exists, so no new setup link.
-    let again = Server::bind(&Config { listen: "127.0.0.1:0".parse().unwrap(), ..config }).await.unwrap();
+    let again = Server::bind(&Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..config
+    })
+    .await
+    .unwrap();
     assert_eq!(again.setup_link(), None);
 }
 
@@ -96,7 +121,12 @@ async fn in_flight_requests_finish_during_shutdown() {
         public_url: Some("https://chat.example.org/".into()),
     };
     let server = Server::bind(&config).await.unwrap();
-    assert!(server.setup_link().unwrap().starts_with("https://chat.example.org/setup#"));
+    assert!(
+        server
+            .setup_link()
+            .unwrap()
+            .starts_with("https://chat.example.org/setup#")
+    );
     let addr = server.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(server.run(async {
@@ -129,14 +159,22 @@ async fn read_response(stream: &mut TcpStream) -> (u16, Value) {
     let mut raw = Vec::new();
     let mut byte = [0u8; 1];
     while !raw.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "connection closed early");
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "connection closed early"
+        );
         raw.push(byte[0]);
     }
     let head = String::from_utf8(raw).unwrap();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     let length: usize = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
         .unwrap();
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).await.unwrap();

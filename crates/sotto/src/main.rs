@@ -8,7 +8,7 @@ use cli::{AdminCommand, Cli, Command, StorageArgs};
 use sotto_server::service::{Actor, Services};
 use sotto_server::store::Stores;
 use sotto_server::{Config, serve};
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -42,7 +42,9 @@ fn run() -> anyhow::Result<ExitCode> {
                 database_url: args.storage.database_url,
                 public_url: args.public_url,
             };
-            runtime.block_on(serve(config)).context("running the server")?;
+            runtime
+                .block_on(serve(config))
+                .context("running the server")?;
         }
         Command::Admin(AdminCommand::CreateUser(args)) => {
             let password = read_password_line(std::io::stdin().lock())?;
@@ -56,13 +58,19 @@ fn run() -> anyhow::Result<ExitCode> {
 fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SOTTO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 /// The first line of `input`, without its line ending.
 fn read_password_line(mut input: impl BufRead) -> anyhow::Result<String> {
     let mut line = String::new();
-    input.read_line(&mut line).context("reading the password from standard input")?;
+    input
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password);
     anyhow::ensure!(!password.is_empty(), "no password on standard input");

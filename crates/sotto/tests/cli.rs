@@ -18,13 +18,26 @@ fn sotto(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run sotto");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
 fn create_user(dir: &Path, username: &str, stdin: &str, admin: bool) -> Output {
     let dir = dir.to_str().unwrap();
-    let mut args = vec!["admin", "create-user", "--data-dir", dir, "--username", username, "--password-stdin"];
+    let mut args = vec![
+        "admin",
+        "create-user",
+        "--data-dir",
+        dir,
+        "--username",
+        username,
+        "--password-stdin",
+    ];
     if admin {
         args.push("--admin");
     }
@@ -38,8 +51,9 @@ fn text(b: &[u8]) -> String {
 async fn can_log_in(dir: &Path, username: &str, password: &str) -> bool {
     let stores = Stores::open_sqlite(dir).await.unwrap();
     let services = Services::new(&stores);
-    let req = serde_json::from_value(serde_json::json!({"username": username, "password": password}))
-        .unwrap();
+    let req =
+        serde_json::from_value(serde_json::json!({"username": username, "password": password}))
+            .unwrap();
     let ok = services.accounts.login(req, None).await.is_ok();
     stores.close().await;
     ok
@@ -55,10 +69,18 @@ async fn creates_an_admin_from_stdin() {
     assert!(stdout.starts_with("created admin root (id "), "{stdout}");
     assert!(!stdout.contains("a good long password") && !text(&out.stderr).contains("a good long"));
     assert!(data.join("sotto.db").exists());
-    assert!(can_log_in(&data, "root", "a good long password").await, "line ending stripped");
+    assert!(
+        can_log_in(&data, "root", "a good long password").await,
+        "line ending stripped"
+    );
 
     let stores = Stores::open_sqlite(&data).await.unwrap();
-    let user = stores.users.user_by_username("root").await.unwrap().unwrap();
+    let user = stores
+        .users
+        .user_by_username("root")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(user.admin);
     assert!(stores.users.has_admin().await.unwrap());
     stores.close().await;
@@ -67,16 +89,28 @@ async fn creates_an_admin_from_stdin() {
 #[test]
 fn refusals_are_reported_once_with_exit_code_1() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(create_user(dir.path(), "alice", "first password\n", false).status.code(), Some(0));
+    assert_eq!(
+        create_user(dir.path(), "alice", "first password\n", false)
+            .status
+            .code(),
+        Some(0)
+    );
     let dup = create_user(dir.path(), "ALICE", "second password\n", false);
     assert_eq!(dup.status.code(), Some(1));
     let err = text(&dup.stderr);
-    assert!(err.contains("creating user ALICE: this username is taken"), "{err}");
+    assert!(
+        err.contains("creating user ALICE: this username is taken"),
+        "{err}"
+    );
     assert_eq!(err.matches("username is taken").count(), 1, "{err}");
 
     let short = create_user(dir.path(), "bob", "short\n", false);
     assert_eq!(short.status.code(), Some(1));
-    assert!(text(&short.stderr).contains("password: 8–1024 bytes"), "{}", text(&short.stderr));
+    assert!(
+        text(&short.stderr).contains("password: 8–1024 bytes"),
+        "{}",
+        text(&short.stderr)
+    );
     let empty = create_user(dir.path(), "bob", "", false);
     assert_eq!(empty.status.code(), Some(1));
     assert!(text(&empty.stderr).contains("no password on standard input"));
@@ -89,9 +123,17 @@ fn refusals_are_reported_once_with_exit_code_1() {
 fn usage_errors_exit_with_2() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let no_stdin_flag = sotto(&["admin", "create-user", "--data-dir", d, "--username", "x"], "");
+    let no_stdin_flag = sotto(
+        &["admin", "create-user", "--data-dir", d, "--username", "x"],
+        "",
+    );
     assert_eq!(no_stdin_flag.status.code(), Some(2));
-    assert_eq!(sotto(&["serve", "--listen", "not-an-address"], "").status.code(), Some(2));
+    assert_eq!(
+        sotto(&["serve", "--listen", "not-an-address"], "")
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(sotto(&["frobnicate"], "").status.code(), Some(2));
     let help = sotto(&["serve", "--help"], "");
     assert_eq!(help.status.code(), Some(0));
@@ -117,9 +159,10 @@ async fn works_while_the_server_runs() {
     }));
 
     let data = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || create_user(&data, "ops", "while running ok\n", true))
-        .await
-        .unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || create_user(&data, "ops", "while running ok\n", true))
+            .await
+            .unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert!(can_log_in(dir.path(), "ops", "while running ok").await);
 

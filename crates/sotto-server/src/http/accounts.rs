@@ -76,7 +76,9 @@ async fn list_sessions(
     State(state): State<AppState>,
     Auth(who): Auth,
 ) -> Result<axum::Json<SessionList>, ApiError> {
-    Ok(axum::Json(state.services.accounts.list(&who, TokenKind::Login).await?))
+    Ok(axum::Json(
+        state.services.accounts.list(&who, TokenKind::Login).await?,
+    ))
 }
 
 /// End one of the caller's sessions.
@@ -93,7 +95,11 @@ async fn revoke_session(
     Auth(who): Auth,
     PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
-    state.services.accounts.revoke(&who, &id, TokenKind::Login).await?;
+    state
+        .services
+        .accounts
+        .revoke(&who, &id, TokenKind::Login)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -108,7 +114,13 @@ async fn list_tokens(
     State(state): State<AppState>,
     Auth(who): Auth,
 ) -> Result<axum::Json<SessionList>, ApiError> {
-    Ok(axum::Json(state.services.accounts.list(&who, TokenKind::PersonalAccess).await?))
+    Ok(axum::Json(
+        state
+            .services
+            .accounts
+            .list(&who, TokenKind::PersonalAccess)
+            .await?,
+    ))
 }
 
 /// Create a personal access token for a script or bot. Only from a password login.
@@ -125,7 +137,11 @@ async fn create_token(
     Auth(who): Auth,
     Json(req): Json<CreateTokenRequest>,
 ) -> Result<(StatusCode, axum::Json<CreatedToken>), ApiError> {
-    let created = state.services.accounts.create_token(&who, &req.name).await?;
+    let created = state
+        .services
+        .accounts
+        .create_token(&who, &req.name)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -143,6 +159,10 @@ async fn revoke_token(
     Auth(who): Auth,
     PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
-    state.services.accounts.revoke(&who, &id, TokenKind::PersonalAccess).await?;
+    state
+        .services
+        .accounts
+        .revoke(&who, &id, TokenKind::PersonalAccess)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

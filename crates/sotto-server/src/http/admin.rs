@@ -28,7 +28,9 @@ async fn list_users(
     State(state): State<AppState>,
     auth: Auth,
 ) -> Result<axum::Json<UserList>, ApiError> {
-    Ok(axum::Json(state.services.admin.list_users(&auth.actor()).await?))
+    Ok(axum::Json(
+        state.services.admin.list_users(&auth.actor()).await?,
+    ))
 }
 
 /// Create a user (admins only).
@@ -66,7 +68,13 @@ async fn deactivate(
     auth: Auth,
     PathId(id): PathId,
 ) -> Result<axum::Json<User>, ApiError> {
-    Ok(axum::Json(state.services.admin.set_deactivated(&auth.actor(), &id, true).await?))
+    Ok(axum::Json(
+        state
+            .services
+            .admin
+            .set_deactivated(&auth.actor(), &id, true)
+            .await?,
+    ))
 }
 
 /// Reactivate a user (admins only).
@@ -83,7 +91,13 @@ async fn reactivate(
     auth: Auth,
     PathId(id): PathId,
 ) -> Result<axum::Json<User>, ApiError> {
-    Ok(axum::Json(state.services.admin.set_deactivated(&auth.actor(), &id, false).await?))
+    Ok(axum::Json(
+        state
+            .services
+            .admin
+            .set_deactivated(&auth.actor(), &id, false)
+            .await?,
+    ))
 }
 
 /// Set a user's login password; their password logins end, their personal access tokens
@@ -104,6 +118,10 @@ async fn reset_password(
     PathId(id): PathId,
     Json(req): Json<ResetPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.services.admin.reset_password(&auth.actor(), &id, req.password).await?;
+    state
+        .services
+        .admin
+        .reset_password(&auth.actor(), &id, req.password)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

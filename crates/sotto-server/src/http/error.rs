@@ -17,7 +17,11 @@ pub struct ApiError {
 impl ApiError {
     /// An answer with `code` and a message for people.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after_secs: None }
+        Self {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
     }
 
     /// The generic answer to an internal failure, whose detail goes only to the log.
@@ -74,7 +78,10 @@ pub(crate) async fn not_found() -> ApiError {
 
 /// The fallback for known paths called with another method.
 pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, "this endpoint does not accept that method")
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not accept that method",
+    )
 }
 
 /// Turns a handler panic into the generic internal error (the panic is logged).

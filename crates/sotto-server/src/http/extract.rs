@@ -66,7 +66,10 @@ impl FromRequestParts<AppState> for Auth {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             })
             .ok_or_else(|| {
-                ApiError::new(ErrorCode::Unauthorized, "send Authorization: Bearer <token>")
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "send Authorization: Bearer <token>",
+                )
             })?;
         Ok(Self(state.services.accounts.authenticate(token).await?))
     }
@@ -80,7 +83,12 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }
 

@@ -23,7 +23,9 @@ async fn get_settings(
     State(state): State<AppState>,
     auth: Auth,
 ) -> Result<axum::Json<Settings>, ApiError> {
-    Ok(axum::Json(state.services.settings.get(&auth.actor()).await?))
+    Ok(axum::Json(
+        state.services.settings.get(&auth.actor()).await?,
+    ))
 }
 
 /// Replace every setting (admins only).
@@ -40,7 +42,9 @@ async fn replace_settings(
     auth: Auth,
     Json(all): Json<Settings>,
 ) -> Result<axum::Json<Settings>, ApiError> {
-    Ok(axum::Json(state.services.settings.replace(&auth.actor(), all).await?))
+    Ok(axum::Json(
+        state.services.settings.replace(&auth.actor(), all).await?,
+    ))
 }
 
 /// Change some settings (admins only); nothing changes if any value is invalid.
@@ -57,5 +61,7 @@ async fn update_settings(
     auth: Auth,
     Json(patch): Json<SettingsPatch>,
 ) -> Result<axum::Json<Settings>, ApiError> {
-    Ok(axum::Json(state.services.settings.update(&auth.actor(), patch).await?))
+    Ok(axum::Json(
+        state.services.settings.update(&auth.actor(), patch).await?,
+    ))
 }

@@ -64,12 +64,19 @@ impl AccountService {
         addr: Option<IpAddr>,
     ) -> Result<LoginResponse, ServiceError> {
         if let Some(addr) = addr {
-            self.per_address.attempt(&address_key(addr), Instant::now()).map_err(limited)?;
+            self.per_address
+                .attempt(&address_key(addr), Instant::now())
+                .map_err(limited)?;
         }
-        let session_name =
-            req.session_name.as_deref().map(|n| validate::name("session_name", n)).transpose()?;
+        let session_name = req
+            .session_name
+            .as_deref()
+            .map(|n| validate::name("session_name", n))
+            .transpose()?;
         let account_key = req.username.to_lowercase();
-        self.per_account.check(&account_key, Instant::now()).map_err(limited)?;
+        self.per_account
+            .check(&account_key, Instant::now())
+            .map_err(limited)?;
 
         let plausible = req.username.len() <= *validate::USERNAME_LEN.end()
             && req.password.len() <= *validate::PASSWORD_LEN.end();
@@ -92,9 +99,15 @@ impl AccountService {
         if user.deactivated {
             return Err(ServiceError::AccountDeactivated);
         }
-        let (token, session) = self.start_session(&user, SessionKind::Login, session_name).await?;
+        let (token, session) = self
+            .start_session(&user, SessionKind::Login, session_name)
+            .await?;
         tracing::info!(user_id = %user.id, session_id = %session.id, "login");
-        Ok(LoginResponse { token, session: session_view(&session, true), user: user_view(&user) })
+        Ok(LoginResponse {
+            token,
+            session: session_view(&session, true),
+            user: user_view(&user),
+        })
     }
 
     /// The user and session behind a bearer token. Expired tokens are deleted on sight.
@@ -109,18 +122,27 @@ impl AccountService {
             .ok_or(ServiceError::Unauthorized)?;
         let now = now_ms();
         if session.expires_at.is_some_and(|at| at <= now) {
-            self.sessions.delete_session(&session.user_id, &session.id, session.kind).await?;
+            self.sessions
+                .delete_session(&session.user_id, &session.id, session.kind)
+                .await?;
             return Err(ServiceError::Unauthorized);
         }
-        let user =
-            self.users.user_by_id(&session.user_id).await?.ok_or(ServiceError::Unauthorized)?;
+        let user = self
+            .users
+            .user_by_id(&session.user_id)
+            .await?
+            .ok_or(ServiceError::Unauthorized)?;
         if user.deactivated {
             return Err(ServiceError::AccountDeactivated);
         }
         if now - session.last_used_at >= TOUCH_EVERY_MS {
             self.sessions.touch_session(&session.id, now).await?;
         }
-        Ok(Principal { user, session_id: session.id, kind: session.kind })
+        Ok(Principal {
+            user,
+            session_id: session.id,
+            kind: session.kind,
+        })
     }
 
     /// The caller's own account.
@@ -130,13 +152,22 @@ impl AccountService {
 
     /// Ends the session (or revokes the token) the caller is using.
     pub async fn logout(&self, who: &Principal) -> Result<(), ServiceError> {
-        self.sessions.delete_session(&who.user.id, &who.session_id, who.kind).await?;
+        self.sessions
+            .delete_session(&who.user.id, &who.session_id, who.kind)
+            .await?;
         Ok(())
     }
 
     /// The caller's login sessions or personal access tokens.
-    pub async fn list(&self, who: &Principal, kind: TokenKind) -> Result<SessionList, ServiceError> {
-        let rows = self.sessions.sessions_of_user(&who.user.id, store_kind(kind)).await?;
+    pub async fn list(
+        &self,
+        who: &Principal,
+        kind: TokenKind,
+    ) -> Result<SessionList, ServiceError> {
+        let rows = self
+            .sessions
+            .sessions_of_user(&who.user.id, store_kind(kind))
+            .await?;
         let now = now_ms();
         let sessions = rows
             .iter()
@@ -147,12 +178,21 @@ impl AccountService {
     }
 
     /// Ends one of the caller's sessions or tokens.
-    pub async fn revoke(&self, who: &Principal, id: &str, kind: TokenKind) -> Result<(), ServiceError> {
+    pub async fn revoke(
+        &self,
+        who: &Principal,
+        id: &str,
+        kind: TokenKind,
+    ) -> Result<(), ServiceError> {
         let noun = match kind {
             TokenKind::Login => "session",
             TokenKind::PersonalAccess => "token",
         };
-        match self.sessions.delete_session(&who.user.id, id, store_kind(kind)).await? {
+        match self
+            .sessions
+            .delete_session(&who.user.id, id, store_kind(kind))
+            .await?
+        {
             true => Ok(()),
             false => Err(ServiceError::NotFound(noun)),
         }
@@ -160,24 +200,35 @@ impl AccountService {
 
     /// A new personal access token. Only a password login may create one, so a leaked
     /// token cannot mint more of itself.
-    pub async fn create_token(&self, who: &Principal, name: &str) -> Result<CreatedToken, ServiceError> {
+    pub async fn create_token(
+        &self,
+        who: &Principal,
+        name: &str,
+    ) -> Result<CreatedToken, ServiceError> {
         if who.kind != SessionKind::Login {
             return Err(ServiceError::Forbidden(
                 "personal access tokens are created from a password login",
             ));
         }
         let name = validate::name("name", name)?;
-        let (token, session) =
-            self.start_session(&who.user, SessionKind::PersonalAccess, Some(name)).await?;
+        let (token, session) = self
+            .start_session(&who.user, SessionKind::PersonalAccess, Some(name))
+            .await?;
         tracing::info!(user_id = %who.user.id, token_id = %session.id, "personal access token created");
-        Ok(CreatedToken { token, session: session_view(&session, false) })
+        Ok(CreatedToken {
+            token,
+            session: session_view(&session, false),
+        })
     }
 
     /// Creates an account (the admin service and the operator decide who may).
     pub async fn create_account(&self, new: NewAccount) -> Result<User, ServiceError> {
         validate::username(&new.username)?;
         validate::password(&new.password)?;
-        let display_name = validate::name("display_name", new.display_name.as_deref().unwrap_or(&new.username))?;
+        let display_name = validate::name(
+            "display_name",
+            new.display_name.as_deref().unwrap_or(&new.username),
+        )?;
         let user = UserRecord {
             id: new_id()?,
             username: new.username,
@@ -202,7 +253,9 @@ impl AccountService {
 
     /// Whether the first admin still has to be created.
     pub async fn setup_status(&self) -> Result<SetupStatus, ServiceError> {
-        Ok(SetupStatus { complete: self.users.has_admin().await? })
+        Ok(SetupStatus {
+            complete: self.users.has_admin().await?,
+        })
     }
 
     /// When there is no admin, a new one-time setup token (replacing any older one);
@@ -212,7 +265,9 @@ impl AccountService {
             return Ok(None);
         }
         let (token, hash) = new_token()?;
-        self.sessions.replace_setup_token(&hash, now_ms() + SETUP_TOKEN_LIFETIME_MS).await?;
+        self.sessions
+            .replace_setup_token(&hash, now_ms() + SETUP_TOKEN_LIFETIME_MS)
+            .await?;
         Ok(Some(token))
     }
 
@@ -223,20 +278,27 @@ impl AccountService {
         addr: Option<IpAddr>,
     ) -> Result<LoginResponse, ServiceError> {
         if let Some(addr) = addr {
-            self.per_address.attempt(&address_key(addr), Instant::now()).map_err(limited)?;
+            self.per_address
+                .attempt(&address_key(addr), Instant::now())
+                .map_err(limited)?;
         }
         if self.users.has_admin().await? {
             return Err(ServiceError::AlreadySetUp);
         }
         let valid = req.setup_token.len() <= MAX_TOKEN_LEN
-            && self.sessions.setup_token_valid(&hash_token(&req.setup_token), now_ms()).await?;
+            && self
+                .sessions
+                .setup_token_valid(&hash_token(&req.setup_token), now_ms())
+                .await?;
         if !valid {
             return Err(ServiceError::InvalidSetupToken);
         }
         validate::username(&req.username)?;
         validate::password(&req.password)?;
-        let display_name =
-            validate::name("display_name", req.display_name.as_deref().unwrap_or(&req.username))?;
+        let display_name = validate::name(
+            "display_name",
+            req.display_name.as_deref().unwrap_or(&req.username),
+        )?;
         let user = UserRecord {
             id: new_id()?,
             username: req.username,
@@ -255,7 +317,11 @@ impl AccountService {
         self.sessions.clear_setup_tokens().await?;
         tracing::info!(user_id = %user.id, "first admin created");
         let (token, session) = self.start_session(&user, SessionKind::Login, None).await?;
-        Ok(LoginResponse { token, session: session_view(&session, true), user: user_view(&user) })
+        Ok(LoginResponse {
+            token,
+            session: session_view(&session, true),
+            user: user_view(&user),
+        })
     }
 
     async fn start_session(
@@ -282,7 +348,9 @@ impl AccountService {
 }
 
 fn limited(wait: Duration) -> ServiceError {
-    ServiceError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 }
+    ServiceError::RateLimited {
+        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+    }
 }
 
 /// IPv6 clients usually hold a whole /64, so they are limited per /64.
@@ -328,7 +396,10 @@ mod tests {
     #[test]
     fn addresses_are_grouped_sensibly() {
         assert_eq!(address_key("192.0.2.7".parse().unwrap()), "192.0.2.7");
-        assert_eq!(address_key("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7");
+        assert_eq!(
+            address_key("::ffff:192.0.2.7".parse().unwrap()),
+            "192.0.2.7"
+        );
         assert_eq!(
             address_key("2001:db8:1:2:aaaa::1".parse().unwrap()),
             address_key("2001:db8:1:2:bbbb::9".parse().unwrap())

@@ -21,18 +21,28 @@ impl AdminService {
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
     ) -> Self {
-        Self { accounts, users, sessions }
+        Self {
+            accounts,
+            users,
+            sessions,
+        }
     }
 
     /// Every user.
     pub async fn list_users(&self, actor: &Actor) -> Result<UserList, ServiceError> {
         actor.require_admin()?;
         let users = self.users.list_users().await?;
-        Ok(UserList { users: users.iter().map(user_view).collect() })
+        Ok(UserList {
+            users: users.iter().map(user_view).collect(),
+        })
     }
 
     /// Creates a user.
-    pub async fn create_user(&self, actor: &Actor, req: CreateUserRequest) -> Result<User, ServiceError> {
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        req: CreateUserRequest,
+    ) -> Result<User, ServiceError> {
         actor.require_admin()?;
         self.accounts
             .create_account(NewAccount {
@@ -53,12 +63,13 @@ impl AdminService {
         deactivated: bool,
     ) -> Result<User, ServiceError> {
         actor.require_admin()?;
-        if let Actor::User(p) = actor {
-            if deactivated && p.user.id == user_id {
-                return Err(ServiceError::InvalidInput(
-                    "you cannot deactivate your own account".into(),
-                ));
-            }
+        if let Actor::User(p) = actor
+            && deactivated
+            && p.user.id == user_id
+        {
+            return Err(ServiceError::InvalidInput(
+                "you cannot deactivate your own account".into(),
+            ));
         }
         if !self.users.set_deactivated(user_id, deactivated).await? {
             return Err(ServiceError::NotFound("user"));
@@ -67,7 +78,11 @@ impl AdminService {
             self.sessions.delete_sessions_of_user(user_id, None).await?;
         }
         tracing::info!(user_id, deactivated, "user activation changed");
-        let user = self.users.user_by_id(user_id).await?.ok_or(ServiceError::NotFound("user"))?;
+        let user = self
+            .users
+            .user_by_id(user_id)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
         Ok(user_view(&user))
     }
 
@@ -88,7 +103,9 @@ impl AdminService {
         if !self.users.set_password_hash(user_id, &hash).await? {
             return Err(ServiceError::NotFound("user"));
         }
-        self.sessions.delete_sessions_of_user(user_id, Some(SessionKind::Login)).await?;
+        self.sessions
+            .delete_sessions_of_user(user_id, Some(SessionKind::Login))
+            .await?;
         tracing::info!(user_id, "login password reset");
         Ok(())
     }

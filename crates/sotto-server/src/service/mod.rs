@@ -109,9 +109,16 @@ pub struct Services {
 impl Services {
     /// Wires the services to `stores`.
     pub fn new(stores: &Stores) -> Self {
-        let accounts = Arc::new(AccountService::new(stores.users.clone(), stores.sessions.clone()));
+        let accounts = Arc::new(AccountService::new(
+            stores.users.clone(),
+            stores.sessions.clone(),
+        ));
         Self {
-            admin: Arc::new(AdminService::new(accounts.clone(), stores.users.clone(), stores.sessions.clone())),
+            admin: Arc::new(AdminService::new(
+                accounts.clone(),
+                stores.users.clone(),
+                stores.sessions.clone(),
+            )),
             settings: Arc::new(SettingsService::new(stores.settings.clone())),
             accounts,
         }

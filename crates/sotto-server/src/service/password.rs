@@ -2,8 +2,8 @@
 //! of milliseconds of CPU and 19 MiB of memory.
 
 use super::ServiceError;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 /// Hashes `password` into a PHC string with a fresh random salt.
 pub async fn hash(password: String) -> Result<String, ServiceError> {
@@ -19,7 +19,9 @@ pub async fn verify(password: String, phc: String) -> Result<bool, ServiceError>
         match Argon2::default().verify_password(password.as_bytes(), phc.as_str()) {
             Ok(()) => Ok(true),
             Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-            Err(e) => Err(ServiceError::Internal(format!("stored password hash unusable: {e}"))),
+            Err(e) => Err(ServiceError::Internal(format!(
+                "stored password hash unusable: {e}"
+            ))),
         }
     })
     .await
@@ -43,8 +45,16 @@ mod tests {
         let b = super::hash("correct horse".into()).await.unwrap();
         assert!(a.starts_with("$argon2id$"));
         assert_ne!(a, b);
-        assert!(super::verify("correct horse".into(), a.clone()).await.unwrap());
+        assert!(
+            super::verify("correct horse".into(), a.clone())
+                .await
+                .unwrap()
+        );
         assert!(!super::verify("wrong horse".into(), a).await.unwrap());
-        assert!(super::verify("x".into(), "not a hash".into()).await.is_err());
+        assert!(
+            super::verify("x".into(), "not a hash".into())
+                .await
+                .is_err()
+        );
     }
 }

@@ -46,9 +46,18 @@ impl RateLimiter {
         if !buckets.contains_key(key) && buckets.len() >= self.max_keys {
             self.make_room(&mut buckets, now);
         }
-        let fresh = Bucket { tokens: self.burst, updated: now };
+        let fresh = Bucket {
+            tokens: self.burst,
+            updated: now,
+        };
         let b = buckets.get(key).map_or(fresh, |b| self.refilled(*b, now));
-        buckets.insert(key.to_owned(), Bucket { tokens: (b.tokens - 1.0).max(0.0), updated: now });
+        buckets.insert(
+            key.to_owned(),
+            Bucket {
+                tokens: (b.tokens - 1.0).max(0.0),
+                updated: now,
+            },
+        );
     }
 
     /// Checks and, if allowed, consumes in one step.
@@ -60,13 +69,18 @@ impl RateLimiter {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Bucket>> {
         // A poisoned map only holds counters; keep using it.
-        self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn refilled(&self, b: Bucket, now: Instant) -> Bucket {
         let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
         let gained = elapsed / self.refill_every.as_secs_f64();
-        Bucket { tokens: (b.tokens + gained).min(self.burst), updated: now }
+        Bucket {
+            tokens: (b.tokens + gained).min(self.burst),
+            updated: now,
+        }
     }
 
     fn wait_for(&self, b: Bucket) -> Result<(), Duration> {
@@ -79,11 +93,13 @@ impl RateLimiter {
 
     fn make_room(&self, buckets: &mut HashMap<String, Bucket>, now: Instant) {
         buckets.retain(|_, b| self.refilled(*b, now).tokens < self.burst);
-        if buckets.len() >= self.max_keys {
-            if let Some(oldest) = buckets.iter().min_by_key(|(_, b)| b.updated).map(|(k, _)| k.clone())
-            {
-                buckets.remove(&oldest);
-            }
+        if buckets.len() >= self.max_keys
+            && let Some(oldest) = buckets
+                .iter()
+                .min_by_key(|(_, b)| b.updated)
+                .map(|(k, _)| k.clone())
+        {
+            buckets.remove(&oldest);
         }
     }
 

@@ -34,14 +34,22 @@ impl SettingsService {
     }
 
     /// Changes the given settings (admins only); nothing changes if any value is invalid.
-    pub async fn update(&self, actor: &Actor, patch: SettingsPatch) -> Result<Settings, ServiceError> {
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        patch: SettingsPatch,
+    ) -> Result<Settings, ServiceError> {
         actor.require_admin()?;
         validate(&patch)?;
         let Value::Object(fields) = to_json(&patch)? else {
-            return Err(ServiceError::Internal("settings patch is not an object".into()));
+            return Err(ServiceError::Internal(
+                "settings patch is not an object".into(),
+            ));
         };
-        let entries: Vec<(String, String)> =
-            fields.into_iter().map(|(k, v)| (k, v.to_string())).collect();
+        let entries: Vec<(String, String)> = fields
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
         self.store.save_settings(&entries).await?;
         let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
         tracing::info!(?keys, "settings changed");
@@ -69,21 +77,21 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, ServiceError> {
 }
 
 fn validate(p: &SettingsPatch) -> Result<(), ServiceError> {
-    if let Some(size) = p.files_max_size_bytes {
-        if size == 0 || size > MAX_FILE_SIZE_LIMIT {
-            return Err(ServiceError::InvalidInput(format!(
-                "files.max_size_bytes: 1 to {MAX_FILE_SIZE_LIMIT}"
-            )));
-        }
+    if let Some(size) = p.files_max_size_bytes
+        && (size == 0 || size > MAX_FILE_SIZE_LIMIT)
+    {
+        return Err(ServiceError::InvalidInput(format!(
+            "files.max_size_bytes: 1 to {MAX_FILE_SIZE_LIMIT}"
+        )));
     }
-    if let Some(n) = p.rooms_max_group_dm_members {
-        if !GROUP_DM_MEMBERS.contains(&n) {
-            return Err(ServiceError::InvalidInput(format!(
-                "rooms.max_group_dm_members: {} to {}",
-                GROUP_DM_MEMBERS.start(),
-                GROUP_DM_MEMBERS.end()
-            )));
-        }
+    if let Some(n) = p.rooms_max_group_dm_members
+        && !GROUP_DM_MEMBERS.contains(&n)
+    {
+        return Err(ServiceError::InvalidInput(format!(
+            "rooms.max_group_dm_members: {} to {}",
+            GROUP_DM_MEMBERS.start(),
+            GROUP_DM_MEMBERS.end()
+        )));
     }
     Ok(())
 }

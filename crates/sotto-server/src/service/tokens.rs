@@ -41,7 +41,10 @@ mod tests {
         let (t2, _) = new_token().unwrap();
         assert_ne!(t1, t2);
         assert_eq!(t1.len(), 43);
-        assert!(t1.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(
+            t1.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         assert_eq!(h1, hash_token(&t1));
         assert_eq!(
             hash_token("abc"),

@@ -12,7 +12,9 @@ pub const NAME_MAX_CHARS: usize = 64;
 /// ASCII letters, digits, `.`, `_`, `-`; starts with a letter or digit.
 pub fn username(u: &str) -> Result<(), ServiceError> {
     let ok_len = USERNAME_LEN.contains(&u.len());
-    let ok_chars = u.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    let ok_chars = u
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     let ok_start = u.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
     if ok_len && ok_chars && ok_start {
         Ok(())
@@ -60,8 +62,20 @@ mod tests {
         for good in ["bob", "Alice.B", "a_1-2", "x".repeat(32).as_str()] {
             assert!(username(good).is_ok(), "{good}");
         }
-        for bad in ["", "ab", "-bob", ".bob", "bo b", "bób", "a/b", "x".repeat(33).as_str()] {
-            assert!(matches!(username(bad), Err(ServiceError::InvalidInput(_))), "{bad}");
+        for bad in [
+            "",
+            "ab",
+            "-bob",
+            ".bob",
+            "bo b",
+            "bób",
+            "a/b",
+            "x".repeat(33).as_str(),
+        ] {
+            assert!(
+                matches!(username(bad), Err(ServiceError::InvalidInput(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -165,8 +165,11 @@ pub trait SessionStore: Send + Sync {
     /// Deletes sessions that expired before `now`; returns how many.
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64, StoreError>;
     /// Replaces any setup token by this one.
-    async fn replace_setup_token(&self, token_hash: &str, expires_at: i64)
-    -> Result<(), StoreError>;
+    async fn replace_setup_token(
+        &self,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
     /// Whether a setup token with this hash exists and has not expired at `now`.
     async fn setup_token_valid(&self, token_hash: &str, now: i64) -> Result<bool, StoreError>;
     /// Removes every setup token.
@@ -203,7 +206,9 @@ enum Pool {
 impl Stores {
     /// Opens (creating if needed) `<data_dir>/sotto.db` and migrates it.
     pub async fn open_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
-        Ok(Self::from_sqlite(SqliteStore::open(&data_dir.join("sotto.db")).await?))
+        Ok(Self::from_sqlite(
+            SqliteStore::open(&data_dir.join("sotto.db")).await?,
+        ))
     }
 
     /// Connects to PostgreSQL at `url` and migrates it.
@@ -223,14 +228,24 @@ impl Stores {
     pub fn from_sqlite(store: SqliteStore) -> Self {
         let pool = Pool::Sqlite(store.pool().clone());
         let store = Arc::new(store);
-        Self { users: store.clone(), sessions: store.clone(), settings: store, pool }
+        Self {
+            users: store.clone(),
+            sessions: store.clone(),
+            settings: store,
+            pool,
+        }
     }
 
     /// Wraps an opened PostgreSQL store.
     pub fn from_postgres(store: PgStore) -> Self {
         let pool = Pool::Postgres(store.pool().clone());
         let store = Arc::new(store);
-        Self { users: store.clone(), sessions: store.clone(), settings: store, pool }
+        Self {
+            users: store.clone(),
+            sessions: store.clone(),
+            settings: store,
+            pool,
+        }
     }
 
     /// Waits for open connections to be returned, then closes them.

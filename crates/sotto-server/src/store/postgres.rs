@@ -6,7 +6,7 @@ use super::{
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgPoolOptions, PgRow};
-use sqlx::{Row, PgPool};
+use sqlx::{PgPool, Row};
 use std::time::Duration;
 
 /// Users, sessions and settings in PostgreSQL.
@@ -27,7 +27,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        migrations::migrator(migrations::POSTGRES).await?.run(&pool).await?;
+        migrations::migrator(migrations::POSTGRES)
+            .await?
+            .run(&pool)
+            .await?;
         Ok(Self { pool })
     }
 
@@ -86,7 +89,9 @@ impl UserStore for PgStore {
         // Under READ COMMITTED two inserts could both see no admin; a transaction-scoped
         // advisory lock serialises them.
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(727001)").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(727001)")
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query(
             "INSERT INTO users (id, username, username_key, display_name, password_hash, \
              is_admin, deactivated, created_at) \
@@ -107,20 +112,30 @@ impl UserStore for PgStore {
 
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(user).transpose()
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1");
-        let row =
-            sqlx::query(&sql).bind(username.to_lowercase()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(username.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(user).transpose()
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id");
-        sqlx::query(&sql).fetch_all(&self.pool).await?.iter().map(user).collect()
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user)
+            .collect()
     }
 
     async fn set_deactivated(&self, id: &str, deactivated: bool) -> Result<bool, StoreError> {
@@ -175,7 +190,10 @@ impl SessionStore for PgStore {
         token_hash: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1");
-        let row = sqlx::query(&sql).bind(token_hash).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(session).transpose()
     }
 
@@ -188,7 +206,10 @@ impl SessionStore for PgStore {
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND kind = $2 \
              ORDER BY created_at DESC, id"
         );
-        let rows = sqlx::query(&sql).bind(user_id).bind(kind.as_str()).fetch_all(&self.pool);
+        let rows = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(kind.as_str())
+            .fetch_all(&self.pool);
         rows.await?.iter().map(session).collect()
     }
 
@@ -240,10 +261,11 @@ impl SessionStore for PgStore {
     }
 
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at IS NOT NULL AND expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM sessions WHERE expires_at IS NOT NULL AND expires_at < $1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected())
     }
 
@@ -253,7 +275,9 @@ impl SessionStore for PgStore {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM setup_tokens").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM setup_tokens")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO setup_tokens (token_hash, expires_at) VALUES ($1, $2)")
             .bind(token_hash)
             .bind(expires_at)
@@ -276,7 +300,9 @@ impl SessionStore for PgStore {
     }
 
     async fn clear_setup_tokens(&self) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM setup_tokens").execute(&self.pool).await?;
+        sqlx::query("DELETE FROM setup_tokens")
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }
@@ -284,8 +310,12 @@ impl SessionStore for PgStore {
 #[async_trait]
 impl SettingsStore for PgStore {
     async fn load_settings(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT key, value FROM settings").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("value")?))).collect()
+        let rows = sqlx::query("SELECT key, value FROM settings")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
     }
 
     async fn save_settings(&self, entries: &[(String, String)]) -> Result<(), StoreError> {

@@ -42,8 +42,14 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        migrations::migrator(migrations::SQLITE).await?.run(&pool).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        migrations::migrator(migrations::SQLITE)
+            .await?
+            .run(&pool)
+            .await?;
         Ok(Self { pool })
     }
 
@@ -119,20 +125,30 @@ impl UserStore for SqliteStore {
 
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(user).transpose()
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = ?");
-        let row =
-            sqlx::query(&sql).bind(username.to_lowercase()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(username.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(user).transpose()
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, id");
-        sqlx::query(&sql).fetch_all(&self.pool).await?.iter().map(user).collect()
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user)
+            .collect()
     }
 
     async fn set_deactivated(&self, id: &str, deactivated: bool) -> Result<bool, StoreError> {
@@ -187,7 +203,10 @@ impl SessionStore for SqliteStore {
         token_hash: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?");
-        let row = sqlx::query(&sql).bind(token_hash).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(session).transpose()
     }
 
@@ -200,7 +219,10 @@ impl SessionStore for SqliteStore {
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ? AND kind = ? \
              ORDER BY created_at DESC, id"
         );
-        let rows = sqlx::query(&sql).bind(user_id).bind(kind.as_str()).fetch_all(&self.pool);
+        let rows = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(kind.as_str())
+            .fetch_all(&self.pool);
         rows.await?.iter().map(session).collect()
     }
 
@@ -252,10 +274,11 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at IS NOT NULL AND expires_at < ?")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM sessions WHERE expires_at IS NOT NULL AND expires_at < ?")
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected())
     }
 
@@ -265,7 +288,9 @@ impl SessionStore for SqliteStore {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM setup_tokens").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM setup_tokens")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("INSERT INTO setup_tokens (token_hash, expires_at) VALUES (?, ?)")
             .bind(token_hash)
             .bind(expires_at)
@@ -288,7 +313,9 @@ impl SessionStore for SqliteStore {
     }
 
     async fn clear_setup_tokens(&self) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM setup_tokens").execute(&self.pool).await?;
+        sqlx::query("DELETE FROM setup_tokens")
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }
@@ -296,8 +323,12 @@ impl SessionStore for SqliteStore {
 #[async_trait]
 impl SettingsStore for SqliteStore {
     async fn load_settings(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT key, value FROM settings").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get("key")?, r.try_get("value")?))).collect()
+        let rows = sqlx::query("SELECT key, value FROM settings")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
     }
 
     async fn save_settings(&self, entries: &[(String, String)]) -> Result<(), StoreError> {

@@ -30,7 +30,9 @@ pub struct Answer {
 impl Answer {
     /// The error code of an error answer.
     pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error: {}", self.body))
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error: {}", self.body))
     }
 
     /// Asserts status and error code, and that the body has exactly the error shape.
@@ -48,7 +50,12 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let stores = Stores::open_sqlite(dir.path()).await.unwrap();
         let state = AppState::new(&stores);
-        Self { router: app(state.clone()), state, stores, _dir: dir }
+        Self {
+            router: app(state.clone()),
+            state,
+            stores,
+            _dir: dir,
+        }
     }
 
     /// Sends a request; `body` of `None` sends none.
@@ -85,7 +92,11 @@ impl TestApp {
                 panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes))
             })
         };
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
@@ -116,7 +127,11 @@ impl TestApp {
     /// Logs in over the router and returns the token.
     pub async fn login(&self, username: &str, password: &str) -> String {
         let a = self
-            .post("/api/v1/login", None, json!({"username": username, "password": password}))
+            .post(
+                "/api/v1/login",
+                None,
+                json!({"username": username, "password": password}),
+            )
             .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
         a.body["token"].as_str().unwrap().to_owned()
