@@ -106,13 +106,28 @@ impl Server {
             source,
         })?;
         tracing::info!(%addr, "listening");
+        let sweeper = tokio::spawn(sweep_sessions(self.state.clone()));
         let service = app(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
+        sweeper.abort();
         tracing::info!("stopped accepting; closing storage");
         self.stores.close().await;
         served.map_err(|source| ServerError::Io { addr, source })
+    }
+}
+
+/// Deletes expired sessions at start and then hourly, until aborted.
+async fn sweep_sessions(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60 * 60));
+    loop {
+        every.tick().await;
+        match state.services.accounts.sweep_expired_sessions().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "expired sessions deleted"),
+            Err(e) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
+        }
     }
 }
 

@@ -251,6 +251,12 @@ impl AccountService {
         Ok(user_view(&user))
     }
 
+    /// Deletes expired login sessions; returns how many. Expired tokens are refused
+    /// anyway; this only keeps the table from growing.
+    pub async fn sweep_expired_sessions(&self) -> Result<u64, ServiceError> {
+        Ok(self.sessions.delete_expired_sessions(now_ms()).await?)
+    }
+
     /// Whether the first admin still has to be created.
     pub async fn setup_status(&self) -> Result<SetupStatus, ServiceError> {
         Ok(SetupStatus {
