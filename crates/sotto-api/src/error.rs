@@ -123,4 +123,14 @@ mod tests {
             assert!((400..600).contains(&code.http_status()));
         }
     }
+
+    #[test]
+    fn every_code_is_in_the_api_docs_with_its_status() {
+        let doc = include_str!("../../../docs/api.md");
+        for code in ErrorCode::ALL {
+            let name = serde_json::to_value(code).unwrap();
+            let row = format!("| `{}` | {} |", name.as_str().unwrap(), code.http_status());
+            assert!(doc.contains(&row), "docs/api.md lacks the row {row}");
+        }
+    }
 }
