@@ -15,8 +15,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            // `{:#}` prints the whole context chain on one line, once.
-            eprintln!("sotto: error: {e:#}");
+            eprintln!("sotto: error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
@@ -52,6 +51,23 @@ fn run() -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The context chain on one line. Some library errors repeat their cause in their own
+/// message; a cause already said is not said again.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Logs go to stderr; `SOTTO_LOG` (a tracing filter such as `debug`) overrides the level.
@@ -92,4 +108,23 @@ async fn create_user(
     let role = if user.admin { "admin" } else { "user" };
     println!("created {role} {} (id {})", user.username, user.id);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn causes_are_said_once() {
+        let inner = std::io::Error::other("disk on fire");
+        let e = anyhow::Error::new(inner)
+            .context("writing x: disk on fire")
+            .context("saving");
+        assert_eq!(super::describe(&e), "saving: writing x: disk on fire");
+    }
+
+    #[test]
+    fn passwords_are_read_without_line_endings() {
+        assert_eq!(super::read_password_line(&b"pw\r\nrest"[..]).unwrap(), "pw");
+        assert_eq!(super::read_password_line(&b"pw"[..]).unwrap(), "pw");
+        assert!(super::read_password_line(&b"\n"[..]).is_err());
+    }
 }

@@ -120,6 +120,21 @@ fn refusals_are_reported_once_with_exit_code_1() {
 }
 
 #[test]
+fn storage_failures_name_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = create_user(&file.join("data"), "alice", "long enough password\n", false);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("sotto: error: opening storage: creating "),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
 fn usage_errors_exit_with_2() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();

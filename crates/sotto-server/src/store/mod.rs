@@ -24,11 +24,20 @@ pub enum StoreError {
     #[error("a record with the same unique key already exists")]
     Conflict,
     /// The database failed or could not be reached.
-    #[error("database error: {0}")]
+    #[error(transparent)]
     Database(#[from] sqlx::Error),
     /// Migrations could not be applied.
-    #[error("migration error: {0}")]
+    #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The data directory could not be created.
+    #[error("creating {}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A stored value could not be understood.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

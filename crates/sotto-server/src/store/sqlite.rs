@@ -28,11 +28,9 @@ impl SqliteStore {
     /// Opens or creates the database file at `path` (and its directory) and migrates it.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Database(sqlx::Error::Io(std::io::Error::new(
-                    e.kind(),
-                    format!("creating {}: {e}", dir.display()),
-                )))
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
             })?;
         }
         let options = SqliteConnectOptions::new()
