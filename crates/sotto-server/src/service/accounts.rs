@@ -73,13 +73,17 @@ impl AccountService {
             .as_deref()
             .map(|n| validate::name("session_name", n))
             .transpose()?;
-        let account_key = req.username.to_lowercase();
-        self.per_account
-            .check(&account_key, Instant::now())
-            .map_err(limited)?;
-
+        // Names longer than any username match no account and are not tracked, so the
+        // limiter's memory is bounded in bytes as well as in keys.
         let plausible = req.username.len() <= *validate::USERNAME_LEN.end()
             && req.password.len() <= *validate::PASSWORD_LEN.end();
+        let account_key = plausible.then(|| req.username.to_lowercase());
+        if let Some(key) = &account_key {
+            self.per_account
+                .check(key, Instant::now())
+                .map_err(limited)?;
+        }
+
         let user = match plausible {
             true => self.users.user_by_username(&req.username).await?,
             false => None,
@@ -93,7 +97,9 @@ impl AccountService {
             (None, _) => false,
         };
         let Some(user) = user.filter(|_| matches) else {
-            self.per_account.consume(&account_key, Instant::now());
+            if let Some(key) = &account_key {
+                self.per_account.consume(key, Instant::now());
+            }
             return Err(ServiceError::InvalidCredentials);
         };
         if user.deactivated {
