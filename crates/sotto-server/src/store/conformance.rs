@@ -58,29 +58,40 @@ async fn users(s: &Stores) {
         Err(StoreError::Conflict)
     ));
 
-    // The first admin is inserted once only.
+    // The first admin is inserted once only, even when several race for it.
     assert!(!users.has_admin().await.unwrap());
-    assert!(
-        users
-            .insert_first_admin(&user("u3", "root", true))
-            .await
-            .unwrap()
-    );
+    let racers: Vec<_> = (0..6)
+        .map(|i| {
+            let users = users.clone();
+            tokio::spawn(async move {
+                let candidate = user(&format!("u3{i}"), &format!("root{i}"), true);
+                users
+                    .insert_first_admin(&candidate)
+                    .await
+                    .unwrap()
+                    .then_some(candidate.id)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        winners.extend(racer.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "exactly one first admin: {winners:?}");
+    let admin_id = winners.remove(0);
     assert!(users.has_admin().await.unwrap());
     assert!(
         !users
-            .insert_first_admin(&user("u4", "root2", true))
+            .insert_first_admin(&user("u4", "late", true))
             .await
             .unwrap()
     );
     assert_eq!(users.user_by_id("u4").await.unwrap(), None);
-    assert!(users.user_by_id("u3").await.unwrap().unwrap().admin);
+    assert!(users.user_by_id(&admin_id).await.unwrap().unwrap().admin);
 
     let list = users.list_users().await.unwrap();
-    assert_eq!(
-        list.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
-        ["u1", "u3"]
-    );
+    let ids: Vec<_> = list.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, ["u1", admin_id.as_str()], "creation order");
 
     assert!(users.set_deactivated("u1", true).await.unwrap());
     assert!(users.user_by_id("u1").await.unwrap().unwrap().deactivated);
@@ -101,6 +112,10 @@ async fn sessions(s: &Stores) {
     let a = session("s1", "u1", SessionKind::Login, 100);
     let b = session("s2", "u1", SessionKind::Login, 200);
     let t = session("t1", "u1", SessionKind::PersonalAccess, 150);
+    s.users
+        .insert_user(&user("u3", "other", false))
+        .await
+        .unwrap();
     let other = session("s3", "u3", SessionKind::Login, 300);
     for x in [&a, &b, &t, &other] {
         sessions.insert_session(x).await.unwrap();
