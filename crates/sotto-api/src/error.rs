@@ -1,0 +1,136 @@
+//! The one error shape: `{"error": {"code": "...", "message": "..."}}`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Stable, machine-readable error codes. Clients match on these; the message is for people.
+/// New codes may be added; existing ones never change meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON, or does not have the expected fields and types.
+    InvalidJson,
+    /// A field has a value the server does not accept (the message names the field).
+    InvalidInput,
+    /// No valid bearer token was presented, or it was revoked or expired.
+    Unauthorized,
+    /// Username or password is wrong.
+    InvalidCredentials,
+    /// The account is deactivated; it cannot log in and its tokens do not work.
+    AccountDeactivated,
+    /// The caller is authenticated but not allowed to do this (for example, not an admin).
+    Forbidden,
+    /// No such resource, or the caller may not know it exists.
+    NotFound,
+    /// The path exists but not with this HTTP method.
+    MethodNotAllowed,
+    /// The username is already taken (usernames are unique regardless of case).
+    UsernameTaken,
+    /// The workspace already has an admin; the setup endpoint is closed.
+    AlreadySetUp,
+    /// The setup token is wrong, used or expired.
+    InvalidSetupToken,
+    /// Too many attempts; retry after the number of seconds in the `Retry-After` header.
+    RateLimited,
+    /// The request body is larger than the server accepts.
+    PayloadTooLarge,
+    /// The request body is not `application/json`.
+    UnsupportedMediaType,
+    /// The server failed; details are in its log, never in the answer.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order (for documentation and tests).
+    pub const ALL: [ErrorCode; 15] = [
+        Self::InvalidJson,
+        Self::InvalidInput,
+        Self::Unauthorized,
+        Self::InvalidCredentials,
+        Self::AccountDeactivated,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::UsernameTaken,
+        Self::AlreadySetUp,
+        Self::InvalidSetupToken,
+        Self::RateLimited,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::Internal,
+    ];
+
+    /// The HTTP status that goes with this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidJson | Self::InvalidInput => 400,
+            Self::Unauthorized | Self::InvalidCredentials | Self::InvalidSetupToken => 401,
+            Self::AccountDeactivated | Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::UsernameTaken | Self::AlreadySetUp => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::RateLimited => 429,
+            Self::Internal => 500,
+        }
+    }
+}
+
+/// The body of every error answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// Code and human-readable message of an error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// Explanation for people; never contains secrets, SQL or stack traces.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// An error body with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_snake_case_and_round_trip() {
+        let body = ErrorBody::new(ErrorCode::RateLimited, "slow down");
+        let json = serde_json::to_string(&body).unwrap();
+        assert_eq!(
+            json,
+            r#"{"error":{"code":"rate_limited","message":"slow down"}}"#
+        );
+        for code in ErrorCode::ALL {
+            let s = serde_json::to_string(&code).unwrap();
+            assert_eq!(serde_json::from_str::<ErrorCode>(&s).unwrap(), code);
+            assert!((400..600).contains(&code.http_status()));
+        }
+    }
+
+    #[test]
+    fn every_code_is_in_the_api_docs_with_its_status() {
+        let doc = include_str!("../../../docs/api.md");
+        for code in ErrorCode::ALL {
+            let name = serde_json::to_value(code).unwrap();
+            let row = format!("| `{}` | {} |", name.as_str().unwrap(), code.http_status());
+            assert!(doc.contains(&row), "docs/api.md lacks the row {row}");
+        }
+    }
+}

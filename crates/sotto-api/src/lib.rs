@@ -1,0 +1,14 @@
+//! Wire types of the Sotto REST API, shared by the server and its clients.
+//!
+//! Every body here derives `utoipa::ToSchema`, so the server's OpenAPI document is
+//! generated from the same types that go over the wire. Times are Unix milliseconds.
+
+pub mod accounts;
+pub mod admin;
+pub mod error;
+pub mod settings;
+
+pub use accounts::*;
+pub use admin::*;
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use settings::{Settings, SettingsPatch};

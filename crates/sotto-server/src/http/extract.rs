@@ -1,0 +1,107 @@
+//! Extractors whose failures answer in the API's error shape.
+
+use super::error::ApiError;
+use crate::AppState;
+use crate::service::{Actor, Principal};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::{StatusCode, header, request::Parts};
+use sotto_api::ErrorCode;
+use std::net::{IpAddr, SocketAddr};
+
+/// A JSON request body; bad bodies answer `invalid_json`, `unsupported_media_type` or
+/// `payload_too_large`.
+pub(super) struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidJson, e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(ErrorCode::InvalidJson, e.body_text()),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "expected a body with Content-Type: application/json",
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+        }
+        other => ApiError::new(ErrorCode::InvalidJson, other.body_text()),
+    }
+}
+
+/// The authenticated caller, from `Authorization: Bearer <token>`.
+pub(super) struct Auth(pub Principal);
+
+impl Auth {
+    /// The caller as a service actor.
+    pub(super) fn actor(self) -> Actor {
+        Actor::User(self.0)
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "send Authorization: Bearer <token>",
+                )
+            })?;
+        Ok(Self(state.services.accounts.authenticate(token).await?))
+    }
+}
+
+/// The client's address when the server knows it (absent in socket-less tests).
+/// Proxy headers are not trusted: behind a reverse proxy every client shares its address.
+pub(super) struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// The single `{id}` path segment of a route.
+pub(super) struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.body_text()))
+    }
+}

@@ -1,0 +1,51 @@
+//! The HTTP API: one router per resource, thin handlers (extract, call one service
+//! method, map the result), and the OpenAPI document built from the same routes.
+
+mod accounts;
+mod admin;
+pub mod error;
+mod extract;
+mod openapi;
+mod settings;
+mod setup;
+
+use crate::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::ApiError;
+
+/// Largest JSON body accepted; file uploads will get their own streaming route.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// The whole application, ready to serve or to call in tests without a socket.
+pub fn app(state: AppState) -> Router {
+    let (router, document) = api_router().split_for_parts();
+    router
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::Extension(std::sync::Arc::new(document)))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Every documented route. Routes are only ever added here through `routes!`, so each
+/// one is in the OpenAPI document by construction.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(setup::router())
+        .merge(accounts::router())
+        .merge(admin::router())
+        .merge(settings::router())
+        .merge(openapi::router())
+}
+
+/// The OpenAPI document (for tests and tools).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}

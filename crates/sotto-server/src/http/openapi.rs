@@ -1,0 +1,53 @@
+//! `GET /api/v1/openapi.json` and the document's fixed parts.
+
+use crate::AppState;
+use axum::Extension;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sotto",
+        description = "The Sotto team chat API. Every error answers \
+            `{\"error\": {\"code\": \"...\", \"message\": \"...\"}}`; the codes are the \
+            `ErrorCode` schema. Authenticate with `Authorization: Bearer <token>` from \
+            `POST /api/v1/login` or a personal access token. Times are Unix milliseconds."
+    ),
+    components(schemas(sotto_api::ErrorCode, sotto_api::ErrorBody, sotto_api::ErrorDetail)),
+    tags(
+        (name = "setup", description = "Creating the first admin"),
+        (name = "accounts", description = "Login, sessions and personal access tokens (C1, C11)"),
+        (name = "admin", description = "User management (C2)"),
+        (name = "settings", description = "Workspace settings (C2)"),
+        (name = "meta", description = "This document"),
+    )
+)]
+struct ApiDoc;
+
+/// The document before routes are added: info, tags, shared schemas, the bearer scheme.
+pub(super) fn base() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    doc
+}
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(openapi_json))
+}
+
+/// This OpenAPI 3 document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+async fn openapi_json(
+    Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json((*doc).clone())
+}

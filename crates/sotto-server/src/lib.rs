@@ -1,0 +1,29 @@
+//! The Sotto server: `http` (the API), `service` (domain rules) and `store`
+//! (SQLite and PostgreSQL). `sotto serve` calls [`serve`]; tests call [`app`].
+
+pub mod http;
+pub mod server;
+pub mod service;
+pub mod store;
+
+#[cfg(test)]
+mod test_support;
+
+pub use http::app;
+pub use server::{Config, Server, ServerError, serve};
+
+/// What every handler can reach: the services, and nothing global.
+#[derive(Clone)]
+pub struct AppState {
+    /// The domain services.
+    pub services: service::Services,
+}
+
+impl AppState {
+    /// State over opened stores.
+    pub fn new(stores: &store::Stores) -> Self {
+        Self {
+            services: service::Services::new(stores),
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! One behaviour, two backends: every test here runs against SQLite and PostgreSQL.
+
+use super::{SessionKind, SessionRecord, StoreError, Stores, UserRecord};
+use crate::test_support::{PgTestDb, sqlite_stores};
+
+fn user(id: &str, username: &str, admin: bool) -> UserRecord {
+    UserRecord {
+        id: id.into(),
+        username: username.into(),
+        display_name: format!("{username} display"),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        admin,
+        deactivated: false,
+        created_at: 1_000 + id.len() as i64,
+    }
+}
+
+fn session(id: &str, user_id: &str, kind: SessionKind, created_at: i64) -> SessionRecord {
+    SessionRecord {
+        id: id.into(),
+        user_id: user_id.into(),
+        kind,
+        name: Some(format!("{id} name")),
+        token_hash: format!("hash-{id}"),
+        created_at,
+        last_used_at: created_at,
+        expires_at: (kind == SessionKind::Login).then_some(created_at + 10_000),
+    }
+}
+
+/// The whole suite against one backend.
+pub(crate) async fn run(stores: &Stores) {
+    users(stores).await;
+    sessions(stores).await;
+    setup_tokens(stores).await;
+    settings(stores).await;
+}
+
+async fn users(s: &Stores) {
+    let users = &s.users;
+    assert!(!users.has_admin().await.unwrap());
+    let alice = user("u1", "Alice", false);
+    users.insert_user(&alice).await.unwrap();
+    assert_eq!(users.user_by_id("u1").await.unwrap(), Some(alice.clone()));
+    assert_eq!(
+        users.user_by_username("aLICE").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(users.user_by_username("bob").await.unwrap(), None);
+    assert_eq!(users.user_by_id("nope").await.unwrap(), None);
+    // Usernames are unique regardless of case; ids are unique.
+    assert!(matches!(
+        users.insert_user(&user("u2", "ALICE", false)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        users.insert_user(&user("u1", "carol", false)).await,
+        Err(StoreError::Conflict)
+    ));
+
+    // The first admin is inserted once only, even when several race for it.
+    assert!(!users.has_admin().await.unwrap());
+    let racers: Vec<_> = (0..6)
+        .map(|i| {
+            let users = users.clone();
+            tokio::spawn(async move {
+                let candidate = user(&format!("u3{i}"), &format!("root{i}"), true);
+                users
+                    .insert_first_admin(&candidate)
+                    .await
+                    .unwrap()
+                    .then_some(candidate.id)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        winners.extend(racer.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "exactly one first admin: {winners:?}");
+    let admin_id = winners.remove(0);
+    assert!(users.has_admin().await.unwrap());
+    assert!(
+        !users
+            .insert_first_admin(&user("u4", "late", true))
+            .await
+            .unwrap()
+    );
+    assert_eq!(users.user_by_id("u4").await.unwrap(), None);
+    assert!(users.user_by_id(&admin_id).await.unwrap().unwrap().admin);
+
+    let list = users.list_users().await.unwrap();
+    let ids: Vec<_> = list.iter().map(|u| u.id.as_str()).collect();
+    assert_eq!(ids, ["u1", admin_id.as_str()], "creation order");
+
+    assert!(users.set_deactivated("u1", true).await.unwrap());
+    assert!(users.user_by_id("u1").await.unwrap().unwrap().deactivated);
+    assert!(users.set_deactivated("u1", false).await.unwrap());
+    assert!(!users.user_by_id("u1").await.unwrap().unwrap().deactivated);
+    assert!(!users.set_deactivated("missing", true).await.unwrap());
+
+    assert!(users.set_password_hash("u1", "new-hash").await.unwrap());
+    assert_eq!(
+        users.user_by_id("u1").await.unwrap().unwrap().password_hash,
+        "new-hash"
+    );
+    assert!(!users.set_password_hash("missing", "x").await.unwrap());
+}
+
+async fn sessions(s: &Stores) {
+    let sessions = &s.sessions;
+    let a = session("s1", "u1", SessionKind::Login, 100);
+    let b = session("s2", "u1", SessionKind::Login, 200);
+    let t = session("t1", "u1", SessionKind::PersonalAccess, 150);
+    s.users
+        .insert_user(&user("u3", "other", false))
+        .await
+        .unwrap();
+    let other = session("s3", "u3", SessionKind::Login, 300);
+    for x in [&a, &b, &t, &other] {
+        sessions.insert_session(x).await.unwrap();
+    }
+    // Token hashes are unique; sessions need an existing user.
+    let mut dup = session("s9", "u1", SessionKind::Login, 1);
+    dup.token_hash = a.token_hash.clone();
+    assert!(matches!(
+        sessions.insert_session(&dup).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        sessions
+            .insert_session(&session("s8", "ghost", SessionKind::Login, 1))
+            .await
+            .is_err()
+    );
+
+    assert_eq!(
+        sessions.session_by_token_hash("hash-s1").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        sessions.session_by_token_hash("hash-none").await.unwrap(),
+        None
+    );
+    let logins = sessions
+        .sessions_of_user("u1", SessionKind::Login)
+        .await
+        .unwrap();
+    assert_eq!(logins, vec![b.clone(), a.clone()], "newest first");
+    let pats = sessions
+        .sessions_of_user("u1", SessionKind::PersonalAccess)
+        .await
+        .unwrap();
+    assert_eq!(pats, vec![t.clone()]);
+
+    sessions.touch_session("s1", 555).await.unwrap();
+    let touched = sessions
+        .session_by_token_hash("hash-s1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(touched.last_used_at, 555);
+
+    // Deleting is scoped to owner and kind.
+    assert!(
+        !sessions
+            .delete_session("u3", "s1", SessionKind::Login)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions
+            .delete_session("u1", "s1", SessionKind::PersonalAccess)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sessions
+            .delete_session("u1", "s1", SessionKind::Login)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions
+            .delete_session("u1", "s1", SessionKind::Login)
+            .await
+            .unwrap()
+    );
+
+    // Expiry: s2 expires at 10_200, s3 at 10_300; the token never.
+    assert_eq!(sessions.delete_expired_sessions(10_250).await.unwrap(), 1);
+    assert_eq!(
+        sessions.session_by_token_hash("hash-s2").await.unwrap(),
+        None
+    );
+    assert!(
+        sessions
+            .session_by_token_hash("hash-t1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    sessions
+        .insert_session(&session("s4", "u1", SessionKind::Login, 400))
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions
+            .delete_sessions_of_user("u1", Some(SessionKind::Login))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        sessions
+            .session_by_token_hash("hash-t1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        sessions.delete_sessions_of_user("u1", None).await.unwrap(),
+        1
+    );
+    assert!(
+        sessions
+            .sessions_of_user("u1", SessionKind::PersonalAccess)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        sessions
+            .session_by_token_hash("hash-s3")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn setup_tokens(s: &Stores) {
+    let sessions = &s.sessions;
+    assert!(!sessions.setup_token_valid("h1", 0).await.unwrap());
+    sessions.replace_setup_token("h1", 1_000).await.unwrap();
+    assert!(sessions.setup_token_valid("h1", 999).await.unwrap());
+    assert!(
+        !sessions.setup_token_valid("h1", 1_000).await.unwrap(),
+        "expired"
+    );
+    assert!(!sessions.setup_token_valid("h2", 0).await.unwrap());
+    sessions.replace_setup_token("h2", 2_000).await.unwrap();
+    assert!(
+        !sessions.setup_token_valid("h1", 0).await.unwrap(),
+        "replaced"
+    );
+    assert!(sessions.setup_token_valid("h2", 0).await.unwrap());
+    sessions.clear_setup_tokens().await.unwrap();
+    assert!(!sessions.setup_token_valid("h2", 0).await.unwrap());
+}
+
+async fn settings(s: &Stores) {
+    let settings = &s.settings;
+    assert!(settings.load_settings().await.unwrap().is_empty());
+    let entries = vec![
+        ("a.b".to_string(), "true".to_string()),
+        ("c".into(), "42".into()),
+    ];
+    settings.save_settings(&entries).await.unwrap();
+    settings
+        .save_settings(&[("c".into(), "43".into())])
+        .await
+        .unwrap();
+    let mut loaded = settings.load_settings().await.unwrap();
+    loaded.sort();
+    assert_eq!(
+        loaded,
+        vec![("a.b".into(), "true".into()), ("c".into(), "43".into())]
+    );
+}
+
+#[tokio::test]
+async fn sqlite_backend_conforms() {
+    let (_dir, stores) = sqlite_stores().await;
+    run(&stores).await;
+    stores.close().await;
+}
+
+#[tokio::test]
+async fn postgres_backend_conforms() {
+    let Some(db) = PgTestDb::create().await else {
+        return;
+    };
+    let stores = Stores::open_postgres(db.url()).await.unwrap();
+    run(&stores).await;
+    // Migrating an already migrated database is a no-op.
+    let again = Stores::open_postgres(db.url()).await.unwrap();
+    again.close().await;
+    stores.close().await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn sqlite_reopens_a_migrated_file_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = Stores::open_sqlite(dir.path()).await.unwrap();
+    stores
+        .users
+        .insert_user(&user("u1", "alice", false))
+        .await
+        .unwrap();
+    stores.close().await;
+    let stores = Stores::open_sqlite(dir.path()).await.unwrap();
+    assert!(
+        stores
+            .users
+            .user_by_username("alice")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    stores.close().await;
+}
