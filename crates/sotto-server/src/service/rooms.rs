@@ -191,8 +191,7 @@ pub fn mentioned_usernames(text: &str) -> BTreeSet<String> {
     let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     let mut out = BTreeSet::new();
     let mut prev: Option<char> = None;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in text.char_indices() {
         if c == '@' && !prev.is_some_and(is_name) {
             let rest = &text[i + 1..];
             let end = rest.find(|c: char| !is_name(c)).unwrap_or(rest.len());
