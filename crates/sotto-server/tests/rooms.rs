@@ -77,6 +77,9 @@ impl People {
     }
 }
 
+/// Method, path suffix, body, expected statuses in a public and in a private room.
+type Row = (Method, String, Option<Value>, [u16; 5], [u16; 5]);
+
 #[tokio::test]
 async fn every_room_endpoint_as_every_role() {
     let p = People::new().await;
@@ -84,7 +87,7 @@ async fn every_room_endpoint_as_every_role() {
     let (mem, own) = (p.ids[MEM].clone(), p.ids[OWN].clone());
     // (method, path, body, [public room], [private room]); roles: anonymous, outsider,
     // member, owner, admin. Admins are not exempt from room rules.
-    let table: Vec<(Method, String, Option<Value>, [u16; 5], [u16; 5])> = vec![
+    let table: Vec<Row> = vec![
         (
             Method::GET,
             "".into(),
