@@ -30,6 +30,9 @@ pub enum ErrorCode {
     AlreadySetUp,
     /// The setup token is wrong, used or expired.
     InvalidSetupToken,
+    /// The request conflicts with what is stored (for example a message id reused with
+    /// other content).
+    Conflict,
     /// Too many attempts; retry after the number of seconds in the `Retry-After` header.
     RateLimited,
     /// The request body is larger than the server accepts.
@@ -42,7 +45,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and tests).
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         Self::InvalidJson,
         Self::InvalidInput,
         Self::Unauthorized,
@@ -54,6 +57,7 @@ impl ErrorCode {
         Self::UsernameTaken,
         Self::AlreadySetUp,
         Self::InvalidSetupToken,
+        Self::Conflict,
         Self::RateLimited,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
@@ -68,7 +72,7 @@ impl ErrorCode {
             Self::AccountDeactivated | Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::UsernameTaken | Self::AlreadySetUp => 409,
+            Self::UsernameTaken | Self::AlreadySetUp | Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::RateLimited => 429,

@@ -6,9 +6,11 @@
 pub mod accounts;
 pub mod admin;
 pub mod error;
+pub mod rooms;
 pub mod settings;
 
 pub use accounts::*;
 pub use admin::*;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use rooms::*;
 pub use settings::{Settings, SettingsPatch};

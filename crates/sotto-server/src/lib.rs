@@ -1,6 +1,7 @@
 //! The Sotto server: `http` (the API), `service` (domain rules) and `store`
 //! (SQLite and PostgreSQL). `sotto serve` calls [`serve`]; tests call [`app`].
 
+pub mod bus;
 pub mod http;
 pub mod server;
 pub mod service;

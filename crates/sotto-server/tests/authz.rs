@@ -98,6 +98,87 @@ fn endpoints() -> Vec<Endpoint> {
             Some(json!({"otr.enabled": false})),
             [401, 403, 200],
         ),
+        e(Method::GET, "/api/v1/rooms", None, [401, 200, 200]),
+        e(
+            Method::POST,
+            "/api/v1/rooms",
+            Some(json!({"kind": "channel", "name": "general"})),
+            [401, 201, 201],
+        ),
+        e(Method::GET, "/api/v1/rooms/public", None, [401, 200, 200]),
+        e(Method::GET, "/api/v1/rooms/{id}", None, [401, 404, 404]),
+        e(
+            Method::PATCH,
+            "/api/v1/rooms/{id}",
+            Some(json!({"topic": "t"})),
+            [401, 404, 404],
+        ),
+        e(
+            Method::GET,
+            "/api/v1/rooms/{id}/members",
+            None,
+            [401, 404, 404],
+        ),
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/members",
+            Some(json!({"user_id": "x"})),
+            [401, 404, 404],
+        ),
+        e(
+            Method::DELETE,
+            "/api/v1/rooms/{id}/members/{user_id}",
+            None,
+            [401, 404, 404],
+        ),
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/join",
+            None,
+            [401, 404, 404],
+        ),
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/leave",
+            None,
+            [401, 404, 404],
+        ),
+        e(
+            Method::PUT,
+            "/api/v1/rooms/{id}/owners/{user_id}",
+            None,
+            [401, 404, 404],
+        ),
+        e(
+            Method::DELETE,
+            "/api/v1/rooms/{id}/owners/{user_id}",
+            None,
+            [401, 404, 404],
+        ),
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/messages",
+            Some(json!({"id": "m1", "text": "hi"})),
+            [401, 404, 404],
+        ),
+        e(
+            Method::GET,
+            "/api/v1/rooms/{id}/messages",
+            None,
+            [401, 404, 404],
+        ),
+        e(
+            Method::PATCH,
+            "/api/v1/rooms/{id}/messages/{message_id}",
+            Some(json!({"text": "hi"})),
+            [401, 404, 404],
+        ),
+        e(
+            Method::DELETE,
+            "/api/v1/rooms/{id}/messages/{message_id}",
+            None,
+            [401, 404, 404],
+        ),
         e(Method::GET, "/api/v1/openapi.json", None, [200, 200, 200]),
     ]
 }
@@ -122,7 +203,11 @@ async fn every_endpoint_as_every_role() {
             } else {
                 "no-such-id"
             };
-            let path = ep.path.replace("{id}", id);
+            let path = ep
+                .path
+                .replace("{id}", id)
+                .replace("{user_id}", "no-such-id")
+                .replace("{message_id}", "no-such-id");
             let a = t
                 .call(ep.method.clone(), &path, token.as_deref(), ep.body.clone())
                 .await;

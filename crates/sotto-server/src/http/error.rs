@@ -43,6 +43,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::UsernameTaken => ErrorCode::UsernameTaken,
             ServiceError::AlreadySetUp => ErrorCode::AlreadySetUp,
             ServiceError::InvalidSetupToken => ErrorCode::InvalidSetupToken,
+            ServiceError::Conflict(_) => ErrorCode::Conflict,
+            ServiceError::TooLarge(_) => ErrorCode::PayloadTooLarge,
             ServiceError::RateLimited { retry_after_secs } => {
                 let mut err = Self::new(ErrorCode::RateLimited, e.to_string());
                 err.retry_after_secs = Some(*retry_after_secs);

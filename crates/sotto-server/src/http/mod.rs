@@ -6,6 +6,7 @@ mod admin;
 pub mod error;
 mod extract;
 mod openapi;
+mod rooms;
 mod settings;
 mod setup;
 
@@ -42,6 +43,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(accounts::router())
         .merge(admin::router())
         .merge(settings::router())
+        .merge(rooms::router())
         .merge(openapi::router())
 }
 

@@ -5,16 +5,19 @@ pub mod accounts;
 pub mod admin;
 pub mod password;
 pub mod rate_limit;
+pub mod rooms;
 pub mod settings;
 pub mod tokens;
 pub mod validate;
 
+use crate::bus::{Bus, LocalBus};
 use crate::store::{SessionKind, StoreError, Stores, UserRecord};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use accounts::AccountService;
 pub use admin::AdminService;
+pub use rooms::RoomService;
 pub use settings::SettingsService;
 
 /// Errors of the service layer; each maps to one API error code.
@@ -47,6 +50,12 @@ pub enum ServiceError {
     /// Setup token wrong, used or expired.
     #[error("the setup token is invalid or expired; restart the server for a new link")]
     InvalidSetupToken,
+    /// The request conflicts with stored state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A field exceeds its size limit; the message names it and the limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// Too many attempts.
     #[error("too many attempts; retry in {retry_after_secs} s")]
     RateLimited {
@@ -104,6 +113,10 @@ pub struct Services {
     pub admin: Arc<AdminService>,
     /// Workspace settings.
     pub settings: Arc<SettingsService>,
+    /// Rooms, membership and messages.
+    pub rooms: Arc<RoomService>,
+    /// Where the services publish room events.
+    pub bus: Arc<dyn Bus>,
 }
 
 impl Services {
@@ -113,13 +126,24 @@ impl Services {
             stores.users.clone(),
             stores.sessions.clone(),
         ));
+        let settings = Arc::new(SettingsService::new(stores.settings.clone()));
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
+        let rooms = Arc::new(RoomService::new(
+            stores.users.clone(),
+            stores.rooms.clone(),
+            stores.messages.clone(),
+            settings.clone(),
+            bus.clone(),
+        ));
         Self {
+            rooms,
+            bus,
             admin: Arc::new(AdminService::new(
                 accounts.clone(),
                 stores.users.clone(),
                 stores.sessions.clone(),
             )),
-            settings: Arc::new(SettingsService::new(stores.settings.clone())),
+            settings,
             accounts,
         }
     }

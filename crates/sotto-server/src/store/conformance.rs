@@ -1,7 +1,11 @@
 //! One behaviour, two backends: every test here runs against SQLite and PostgreSQL.
 
-use super::{SessionKind, SessionRecord, StoreError, Stores, UserRecord};
+use super::{
+    Inserted, MemberRecord, MessageRecord, RoomRecord, SessionKind, SessionRecord, StoreError,
+    Stores, UserRecord,
+};
 use crate::test_support::{PgTestDb, sqlite_stores};
+use sotto_api::RoomKind;
 
 fn user(id: &str, username: &str, admin: bool) -> UserRecord {
     UserRecord {
@@ -34,6 +38,7 @@ pub(crate) async fn run(stores: &Stores) {
     sessions(stores).await;
     setup_tokens(stores).await;
     settings(stores).await;
+    rooms_and_messages(stores).await;
 }
 
 async fn users(s: &Stores) {
@@ -320,4 +325,233 @@ async fn sqlite_reopens_a_migrated_file_with_its_data() {
             .is_some()
     );
     stores.close().await;
+}
+
+fn room(id: &str, kind: RoomKind, private: bool, dm_key: Option<&str>) -> RoomRecord {
+    RoomRecord {
+        id: id.into(),
+        kind,
+        private,
+        name: (kind != RoomKind::Direct).then(|| format!("{id} name")),
+        topic: String::new(),
+        parent_id: None,
+        encrypted: false,
+        created_by: "ra".into(),
+        created_at: 5_000,
+        seq: 1,
+        dm_key: dm_key.map(Into::into),
+    }
+}
+
+fn member(user_id: &str, owner: bool) -> MemberRecord {
+    MemberRecord {
+        user_id: user_id.into(),
+        username: String::new(),
+        owner,
+        joined_at: 6_000,
+    }
+}
+
+fn message(room_id: &str, id: &str, text: &str) -> MessageRecord {
+    MessageRecord {
+        room_id: room_id.into(),
+        id: id.into(),
+        seq: 0,
+        version_seq: 0,
+        sender_id: "ra".into(),
+        text: Some(text.into()),
+        ciphertext: None,
+        mentions: vec!["rb".into()],
+        content_hash: format!("h-{text}"),
+        created_at: 7_000,
+        edited_at: None,
+        deleted: false,
+    }
+}
+
+async fn rooms_and_messages(s: &Stores) {
+    let (rooms, msgs) = (&s.rooms, &s.messages);
+    for (id, name) in [("ra", "roomie-a"), ("rb", "roomie-b")] {
+        s.users.insert_user(&user(id, name, false)).await.unwrap();
+    }
+    let chan = room("c1", RoomKind::Channel, false, None);
+    rooms
+        .insert_room(&chan, &[member("ra", true)])
+        .await
+        .unwrap();
+    let dm = room("d1", RoomKind::Direct, true, Some("ra,rb"));
+    rooms
+        .insert_room(&dm, &[member("ra", false), member("rb", false)])
+        .await
+        .unwrap();
+    let private = room("p1", RoomKind::Team, true, None);
+    rooms
+        .insert_room(&private, &[member("rb", true)])
+        .await
+        .unwrap();
+    // One DM per set of people; ids are unique.
+    assert!(matches!(
+        rooms
+            .insert_room(&room("d2", RoomKind::Direct, true, Some("ra,rb")), &[])
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        rooms
+            .insert_room(&room("c1", RoomKind::Channel, false, None), &[])
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(rooms.room_by_id("c1").await.unwrap(), Some(chan.clone()));
+    assert_eq!(
+        rooms.room_by_dm_key("ra,rb").await.unwrap(),
+        Some(dm.clone())
+    );
+    assert_eq!(rooms.room_by_id("nope").await.unwrap(), None);
+    let ids = |v: Vec<RoomRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(rooms.rooms_of_user("ra").await.unwrap()), ["c1", "d1"]);
+    assert_eq!(ids(rooms.public_rooms().await.unwrap()), ["c1"]);
+
+    // Membership changes take the next room seq; repeats change nothing.
+    assert_eq!(
+        rooms.add_member("c1", &member("rb", false)).await.unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        rooms.add_member("c1", &member("rb", false)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        rooms
+            .add_member("nope", &member("rb", false))
+            .await
+            .unwrap(),
+        None
+    );
+    let m = rooms.member("c1", "rb").await.unwrap().unwrap();
+    assert_eq!((m.username.as_str(), m.owner), ("roomie-b", false));
+    assert_eq!(rooms.set_owner("c1", "rb", true).await.unwrap(), Some(3));
+    assert!(rooms.member("c1", "rb").await.unwrap().unwrap().owner);
+    assert_eq!(rooms.set_owner("c1", "zz", true).await.unwrap(), None);
+    let members = rooms.members("c1").await.unwrap();
+    assert_eq!(members.len(), 2);
+    assert_eq!(rooms.remove_member("c1", "rb").await.unwrap(), Some(4));
+    assert_eq!(rooms.remove_member("c1", "rb").await.unwrap(), None);
+    assert_eq!(rooms.member("c1", "rb").await.unwrap(), None);
+    assert_eq!(
+        rooms
+            .update_room("c1", Some("renamed"), None)
+            .await
+            .unwrap(),
+        Some(5)
+    );
+    let c1 = rooms.room_by_id("c1").await.unwrap().unwrap();
+    assert_eq!(
+        (c1.name.as_deref(), c1.topic.as_str(), c1.seq),
+        (Some("renamed"), "", 5)
+    );
+    rooms.update_room("c1", None, Some("t")).await.unwrap();
+    let c1 = rooms.room_by_id("c1").await.unwrap().unwrap();
+    assert_eq!(
+        (c1.name.as_deref(), c1.topic.as_str()),
+        (Some("renamed"), "t")
+    );
+    assert_eq!(
+        rooms.update_room("nope", None, Some("t")).await.unwrap(),
+        None
+    );
+
+    // Messages take the next room seq; the same id returns the stored one.
+    let Inserted::New(m1) = msgs
+        .insert_message(&message("c1", "m1", "one"))
+        .await
+        .unwrap()
+    else {
+        panic!("not new")
+    };
+    assert_eq!(
+        (m1.seq, m1.version_seq, m1.mentions.clone()),
+        (7, 7, vec!["rb".to_owned()])
+    );
+    assert_eq!(
+        msgs.insert_message(&message("c1", "m1", "other"))
+            .await
+            .unwrap(),
+        Inserted::Existing(m1.clone())
+    );
+    // The refused retry did not consume a seq.
+    assert_eq!(rooms.room_by_id("c1").await.unwrap().unwrap().seq, 7);
+    // Ids are per room.
+    assert!(matches!(
+        msgs.insert_message(&message("d1", "m1", "dm"))
+            .await
+            .unwrap(),
+        Inserted::New(_)
+    ));
+    // Concurrent sends of one id store one message.
+    let racers: Vec<_> = (0..6)
+        .map(|_| {
+            let msgs = msgs.clone();
+            tokio::spawn(async move { msgs.insert_message(&message("c1", "race", "r")).await })
+        })
+        .collect();
+    let mut new = 0;
+    for r in racers {
+        if matches!(r.await.unwrap().unwrap(), Inserted::New(_)) {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 1);
+    for i in 0..5 {
+        msgs.insert_message(&message("c1", &format!("p{i}"), "x"))
+            .await
+            .unwrap();
+    }
+    let seqs = |v: Vec<MessageRecord>| v.into_iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(msgs.messages("c1", None, None, 3).await.unwrap()),
+        [11, 12, 13]
+    );
+    assert_eq!(
+        seqs(msgs.messages("c1", Some(10), None, 2).await.unwrap()),
+        [8, 9]
+    );
+    assert_eq!(
+        seqs(msgs.messages("c1", None, Some(7), 2).await.unwrap()),
+        [8, 9]
+    );
+    assert!(
+        msgs.messages("c1", None, Some(13), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let edited = msgs
+        .edit_message("c1", "m1", Some("uno"), None, &[], 9_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            edited.text.as_deref(),
+            edited.seq,
+            edited.version_seq,
+            edited.edited_at
+        ),
+        (Some("uno"), 7, 14, Some(9_000))
+    );
+    assert_eq!(edited.content_hash, m1.content_hash);
+    let gone = msgs.delete_message("c1", "m1").await.unwrap().unwrap();
+    assert!(gone.deleted && gone.text.is_none() && gone.mentions.is_empty());
+    assert_eq!((gone.seq, gone.version_seq), (7, 15));
+    assert_eq!(msgs.delete_message("c1", "m1").await.unwrap(), None);
+    assert_eq!(
+        msgs.edit_message("c1", "m1", Some("x"), None, &[], 1)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(msgs.message("c1", "m1").await.unwrap(), Some(gone));
+    assert_eq!(msgs.message("c1", "zz").await.unwrap(), None);
 }

@@ -8,17 +8,31 @@ use std::borrow::Cow;
 /// (version, description, SQL) in order.
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-pub(super) const SQLITE: Embedded = &[(
-    1,
-    "accounts",
-    include_str!("../../migrations/sqlite/0001_accounts.sql"),
-)];
+pub(super) const SQLITE: Embedded = &[
+    (
+        1,
+        "accounts",
+        include_str!("../../migrations/sqlite/0001_accounts.sql"),
+    ),
+    (
+        2,
+        "rooms",
+        include_str!("../../migrations/sqlite/0002_rooms.sql"),
+    ),
+];
 
-pub(super) const POSTGRES: Embedded = &[(
-    1,
-    "accounts",
-    include_str!("../../migrations/postgres/0001_accounts.sql"),
-)];
+pub(super) const POSTGRES: Embedded = &[
+    (
+        1,
+        "accounts",
+        include_str!("../../migrations/postgres/0001_accounts.sql"),
+    ),
+    (
+        2,
+        "rooms",
+        include_str!("../../migrations/postgres/0002_rooms.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Source(Embedded);

@@ -5,6 +5,7 @@
 
 mod migrations;
 mod postgres;
+mod rooms;
 mod sqlite;
 
 #[cfg(test)]
@@ -15,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use postgres::PgStore;
+pub use rooms::{Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore};
 pub use sqlite::SqliteStore;
 
 /// Errors of the storage layer.
@@ -203,6 +205,10 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// Settings.
     pub settings: Arc<dyn SettingsStore>,
+    /// Rooms and members.
+    pub rooms: Arc<dyn RoomStore>,
+    /// Messages.
+    pub messages: Arc<dyn MessageStore>,
     pool: Pool,
 }
 
@@ -240,6 +246,8 @@ impl Stores {
         Self {
             users: store.clone(),
             sessions: store.clone(),
+            rooms: store.clone(),
+            messages: store.clone(),
             settings: store,
             pool,
         }
@@ -252,6 +260,8 @@ impl Stores {
         Self {
             users: store.clone(),
             sessions: store.clone(),
+            rooms: store.clone(),
+            messages: store.clone(),
             settings: store,
             pool,
         }

@@ -1,0 +1,193 @@
+//! Rooms, membership and messages (C3–C5).
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// What a room is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// A named channel, public or private.
+    Channel,
+    /// A direct message between two people, or a group of up to
+    /// `rooms.max_group_dm_members`; it has exactly its people.
+    Direct,
+    /// A team: a named room with its own member list, public or private.
+    Team,
+    /// A sub-room of a channel or team.
+    Discussion,
+}
+
+/// A room as its members (or, for public rooms, anyone) see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Room {
+    /// Random id in the protocol id alphabet.
+    pub id: String,
+    /// Channel, direct, team or discussion.
+    pub kind: RoomKind,
+    /// Private rooms are visible only to their members; direct messages are always private.
+    pub private: bool,
+    /// Name; absent for direct messages.
+    pub name: Option<String>,
+    /// Topic, possibly empty.
+    pub topic: String,
+    /// The channel or team a discussion belongs to.
+    pub parent_id: Option<String>,
+    /// Messages are end-to-end encrypted (always false until encrypted rooms exist).
+    pub encrypted: bool,
+    /// Creator's user id.
+    pub created_by: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// The room's latest sequence number: every message, edit, delete, membership or room
+    /// change takes the next one.
+    pub seq: i64,
+    /// Whether the caller is a member.
+    pub member: bool,
+}
+
+/// Rooms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoomList {
+    /// Rooms, oldest first.
+    pub rooms: Vec<Room>,
+}
+
+/// `POST /api/v1/rooms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoomRequest {
+    /// What to create.
+    pub kind: RoomKind,
+    /// Channels, teams, discussions: 1–64 characters. Not for direct messages.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Up to 250 characters.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Channels and teams: default false. Discussions: default as their parent.
+    /// Direct messages are always private.
+    #[serde(default)]
+    pub private: Option<bool>,
+    /// Discussions only: the channel or team it belongs to.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// User ids to add besides the creator. For a direct message: the other people.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// `PATCH /api/v1/rooms/{id}`: absent fields are unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRoomRequest {
+    /// New name, 1–64 characters.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New topic, up to 250 characters (empty clears it).
+    #[serde(default)]
+    pub topic: Option<String>,
+}
+
+/// A member of a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Member {
+    /// User id.
+    pub user_id: String,
+    /// Username.
+    pub username: String,
+    /// Owners invite to private rooms, remove members, set owners, rename.
+    pub owner: bool,
+    /// Unix milliseconds.
+    pub joined_at: i64,
+}
+
+/// A room's members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MemberList {
+    /// Members in joining order.
+    pub members: Vec<Member>,
+}
+
+/// `POST /api/v1/rooms/{id}/members`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    /// The user to add.
+    pub user_id: String,
+}
+
+/// A message. Deleted messages keep their place as tombstones without content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Message {
+    /// The client-chosen id (protocol id alphabet), unique within the room.
+    pub id: String,
+    /// The room.
+    pub room_id: String,
+    /// Position in the room's history; increasing, with gaps.
+    pub seq: i64,
+    /// The room sequence number of the latest change to this message (send, edit, delete).
+    pub version_seq: i64,
+    /// Sender's user id.
+    pub sender_id: String,
+    /// Plaintext, in rooms that are not encrypted; absent when deleted.
+    pub text: Option<String>,
+    /// Opaque base64 envelope, in encrypted rooms; absent when deleted.
+    pub ciphertext: Option<String>,
+    /// User ids mentioned (`@username` in the text, members of the room only).
+    pub mentions: Vec<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds of the last edit.
+    pub edited_at: Option<i64>,
+    /// A tombstone.
+    pub deleted: bool,
+}
+
+/// `POST /api/v1/rooms/{id}/messages`: exactly one of `text` and `ciphertext`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageRequest {
+    /// Client-chosen id: 1–64 bytes of `A-Z a-z 0-9 . _ : -`. Resending the same id with the
+    /// same content returns the stored message.
+    pub id: String,
+    /// Plaintext, 1 byte to 16 KiB.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Base64 envelope, up to 48 KiB (encrypted rooms only).
+    #[serde(default)]
+    pub ciphertext: Option<String>,
+}
+
+/// `PATCH /api/v1/rooms/{id}/messages/{message_id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditMessageRequest {
+    /// The new plaintext, 1 byte to 16 KiB.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The new envelope (encrypted rooms only).
+    #[serde(default)]
+    pub ciphertext: Option<String>,
+}
+
+/// History paging: give at most one of `before` and `after`; neither means the latest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Messages with a smaller `seq` (the newest of them).
+    pub before: Option<i64>,
+    /// Messages with a larger `seq` (the oldest of them).
+    pub after: Option<i64>,
+    /// How many, 1–200; default 50.
+    pub limit: Option<u32>,
+}
+
+/// A page of history, in increasing `seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MessagePage {
+    /// The messages, oldest first.
+    pub messages: Vec<Message>,
+    /// More messages exist beyond this page in the direction asked.
+    pub has_more: bool,
+}

@@ -1,0 +1,183 @@
+//! The event bus: services publish what changed in a room; the realtime layer (to come)
+//! subscribes and delivers. [`LocalBus`] is the in-process implementation; a networked
+//! one can replace it behind [`Bus`] when several nodes share a database.
+//!
+//! Every event carries its room's sequence number, taken in the same transaction as the
+//! change, so a subscriber can order events per room and resume after the last one seen.
+
+use serde::Serialize;
+use sotto_api::{Member, Message, Room};
+use tokio::sync::broadcast;
+
+/// One change in one room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// The room.
+    pub room_id: String,
+    /// The room sequence number this change took.
+    pub seq: i64,
+    /// What changed.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A room was created (or a DM opened for the first time).
+    RoomCreated {
+        /// The room.
+        room: Room,
+        /// Its first members.
+        member_ids: Vec<String>,
+    },
+    /// Name or topic changed.
+    RoomUpdated {
+        /// The room after the change.
+        room: Room,
+    },
+    /// Someone joined or was invited.
+    MemberAdded {
+        /// The new member.
+        member: Member,
+    },
+    /// Someone left or was removed.
+    MemberRemoved {
+        /// The former member.
+        user_id: String,
+    },
+    /// An owner flag changed.
+    OwnerChanged {
+        /// The member.
+        user_id: String,
+        /// Owner now.
+        owner: bool,
+    },
+    /// A new message.
+    MessageCreated {
+        /// The message.
+        message: Message,
+    },
+    /// A message was edited.
+    MessageEdited {
+        /// The message after the edit.
+        message: Message,
+    },
+    /// A message became a tombstone.
+    MessageDeleted {
+        /// The tombstone.
+        message: Message,
+    },
+}
+
+/// Publish and subscribe.
+pub trait Bus: Send + Sync {
+    /// Publishes an event; never blocks. Having no subscriber is not an error.
+    fn publish(&self, event: Event);
+    /// A new subscription to every event published from now on.
+    fn subscribe(&self) -> Subscription;
+}
+
+/// Events as they are published. A subscriber that falls more than the bus capacity
+/// behind is told so ([`Lagged`]) instead of the bus growing without bound.
+pub struct Subscription {
+    rx: broadcast::Receiver<Event>,
+}
+
+/// The subscriber fell behind and missed this many events; it should resume from its
+/// last seen sequence numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("subscriber lagged by {0} events")]
+pub struct Lagged(pub u64);
+
+impl Subscription {
+    /// The next event; `Ok(None)` once the bus is gone.
+    pub async fn next(&mut self) -> Result<Option<Event>, Lagged> {
+        match self.rx.recv().await {
+            Ok(e) => Ok(Some(e)),
+            Err(broadcast::error::RecvError::Closed) => Ok(None),
+            Err(broadcast::error::RecvError::Lagged(n)) => Err(Lagged(n)),
+        }
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_next(&mut self) -> Result<Option<Event>, Lagged> {
+        match self.rx.try_recv() {
+            Ok(e) => Ok(Some(e)),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Err(Lagged(n)),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+/// The in-process bus: a bounded broadcast channel.
+pub struct LocalBus {
+    tx: broadcast::Sender<Event>,
+}
+
+/// Events a subscriber may fall behind by before it is told it lagged.
+pub const LOCAL_BUS_CAPACITY: usize = 4096;
+
+impl LocalBus {
+    /// A bus holding up to `capacity` events per slow subscriber.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            tx: broadcast::channel(capacity.max(1)).0,
+        }
+    }
+}
+
+impl Default for LocalBus {
+    fn default() -> Self {
+        Self::new(LOCAL_BUS_CAPACITY)
+    }
+}
+
+impl Bus for LocalBus {
+    fn publish(&self, event: Event) {
+        // An error only means nobody is subscribed.
+        let _ = self.tx.send(event);
+    }
+
+    fn subscribe(&self) -> Subscription {
+        Subscription {
+            rx: self.tx.subscribe(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: i64) -> Event {
+        Event {
+            room_id: "r".into(),
+            seq,
+            kind: EventKind::MemberRemoved {
+                user_id: "u".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribers_get_events_in_order_and_laggards_are_told() {
+        let bus = LocalBus::new(2);
+        bus.publish(event(0)); // nobody listens: dropped
+        let mut a = bus.subscribe();
+        bus.publish(event(1));
+        bus.publish(event(2));
+        assert_eq!(a.next().await.unwrap().unwrap().seq, 1);
+        assert_eq!(a.try_next().unwrap().unwrap().seq, 2);
+        assert_eq!(a.try_next().unwrap(), None);
+        for s in 3..6 {
+            bus.publish(event(s));
+        }
+        assert_eq!(a.try_next(), Err(Lagged(1)));
+        assert_eq!(a.try_next().unwrap().unwrap().seq, 4);
+        let json = serde_json::to_value(event(7)).unwrap();
+        assert_eq!(json["type"], "member_removed");
+        assert_eq!(json["seq"], 7);
+    }
+}

@@ -1,0 +1,883 @@
+//! C3/C4 rooms and membership, C5 messages. Access rules live here:
+//!
+//! - A private room (DMs included) does not exist for non-members: every call answers
+//!   `NotFound`, admins included.
+//! - A public room can be read (`get`) and joined by anyone; its members and messages are
+//!   for members only (`Forbidden` otherwise), and any member may invite.
+//! - Owners (the creator first) invite to private rooms, remove members, set owners and
+//!   rename. A room keeps at least one owner while it has members.
+//! - A direct message has exactly its people: no join, invite, remove, leave, owners or
+//!   name; opening one with the same people again returns the same room.
+
+use super::{Actor, ServiceError, now_ms, tokens, validate};
+use crate::bus::{Bus, Event, EventKind};
+use crate::service::SettingsService;
+use crate::store::{
+    Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, StoreError,
+    UserStore,
+};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use sotto_api::{
+    CreateRoomRequest, EditMessageRequest, HistoryQuery, Member, MemberList, Message, MessagePage,
+    Room, RoomKind, RoomList, SendMessageRequest, UpdateRoomRequest,
+};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Longest topic, in characters.
+pub const TOPIC_MAX_CHARS: usize = 250;
+/// Longest message text, in bytes.
+pub const TEXT_MAX_BYTES: usize = 16 * 1024;
+/// Longest message envelope (base64 text), in bytes.
+pub const CIPHERTEXT_MAX_BYTES: usize = 48 * 1024;
+/// Default and largest history page.
+pub const PAGE_DEFAULT: u32 = 50;
+/// Largest history page.
+pub const PAGE_MAX: u32 = 200;
+
+/// Rooms, members and messages.
+pub struct RoomService {
+    users: Arc<dyn UserStore>,
+    rooms: Arc<dyn RoomStore>,
+    messages: Arc<dyn MessageStore>,
+    settings: Arc<SettingsService>,
+    bus: Arc<dyn Bus>,
+}
+
+/// A room and whether this call created it.
+pub struct Opened {
+    /// The room.
+    pub room: Room,
+    /// False when an existing DM with the same people was returned.
+    pub created: bool,
+}
+
+/// A message and whether this call stored it.
+pub struct Sent {
+    /// The message.
+    pub message: Message,
+    /// False for a retry of an already stored message.
+    pub created: bool,
+}
+
+/// Ids of the protocol alphabet: 1–64 bytes of `A-Za-z0-9._:-`.
+pub fn protocol_id(field: &str, id: &str) -> Result<(), ServiceError> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidInput(format!(
+            "{field}: 1–64 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'"
+        )))
+    }
+}
+
+fn topic(t: &str) -> Result<String, ServiceError> {
+    let t = t.trim();
+    if t.chars().count() > TOPIC_MAX_CHARS || t.chars().any(char::is_control) {
+        return Err(ServiceError::InvalidInput(format!(
+            "topic: at most {TOPIC_MAX_CHARS} characters, no control characters"
+        )));
+    }
+    Ok(t.to_owned())
+}
+
+fn user_of(actor: &Actor) -> Result<&str, ServiceError> {
+    match actor {
+        Actor::User(p) => Ok(&p.user.id),
+        Actor::Operator => Err(ServiceError::Forbidden("rooms are for users")),
+    }
+}
+
+fn member_view(m: &MemberRecord) -> Member {
+    Member {
+        user_id: m.user_id.clone(),
+        username: m.username.clone(),
+        owner: m.owner,
+        joined_at: m.joined_at,
+    }
+}
+
+fn message_view(m: &MessageRecord) -> Message {
+    Message {
+        id: m.id.clone(),
+        room_id: m.room_id.clone(),
+        seq: m.seq,
+        version_seq: m.version_seq,
+        sender_id: m.sender_id.clone(),
+        text: m.text.clone(),
+        ciphertext: m.ciphertext.clone(),
+        mentions: m.mentions.clone(),
+        created_at: m.created_at,
+        edited_at: m.edited_at,
+        deleted: m.deleted,
+    }
+}
+
+/// The content of a send or edit, checked against the room's encryption.
+fn content(
+    room: &RoomRecord,
+    text: Option<String>,
+    ciphertext: Option<String>,
+) -> Result<(Option<String>, Option<String>), ServiceError> {
+    match (text, ciphertext) {
+        (Some(t), None) => {
+            if room.encrypted {
+                return Err(ServiceError::InvalidInput(
+                    "text: this room is encrypted; send ciphertext".into(),
+                ));
+            }
+            if t.len() > TEXT_MAX_BYTES {
+                return Err(ServiceError::TooLarge(format!(
+                    "text: at most {TEXT_MAX_BYTES} bytes"
+                )));
+            }
+            if t.trim().is_empty() {
+                return Err(ServiceError::InvalidInput("text: must not be empty".into()));
+            }
+            Ok((Some(t), None))
+        }
+        (None, Some(c)) => {
+            if !room.encrypted {
+                return Err(ServiceError::InvalidInput(
+                    "ciphertext: this room is not encrypted; send text".into(),
+                ));
+            }
+            if c.len() > CIPHERTEXT_MAX_BYTES {
+                return Err(ServiceError::TooLarge(format!(
+                    "ciphertext: at most {CIPHERTEXT_MAX_BYTES} bytes"
+                )));
+            }
+            if c.is_empty()
+                || base64::engine::general_purpose::STANDARD
+                    .decode(c.as_bytes())
+                    .is_err()
+            {
+                return Err(ServiceError::InvalidInput(
+                    "ciphertext: non-empty standard base64".into(),
+                ));
+            }
+            Ok((None, Some(c)))
+        }
+        _ => Err(ServiceError::InvalidInput(
+            "give exactly one of text and ciphertext".into(),
+        )),
+    }
+}
+
+fn content_hash(text: Option<&str>, ciphertext: Option<&str>) -> String {
+    let mut h = Sha256::new();
+    match (text, ciphertext) {
+        (Some(t), _) => {
+            h.update(b"text\0");
+            h.update(t.as_bytes());
+        }
+        (None, Some(c)) => {
+            h.update(b"ciphertext\0");
+            h.update(c.as_bytes());
+        }
+        (None, None) => {}
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Usernames written as `@name` in `text` (username characters after an `@` that starts
+/// the text or follows a non-username character), lowercased, without duplicates.
+pub fn mentioned_usernames(text: &str) -> BTreeSet<String> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let mut out = BTreeSet::new();
+    let mut prev: Option<char> = None;
+    for (i, c) in text.char_indices() {
+        if c == '@' && !prev.is_some_and(is_name) {
+            let rest = &text[i + 1..];
+            let end = rest.find(|c: char| !is_name(c)).unwrap_or(rest.len());
+            let name = rest[..end].trim_end_matches('.');
+            if validate::username(name).is_ok() {
+                out.insert(name.to_lowercase());
+            }
+        }
+        prev = Some(c);
+        if out.len() > 64 {
+            break;
+        }
+    }
+    out
+}
+
+impl RoomService {
+    /// Over the stores, the settings (for the group DM limit) and the bus.
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        rooms: Arc<dyn RoomStore>,
+        messages: Arc<dyn MessageStore>,
+        settings: Arc<SettingsService>,
+        bus: Arc<dyn Bus>,
+    ) -> Self {
+        Self {
+            users,
+            rooms,
+            messages,
+            settings,
+            bus,
+        }
+    }
+
+    fn publish(&self, room_id: &str, seq: i64, kind: EventKind) {
+        self.bus.publish(Event {
+            room_id: room_id.to_owned(),
+            seq,
+            kind,
+        });
+    }
+
+    fn view(r: &RoomRecord, member: bool) -> Room {
+        Room {
+            id: r.id.clone(),
+            kind: r.kind,
+            private: r.private,
+            name: r.name.clone(),
+            topic: r.topic.clone(),
+            parent_id: r.parent_id.clone(),
+            encrypted: r.encrypted,
+            created_by: r.created_by.clone(),
+            created_at: r.created_at,
+            seq: r.seq,
+            member,
+        }
+    }
+
+    /// The room as `user` may see it, and their membership; `NotFound` for private rooms
+    /// they are not in.
+    async fn visible(
+        &self,
+        user: &str,
+        room_id: &str,
+    ) -> Result<(RoomRecord, Option<MemberRecord>), ServiceError> {
+        let room = self
+            .rooms
+            .room_by_id(room_id)
+            .await?
+            .ok_or(ServiceError::NotFound("room"))?;
+        let member = self.rooms.member(room_id, user).await?;
+        if room.private && member.is_none() {
+            return Err(ServiceError::NotFound("room"));
+        }
+        Ok((room, member))
+    }
+
+    async fn as_member(
+        &self,
+        user: &str,
+        room_id: &str,
+    ) -> Result<(RoomRecord, MemberRecord), ServiceError> {
+        match self.visible(user, room_id).await? {
+            (room, Some(m)) => Ok((room, m)),
+            (_, None) => Err(ServiceError::Forbidden("join the room first")),
+        }
+    }
+
+    async fn as_owner(&self, user: &str, room_id: &str) -> Result<RoomRecord, ServiceError> {
+        let (room, me) = self.as_member(user, room_id).await?;
+        if room.kind == RoomKind::Direct {
+            return Err(ServiceError::Forbidden(
+                "a direct message has exactly its people and no owners",
+            ));
+        }
+        if !me.owner {
+            return Err(ServiceError::Forbidden("only room owners may do this"));
+        }
+        Ok(room)
+    }
+
+    async fn existing_user(&self, id: &str) -> Result<MemberRecord, ServiceError> {
+        let u = self
+            .users
+            .user_by_id(id)
+            .await?
+            .filter(|u| !u.deactivated)
+            .ok_or(ServiceError::NotFound("user"))?;
+        Ok(MemberRecord {
+            user_id: u.id,
+            username: u.username,
+            owner: false,
+            joined_at: now_ms(),
+        })
+    }
+
+    /// Creates a room, or opens the direct message with exactly these people.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        req: CreateRoomRequest,
+    ) -> Result<Opened, ServiceError> {
+        let me = user_of(actor)?;
+        let now = now_ms();
+        let mut people: BTreeSet<String> = req.members.iter().cloned().collect();
+        people.insert(me.to_owned());
+        if req.kind == RoomKind::Direct {
+            return self.open_direct(me, &req, people, now).await;
+        }
+        let name = validate::name(
+            "name",
+            req.name
+                .as_deref()
+                .ok_or_else(|| ServiceError::InvalidInput("name: required".into()))?,
+        )?;
+        let topic = topic(req.topic.as_deref().unwrap_or(""))?;
+        let (parent_id, private) = match req.kind {
+            RoomKind::Discussion => {
+                let parent_id = req.parent_id.clone().ok_or_else(|| {
+                    ServiceError::InvalidInput("parent_id: required for a discussion".into())
+                })?;
+                let (parent, _) = self.as_member(me, &parent_id).await?;
+                if !matches!(parent.kind, RoomKind::Channel | RoomKind::Team) {
+                    return Err(ServiceError::InvalidInput(
+                        "parent_id: a discussion belongs to a channel or team".into(),
+                    ));
+                }
+                (Some(parent_id), req.private.unwrap_or(parent.private))
+            }
+            _ => {
+                if req.parent_id.is_some() {
+                    return Err(ServiceError::InvalidInput(
+                        "parent_id: only discussions have a parent".into(),
+                    ));
+                }
+                (None, req.private.unwrap_or(false))
+            }
+        };
+        let mut members = Vec::with_capacity(people.len());
+        for id in &people {
+            let mut m = self.existing_user(id).await?;
+            m.owner = id == me;
+            m.joined_at = now;
+            members.push(m);
+        }
+        let room = RoomRecord {
+            id: tokens::new_id()?,
+            kind: req.kind,
+            private,
+            name: Some(name),
+            topic,
+            parent_id,
+            encrypted: false,
+            created_by: me.to_owned(),
+            created_at: now,
+            seq: 1,
+            dm_key: None,
+        };
+        self.rooms.insert_room(&room, &members).await?;
+        tracing::info!(room_id = %room.id, kind = ?room.kind, "room created");
+        self.created(room, members).await
+    }
+
+    async fn created(
+        &self,
+        room: RoomRecord,
+        members: Vec<MemberRecord>,
+    ) -> Result<Opened, ServiceError> {
+        let view = Self::view(&room, true);
+        self.publish(
+            &room.id,
+            room.seq,
+            EventKind::RoomCreated {
+                room: view.clone(),
+                member_ids: members.into_iter().map(|m| m.user_id).collect(),
+            },
+        );
+        Ok(Opened {
+            room: view,
+            created: true,
+        })
+    }
+
+    async fn open_direct(
+        &self,
+        me: &str,
+        req: &CreateRoomRequest,
+        people: BTreeSet<String>,
+        now: i64,
+    ) -> Result<Opened, ServiceError> {
+        if req.name.is_some() || req.parent_id.is_some() || req.private == Some(false) {
+            return Err(ServiceError::InvalidInput(
+                "a direct message has no name or parent and is always private".into(),
+            ));
+        }
+        let max = self
+            .settings
+            .get(&Actor::Operator)
+            .await?
+            .rooms_max_group_dm_members as usize;
+        if people.len() < 2 || people.len() > max {
+            return Err(ServiceError::InvalidInput(format!(
+                "members: a direct message has 2 to {max} people, you included"
+            )));
+        }
+        let key = people.iter().cloned().collect::<Vec<_>>().join(",");
+        if let Some(room) = self.rooms.room_by_dm_key(&key).await? {
+            return Ok(Opened {
+                room: Self::view(&room, true),
+                created: false,
+            });
+        }
+        let mut members = Vec::with_capacity(people.len());
+        for id in &people {
+            let mut m = self.existing_user(id).await?;
+            m.joined_at = now;
+            members.push(m);
+        }
+        let room = RoomRecord {
+            id: tokens::new_id()?,
+            kind: RoomKind::Direct,
+            private: true,
+            name: None,
+            topic: topic(req.topic.as_deref().unwrap_or(""))?,
+            parent_id: None,
+            encrypted: false,
+            created_by: me.to_owned(),
+            created_at: now,
+            seq: 1,
+            dm_key: Some(key.clone()),
+        };
+        match self.rooms.insert_room(&room, &members).await {
+            Ok(()) => self.created(room, members).await,
+            // Opened concurrently by someone else: the same people, the same room.
+            Err(StoreError::Conflict) => {
+                let room = self
+                    .rooms
+                    .room_by_dm_key(&key)
+                    .await?
+                    .ok_or_else(|| ServiceError::Internal("dm vanished".into()))?;
+                Ok(Opened {
+                    room: Self::view(&room, true),
+                    created: false,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One room.
+    pub async fn get(&self, actor: &Actor, room_id: &str) -> Result<Room, ServiceError> {
+        let (room, me) = self.visible(user_of(actor)?, room_id).await?;
+        Ok(Self::view(&room, me.is_some()))
+    }
+
+    /// The caller's rooms.
+    pub async fn mine(&self, actor: &Actor) -> Result<RoomList, ServiceError> {
+        let rooms = self.rooms.rooms_of_user(user_of(actor)?).await?;
+        Ok(RoomList {
+            rooms: rooms.iter().map(|r| Self::view(r, true)).collect(),
+        })
+    }
+
+    /// Public channels and teams.
+    pub async fn public(&self, actor: &Actor) -> Result<RoomList, ServiceError> {
+        let me = user_of(actor)?;
+        let mine: BTreeSet<String> = self
+            .rooms
+            .rooms_of_user(me)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let rooms = self.rooms.public_rooms().await?;
+        Ok(RoomList {
+            rooms: rooms
+                .iter()
+                .map(|r| Self::view(r, mine.contains(&r.id)))
+                .collect(),
+        })
+    }
+
+    /// The members of a room (members only).
+    pub async fn members(&self, actor: &Actor, room_id: &str) -> Result<MemberList, ServiceError> {
+        self.as_member(user_of(actor)?, room_id).await?;
+        let members = self.rooms.members(room_id).await?;
+        Ok(MemberList {
+            members: members.iter().map(member_view).collect(),
+        })
+    }
+
+    async fn add(&self, room_id: &str, m: MemberRecord) -> Result<(), ServiceError> {
+        if let Some(seq) = self.rooms.add_member(room_id, &m).await? {
+            self.publish(
+                room_id,
+                seq,
+                EventKind::MemberAdded {
+                    member: member_view(&m),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Joins a public room (not a DM); joining twice is harmless.
+    pub async fn join(&self, actor: &Actor, room_id: &str) -> Result<Room, ServiceError> {
+        let me = user_of(actor)?;
+        let (room, member) = self.visible(me, room_id).await?;
+        if member.is_none() {
+            // `visible` hides private rooms, DMs included, from non-members.
+            let m = self.existing_user(me).await?;
+            self.add(room_id, m).await?;
+        }
+        self.get(actor, &room.id).await
+    }
+
+    /// Adds someone: any member of a public room, owners of a private one.
+    pub async fn invite(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<MemberList, ServiceError> {
+        let me = user_of(actor)?;
+        let (room, mine) = self.as_member(me, room_id).await?;
+        if room.kind == RoomKind::Direct {
+            return Err(ServiceError::Forbidden(
+                "a direct message has exactly its people; open another one",
+            ));
+        }
+        if room.private && !mine.owner {
+            return Err(ServiceError::Forbidden(
+                "only owners may invite to a private room",
+            ));
+        }
+        let m = self.existing_user(user_id).await?;
+        self.add(room_id, m).await?;
+        self.members(actor, room_id).await
+    }
+
+    async fn keeps_an_owner(&self, room_id: &str, losing: &str) -> Result<(), ServiceError> {
+        let members = self.rooms.members(room_id).await?;
+        let others = members.iter().filter(|m| m.user_id != losing);
+        let is_owner = members.iter().any(|m| m.user_id == losing && m.owner);
+        let mut others = others.peekable();
+        if is_owner && others.peek().is_some() && !others.any(|m| m.owner) {
+            return Err(ServiceError::InvalidInput(
+                "the room would have no owner; make another member owner first".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn drop_member(&self, room_id: &str, user_id: &str) -> Result<(), ServiceError> {
+        self.keeps_an_owner(room_id, user_id).await?;
+        match self.rooms.remove_member(room_id, user_id).await? {
+            Some(seq) => {
+                self.publish(
+                    room_id,
+                    seq,
+                    EventKind::MemberRemoved {
+                        user_id: user_id.to_owned(),
+                    },
+                );
+                Ok(())
+            }
+            None => Err(ServiceError::NotFound("member")),
+        }
+    }
+
+    /// Removes a member (owners only; not from a DM).
+    pub async fn remove(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<(), ServiceError> {
+        self.as_owner(user_of(actor)?, room_id).await?;
+        self.drop_member(room_id, user_id).await
+    }
+
+    /// Leaves a room (not a DM).
+    pub async fn leave(&self, actor: &Actor, room_id: &str) -> Result<(), ServiceError> {
+        let me = user_of(actor)?;
+        let (room, _) = self.as_member(me, room_id).await?;
+        if room.kind == RoomKind::Direct {
+            return Err(ServiceError::Forbidden(
+                "a direct message has exactly its people",
+            ));
+        }
+        self.drop_member(room_id, me).await
+    }
+
+    /// Makes a member an owner or not (owners only).
+    pub async fn set_owner(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        user_id: &str,
+        owner: bool,
+    ) -> Result<MemberList, ServiceError> {
+        self.as_owner(user_of(actor)?, room_id).await?;
+        if !owner {
+            self.keeps_an_owner(room_id, user_id).await?;
+        }
+        let seq = self
+            .rooms
+            .set_owner(room_id, user_id, owner)
+            .await?
+            .ok_or(ServiceError::NotFound("member"))?;
+        self.publish(
+            room_id,
+            seq,
+            EventKind::OwnerChanged {
+                user_id: user_id.to_owned(),
+                owner,
+            },
+        );
+        self.members(actor, room_id).await
+    }
+
+    /// Renames and/or sets the topic (owners only).
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        req: UpdateRoomRequest,
+    ) -> Result<Room, ServiceError> {
+        self.as_owner(user_of(actor)?, room_id).await?;
+        let name = req
+            .name
+            .as_deref()
+            .map(|n| validate::name("name", n))
+            .transpose()?;
+        let topic = req.topic.as_deref().map(topic).transpose()?;
+        if name.is_none() && topic.is_none() {
+            return Err(ServiceError::InvalidInput("give name and/or topic".into()));
+        }
+        let seq = self
+            .rooms
+            .update_room(room_id, name.as_deref(), topic.as_deref())
+            .await?
+            .ok_or(ServiceError::NotFound("room"))?;
+        let room = self.get(actor, room_id).await?;
+        self.publish(room_id, seq, EventKind::RoomUpdated { room: room.clone() });
+        Ok(room)
+    }
+
+    async fn mentions(
+        &self,
+        room_id: &str,
+        text: Option<&str>,
+    ) -> Result<Vec<String>, ServiceError> {
+        let Some(text) = text else {
+            return Ok(Vec::new());
+        };
+        let names = mentioned_usernames(text);
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .rooms
+            .members(room_id)
+            .await?
+            .into_iter()
+            .filter(|m| names.contains(&m.username.to_lowercase()))
+            .map(|m| m.user_id)
+            .collect())
+    }
+
+    /// Sends a message (members only). A retry with the same id and content returns the
+    /// stored message; the same id with other content, or by someone else, is `Conflict`.
+    pub async fn send(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        req: SendMessageRequest,
+    ) -> Result<Sent, ServiceError> {
+        let me = user_of(actor)?;
+        let (room, _) = self.as_member(me, room_id).await?;
+        protocol_id("id", &req.id)?;
+        let (text, ciphertext) = content(&room, req.text, req.ciphertext)?;
+        let hash = content_hash(text.as_deref(), ciphertext.as_deref());
+        let mentions = self.mentions(room_id, text.as_deref()).await?;
+        let record = MessageRecord {
+            room_id: room_id.to_owned(),
+            id: req.id,
+            seq: 0,
+            version_seq: 0,
+            sender_id: me.to_owned(),
+            text,
+            ciphertext,
+            mentions,
+            content_hash: hash,
+            created_at: now_ms(),
+            edited_at: None,
+            deleted: false,
+        };
+        match self.messages.insert_message(&record).await? {
+            Inserted::New(m) => {
+                let message = message_view(&m);
+                self.publish(
+                    room_id,
+                    m.seq,
+                    EventKind::MessageCreated {
+                        message: message.clone(),
+                    },
+                );
+                Ok(Sent {
+                    message,
+                    created: true,
+                })
+            }
+            Inserted::Existing(m)
+                if m.sender_id == record.sender_id && m.content_hash == record.content_hash =>
+            {
+                Ok(Sent {
+                    message: message_view(&m),
+                    created: false,
+                })
+            }
+            Inserted::Existing(_) => Err(ServiceError::Conflict(
+                "id: this room already has a different message with this id".into(),
+            )),
+        }
+    }
+
+    /// A page of history (members only).
+    pub async fn history(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        q: HistoryQuery,
+    ) -> Result<MessagePage, ServiceError> {
+        self.as_member(user_of(actor)?, room_id).await?;
+        if q.before.is_some() && q.after.is_some() {
+            return Err(ServiceError::InvalidInput(
+                "give at most one of before and after".into(),
+            ));
+        }
+        let limit = q.limit.unwrap_or(PAGE_DEFAULT);
+        if !(1..=PAGE_MAX).contains(&limit) {
+            return Err(ServiceError::InvalidInput(format!(
+                "limit: 1 to {PAGE_MAX}"
+            )));
+        }
+        let mut page = self
+            .messages
+            .messages(room_id, q.before, q.after, limit + 1)
+            .await?;
+        let has_more = page.len() > limit as usize;
+        if has_more {
+            if q.after.is_some() {
+                page.pop();
+            } else {
+                page.remove(0);
+            }
+        }
+        Ok(MessagePage {
+            messages: page.iter().map(message_view).collect(),
+            has_more,
+        })
+    }
+
+    async fn own_message(
+        &self,
+        me: &str,
+        room_id: &str,
+        message_id: &str,
+    ) -> Result<(RoomRecord, MemberRecord, MessageRecord), ServiceError> {
+        let (room, member) = self.as_member(me, room_id).await?;
+        let m = self
+            .messages
+            .message(room_id, message_id)
+            .await?
+            .filter(|m| !m.deleted)
+            .ok_or(ServiceError::NotFound("message"))?;
+        Ok((room, member, m))
+    }
+
+    /// Edits one's own message.
+    pub async fn edit(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        message_id: &str,
+        req: EditMessageRequest,
+    ) -> Result<Message, ServiceError> {
+        let me = user_of(actor)?;
+        let (room, _, old) = self.own_message(me, room_id, message_id).await?;
+        if old.sender_id != me {
+            return Err(ServiceError::Forbidden(
+                "only the sender may edit a message",
+            ));
+        }
+        let (text, ciphertext) = content(&room, req.text, req.ciphertext)?;
+        let mentions = self.mentions(room_id, text.as_deref()).await?;
+        let m = self
+            .messages
+            .edit_message(
+                room_id,
+                message_id,
+                text.as_deref(),
+                ciphertext.as_deref(),
+                &mentions,
+                now_ms(),
+            )
+            .await?
+            .ok_or(ServiceError::NotFound("message"))?;
+        let message = message_view(&m);
+        self.publish(
+            room_id,
+            m.version_seq,
+            EventKind::MessageEdited {
+                message: message.clone(),
+            },
+        );
+        Ok(message)
+    }
+
+    /// Deletes a message (its sender, or a room owner), leaving a tombstone.
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        message_id: &str,
+    ) -> Result<Message, ServiceError> {
+        let me = user_of(actor)?;
+        let (_, member, old) = self.own_message(me, room_id, message_id).await?;
+        if old.sender_id != me && !member.owner {
+            return Err(ServiceError::Forbidden(
+                "only the sender or a room owner may delete a message",
+            ));
+        }
+        let m = self
+            .messages
+            .delete_message(room_id, message_id)
+            .await?
+            .ok_or(ServiceError::NotFound("message"))?;
+        let message = message_view(&m);
+        self.publish(
+            room_id,
+            m.version_seq,
+            EventKind::MessageDeleted {
+                message: message.clone(),
+            },
+        );
+        Ok(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_mentions() {
+        assert!(protocol_id("id", "a.b_c:d-1").is_ok());
+        for bad in ["", "a b", "é", "a/b", &"x".repeat(65)] {
+            assert!(protocol_id("id", bad).is_err(), "{bad}");
+        }
+        let m = mentioned_usernames("hi @Bob, @carol. mail x@dave @bob @x @éva");
+        assert_eq!(
+            m.into_iter().collect::<Vec<_>>(),
+            vec!["bob".to_owned(), "carol".to_owned()]
+        );
+        assert!(mentioned_usernames(&"@".repeat(20_000)).is_empty());
+    }
+}

@@ -1,0 +1,652 @@
+//! Rooms, members and messages: the traits, and one implementation for both backends.
+//!
+//! The SQL is portable (`$n` parameters, `RETURNING`), so a macro implements the traits
+//! for [`SqliteStore`] and [`PgStore`] from the same text. Every change to a room takes the
+//! next value of `rooms.seq` in the same transaction as the change itself.
+
+use super::{PgStore, SqliteStore, StoreError};
+use async_trait::async_trait;
+use sotto_api::RoomKind;
+
+/// A stored room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomRecord {
+    /// Random id.
+    pub id: String,
+    /// Kind.
+    pub kind: RoomKind,
+    /// Visible to members only.
+    pub private: bool,
+    /// Name; `None` for direct messages.
+    pub name: Option<String>,
+    /// Topic.
+    pub topic: String,
+    /// Parent of a discussion.
+    pub parent_id: Option<String>,
+    /// End-to-end encrypted.
+    pub encrypted: bool,
+    /// Creator.
+    pub created_by: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Latest room sequence number.
+    pub seq: i64,
+    /// Direct messages: sorted member ids joined by `,`.
+    pub dm_key: Option<String>,
+}
+
+/// A stored membership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// The user.
+    pub user_id: String,
+    /// The user's username (read from `users`; ignored on insert).
+    pub username: String,
+    /// Owner of the room.
+    pub owner: bool,
+    /// Unix milliseconds.
+    pub joined_at: i64,
+}
+
+/// A stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// Room.
+    pub room_id: String,
+    /// Client-chosen id.
+    pub id: String,
+    /// Position (assigned on insert).
+    pub seq: i64,
+    /// Sequence number of the latest change (assigned on insert, edit, delete).
+    pub version_seq: i64,
+    /// Sender.
+    pub sender_id: String,
+    /// Plaintext.
+    pub text: Option<String>,
+    /// Base64 envelope.
+    pub ciphertext: Option<String>,
+    /// Mentioned user ids.
+    pub mentions: Vec<String>,
+    /// Hex SHA-256 of the content as first sent.
+    pub content_hash: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub edited_at: Option<i64>,
+    /// A tombstone.
+    pub deleted: bool,
+}
+
+/// What [`MessageStore::insert_message`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored now, with its sequence numbers.
+    New(MessageRecord),
+    /// A message with this id was already in the room; it is returned unchanged.
+    Existing(MessageRecord),
+}
+
+/// Rooms and their members.
+#[async_trait]
+pub trait RoomStore: Send + Sync {
+    /// Inserts a room (its `seq` is taken as given) and its first members.
+    /// [`StoreError::Conflict`] if the id or the DM key exists.
+    async fn insert_room(
+        &self,
+        room: &RoomRecord,
+        members: &[MemberRecord],
+    ) -> Result<(), StoreError>;
+    /// The room with this id.
+    async fn room_by_id(&self, id: &str) -> Result<Option<RoomRecord>, StoreError>;
+    /// The direct message with this key.
+    async fn room_by_dm_key(&self, dm_key: &str) -> Result<Option<RoomRecord>, StoreError>;
+    /// Rooms `user_id` is a member of, oldest first.
+    async fn rooms_of_user(&self, user_id: &str) -> Result<Vec<RoomRecord>, StoreError>;
+    /// Public channels and teams, oldest first.
+    async fn public_rooms(&self) -> Result<Vec<RoomRecord>, StoreError>;
+    /// One membership.
+    async fn member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<Option<MemberRecord>, StoreError>;
+    /// A room's members in joining order.
+    async fn members(&self, room_id: &str) -> Result<Vec<MemberRecord>, StoreError>;
+    /// Adds a member; the new room seq, or `None` if already a member (or no such room).
+    async fn add_member(
+        &self,
+        room_id: &str,
+        member: &MemberRecord,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Removes a member; the new room seq, or `None` if not a member.
+    async fn remove_member(&self, room_id: &str, user_id: &str) -> Result<Option<i64>, StoreError>;
+    /// Sets or clears the owner flag; the new room seq, or `None` if not a member.
+    async fn set_owner(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        owner: bool,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Changes name and/or topic; the new room seq, or `None` if no such room.
+    async fn update_room(
+        &self,
+        room_id: &str,
+        name: Option<&str>,
+        topic: Option<&str>,
+    ) -> Result<Option<i64>, StoreError>;
+}
+
+/// Messages.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Inserts a message under the next room seq (`seq`, `version_seq` are assigned), or
+    /// returns the message already stored under its id in the room. Atomic, also when
+    /// the same id is sent concurrently. The room must exist.
+    async fn insert_message(&self, message: &MessageRecord) -> Result<Inserted, StoreError>;
+    /// One message.
+    async fn message(&self, room_id: &str, id: &str) -> Result<Option<MessageRecord>, StoreError>;
+    /// Up to `limit` messages with `seq < before` (the newest of them) or `seq > after` (the
+    /// oldest of them); neither means the newest. Always returned in increasing `seq`.
+    async fn messages(
+        &self,
+        room_id: &str,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
+    /// Replaces the content of a live message under the next room seq; `None` if there is
+    /// no such live message.
+    async fn edit_message(
+        &self,
+        room_id: &str,
+        id: &str,
+        text: Option<&str>,
+        ciphertext: Option<&str>,
+        mentions: &[String],
+        at: i64,
+    ) -> Result<Option<MessageRecord>, StoreError>;
+    /// Turns a live message into a tombstone under the next room seq; `None` if there is
+    /// no such live message.
+    async fn delete_message(
+        &self,
+        room_id: &str,
+        id: &str,
+    ) -> Result<Option<MessageRecord>, StoreError>;
+}
+
+fn kind_str(k: RoomKind) -> &'static str {
+    match k {
+        RoomKind::Channel => "channel",
+        RoomKind::Direct => "direct",
+        RoomKind::Team => "team",
+        RoomKind::Discussion => "discussion",
+    }
+}
+
+fn parse_kind(s: &str) -> Result<RoomKind, StoreError> {
+    match s {
+        "channel" => Ok(RoomKind::Channel),
+        "direct" => Ok(RoomKind::Direct),
+        "team" => Ok(RoomKind::Team),
+        "discussion" => Ok(RoomKind::Discussion),
+        other => Err(StoreError::Corrupt(format!("room kind {other:?}"))),
+    }
+}
+
+fn parse_mentions(s: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("mentions: {e}")))
+}
+
+fn mentions_json(m: &[String]) -> String {
+    serde_json::Value::from(m.to_vec()).to_string()
+}
+
+const ROOM_COLUMNS: &str = "id, kind, private, name, topic, parent_id, encrypted, created_by, \
+                            created_at, seq, dm_key";
+const MESSAGE_COLUMNS: &str = "room_id, id, seq, version_seq, sender_id, body_text, ciphertext, \
+                               mentions, content_hash, created_at, edited_at, deleted";
+const MEMBER_SELECT: &str = "SELECT m.user_id, u.username, m.owner, m.joined_at \
+                             FROM room_members m JOIN users u ON u.id = m.user_id";
+
+macro_rules! room_stores {
+    ($store:ty, $row:ty) => {
+        impl $store {
+            fn room_row(row: &$row) -> Result<RoomRecord, StoreError> {
+                use sqlx::Row;
+                Ok(RoomRecord {
+                    id: row.try_get("id")?,
+                    kind: parse_kind(row.try_get("kind")?)?,
+                    private: row.try_get("private")?,
+                    name: row.try_get("name")?,
+                    topic: row.try_get("topic")?,
+                    parent_id: row.try_get("parent_id")?,
+                    encrypted: row.try_get("encrypted")?,
+                    created_by: row.try_get("created_by")?,
+                    created_at: row.try_get("created_at")?,
+                    seq: row.try_get("seq")?,
+                    dm_key: row.try_get("dm_key")?,
+                })
+            }
+
+            fn member_row(row: &$row) -> Result<MemberRecord, StoreError> {
+                use sqlx::Row;
+                Ok(MemberRecord {
+                    user_id: row.try_get("user_id")?,
+                    username: row.try_get("username")?,
+                    owner: row.try_get("owner")?,
+                    joined_at: row.try_get("joined_at")?,
+                })
+            }
+
+            fn message_row(row: &$row) -> Result<MessageRecord, StoreError> {
+                use sqlx::Row;
+                Ok(MessageRecord {
+                    room_id: row.try_get("room_id")?,
+                    id: row.try_get("id")?,
+                    seq: row.try_get("seq")?,
+                    version_seq: row.try_get("version_seq")?,
+                    sender_id: row.try_get("sender_id")?,
+                    text: row.try_get("body_text")?,
+                    ciphertext: row.try_get("ciphertext")?,
+                    mentions: parse_mentions(row.try_get("mentions")?)?,
+                    content_hash: row.try_get("content_hash")?,
+                    created_at: row.try_get("created_at")?,
+                    edited_at: row.try_get("edited_at")?,
+                    deleted: row.try_get("deleted")?,
+                })
+            }
+
+            async fn rooms_where(
+                &self,
+                clause: &str,
+                arg: Option<&str>,
+            ) -> Result<Vec<RoomRecord>, StoreError> {
+                let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms {clause} ORDER BY created_at, id");
+                let mut q = sqlx::query(&sql);
+                if let Some(a) = arg {
+                    q = q.bind(a);
+                }
+                q.fetch_all(self.pool())
+                    .await?
+                    .iter()
+                    .map(Self::room_row)
+                    .collect()
+            }
+        }
+
+        #[async_trait]
+        impl RoomStore for $store {
+            async fn insert_room(
+                &self,
+                r: &RoomRecord,
+                members: &[MemberRecord],
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool().begin().await?;
+                sqlx::query(
+                    "INSERT INTO rooms (id, kind, private, name, topic, parent_id, encrypted, \
+                     created_by, created_at, seq, dm_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&r.id)
+                .bind(kind_str(r.kind))
+                .bind(r.private)
+                .bind(&r.name)
+                .bind(&r.topic)
+                .bind(&r.parent_id)
+                .bind(r.encrypted)
+                .bind(&r.created_by)
+                .bind(r.created_at)
+                .bind(r.seq)
+                .bind(&r.dm_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_write)?;
+                for m in members {
+                    sqlx::query(
+                        "INSERT INTO room_members (room_id, user_id, owner, joined_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&r.id)
+                    .bind(&m.user_id)
+                    .bind(m.owner)
+                    .bind(m.joined_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from_write)?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn room_by_id(&self, id: &str) -> Result<Option<RoomRecord>, StoreError> {
+                Ok(self.rooms_where("WHERE id = $1", Some(id)).await?.pop())
+            }
+
+            async fn room_by_dm_key(&self, key: &str) -> Result<Option<RoomRecord>, StoreError> {
+                Ok(self.rooms_where("WHERE dm_key = $1", Some(key)).await?.pop())
+            }
+
+            async fn rooms_of_user(&self, user_id: &str) -> Result<Vec<RoomRecord>, StoreError> {
+                self.rooms_where(
+                    "WHERE id IN (SELECT room_id FROM room_members WHERE user_id = $1)",
+                    Some(user_id),
+                )
+                .await
+            }
+
+            async fn public_rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
+                self.rooms_where(
+                    "WHERE NOT private AND kind IN ('channel', 'team')",
+                    None,
+                )
+                .await
+            }
+
+            async fn member(
+                &self,
+                room_id: &str,
+                user_id: &str,
+            ) -> Result<Option<MemberRecord>, StoreError> {
+                sqlx::query(&format!(
+                    "{MEMBER_SELECT} WHERE m.room_id = $1 AND m.user_id = $2"
+                ))
+                .bind(room_id)
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?
+                .as_ref()
+                .map(Self::member_row)
+                .transpose()
+            }
+
+            async fn members(&self, room_id: &str) -> Result<Vec<MemberRecord>, StoreError> {
+                sqlx::query(&format!(
+                    "{MEMBER_SELECT} WHERE m.room_id = $1 ORDER BY m.joined_at, m.user_id"
+                ))
+                .bind(room_id)
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(Self::member_row)
+                .collect()
+            }
+
+            async fn add_member(
+                &self,
+                room_id: &str,
+                m: &MemberRecord,
+            ) -> Result<Option<i64>, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                let Some(seq) = bump(&mut tx, room_id).await? else {
+                    return Ok(None);
+                };
+                let done = sqlx::query(
+                    "INSERT INTO room_members (room_id, user_id, owner, joined_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(room_id)
+                .bind(&m.user_id)
+                .bind(m.owner)
+                .bind(m.joined_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_write)?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                tx.commit().await?;
+                Ok(Some(seq))
+            }
+
+            async fn remove_member(
+                &self,
+                room_id: &str,
+                user_id: &str,
+            ) -> Result<Option<i64>, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                let Some(seq) = bump(&mut tx, room_id).await? else {
+                    return Ok(None);
+                };
+                let done =
+                    sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
+                        .bind(room_id)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                tx.commit().await?;
+                Ok(Some(seq))
+            }
+
+            async fn set_owner(
+                &self,
+                room_id: &str,
+                user_id: &str,
+                owner: bool,
+            ) -> Result<Option<i64>, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                let Some(seq) = bump(&mut tx, room_id).await? else {
+                    return Ok(None);
+                };
+                let done = sqlx::query(
+                    "UPDATE room_members SET owner = $3 WHERE room_id = $1 AND user_id = $2",
+                )
+                .bind(room_id)
+                .bind(user_id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                tx.commit().await?;
+                Ok(Some(seq))
+            }
+
+            async fn update_room(
+                &self,
+                room_id: &str,
+                name: Option<&str>,
+                topic: Option<&str>,
+            ) -> Result<Option<i64>, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                let Some(seq) = bump(&mut tx, room_id).await? else {
+                    return Ok(None);
+                };
+                sqlx::query(
+                    "UPDATE rooms SET name = COALESCE($2, name), topic = COALESCE($3, topic) \
+                     WHERE id = $1",
+                )
+                .bind(room_id)
+                .bind(name)
+                .bind(topic)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(seq))
+            }
+        }
+
+        #[async_trait]
+        impl MessageStore for $store {
+            async fn insert_message(&self, m: &MessageRecord) -> Result<Inserted, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                // Taking the seq first locks the room row (PostgreSQL) or the database
+                // (SQLite), so concurrent sends of one id see each other.
+                let Some(seq) = bump(&mut tx, &m.room_id).await? else {
+                    return Err(StoreError::Corrupt(format!("no room {}", m.room_id)));
+                };
+                let existing = sqlx::query(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2"
+                ))
+                .bind(&m.room_id)
+                .bind(&m.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = existing {
+                    // Dropping the transaction rolls the seq back.
+                    return Ok(Inserted::Existing(Self::message_row(&row)?));
+                }
+                let row = sqlx::query(&format!(
+                    "INSERT INTO messages ({MESSAGE_COLUMNS}) \
+                     VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, NULL, $10) \
+                     RETURNING {MESSAGE_COLUMNS}"
+                ))
+                .bind(&m.room_id)
+                .bind(&m.id)
+                .bind(seq)
+                .bind(&m.sender_id)
+                .bind(&m.text)
+                .bind(&m.ciphertext)
+                .bind(mentions_json(&m.mentions))
+                .bind(&m.content_hash)
+                .bind(m.created_at)
+                .bind(false)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::from_write)?;
+                let stored = Self::message_row(&row)?;
+                tx.commit().await?;
+                Ok(Inserted::New(stored))
+            }
+
+            async fn message(
+                &self,
+                room_id: &str,
+                id: &str,
+            ) -> Result<Option<MessageRecord>, StoreError> {
+                sqlx::query(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2"
+                ))
+                .bind(room_id)
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?
+                .as_ref()
+                .map(Self::message_row)
+                .transpose()
+            }
+
+            async fn messages(
+                &self,
+                room_id: &str,
+                before: Option<i64>,
+                after: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<MessageRecord>, StoreError> {
+                let (cond, order, bound) = match (before, after) {
+                    (_, Some(a)) => ("seq > $2", "ASC", a),
+                    (Some(b), None) => ("seq < $2", "DESC", b),
+                    (None, None) => ("seq < $2", "DESC", i64::MAX),
+                };
+                let sql = format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND {cond} \
+                     ORDER BY seq {order} LIMIT $3"
+                );
+                let mut out = sqlx::query(&sql)
+                    .bind(room_id)
+                    .bind(bound)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.pool())
+                    .await?
+                    .iter()
+                    .map(Self::message_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.sort_by_key(|m| m.seq);
+                Ok(out)
+            }
+
+            async fn edit_message(
+                &self,
+                room_id: &str,
+                id: &str,
+                text: Option<&str>,
+                ciphertext: Option<&str>,
+                mentions: &[String],
+                at: i64,
+            ) -> Result<Option<MessageRecord>, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                let Some(seq) = bump(&mut tx, room_id).await? else {
+                    return Ok(None);
+                };
+                let row = sqlx::query(&format!(
+                    "UPDATE messages SET body_text = $3, ciphertext = $4, mentions = $5, \
+                     edited_at = $6, version_seq = $7 \
+                     WHERE room_id = $1 AND id = $2 AND NOT deleted RETURNING {MESSAGE_COLUMNS}"
+                ))
+                .bind(room_id)
+                .bind(id)
+                .bind(text)
+                .bind(ciphertext)
+                .bind(mentions_json(mentions))
+                .bind(at)
+                .bind(seq)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let stored = Self::message_row(&row)?;
+                tx.commit().await?;
+                Ok(Some(stored))
+            }
+
+            async fn delete_message(
+                &self,
+                room_id: &str,
+                id: &str,
+            ) -> Result<Option<MessageRecord>, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                let Some(seq) = bump(&mut tx, room_id).await? else {
+                    return Ok(None);
+                };
+                let row = sqlx::query(&format!(
+                    "UPDATE messages SET body_text = NULL, ciphertext = NULL, mentions = '[]', \
+                     deleted = $3, version_seq = $4 \
+                     WHERE room_id = $1 AND id = $2 AND NOT deleted RETURNING {MESSAGE_COLUMNS}"
+                ))
+                .bind(room_id)
+                .bind(id)
+                .bind(true)
+                .bind(seq)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let stored = Self::message_row(&row)?;
+                tx.commit().await?;
+                Ok(Some(stored))
+            }
+        }
+    };
+}
+
+/// Takes the next room seq inside `tx`; `None` if there is no such room.
+async fn bump<'c, DB>(
+    tx: &mut sqlx::Transaction<'c, DB>,
+    room_id: &str,
+) -> Result<Option<i64>, StoreError>
+where
+    DB: sqlx::Database,
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    use sqlx::Row;
+    let row = sqlx::query("UPDATE rooms SET seq = seq + 1 WHERE id = $1 RETURNING seq")
+        .bind(room_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get::<i64, _>(0)?),
+        None => None,
+    })
+}
+
+room_stores!(SqliteStore, sqlx::sqlite::SqliteRow);
+room_stores!(PgStore, sqlx::postgres::PgRow);
