@@ -6,11 +6,13 @@
 pub mod accounts;
 pub mod admin;
 pub mod error;
+pub mod realtime;
 pub mod rooms;
 pub mod settings;
 
 pub use accounts::*;
 pub use admin::*;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use realtime::{Event, EventKind};
 pub use rooms::*;
 pub use settings::{Settings, SettingsPatch};

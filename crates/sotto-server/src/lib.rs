@@ -18,6 +18,8 @@ pub use server::{Config, Server, ServerError, serve};
 pub struct AppState {
     /// The domain services.
     pub services: service::Services,
+    /// Realtime socket tuning.
+    pub realtime: http::realtime::RealtimeConfig,
 }
 
 impl AppState {
@@ -25,6 +27,7 @@ impl AppState {
     pub fn new(stores: &store::Stores) -> Self {
         Self {
             services: service::Services::new(stores),
+            realtime: http::realtime::RealtimeConfig::default(),
         }
     }
 }

@@ -85,6 +85,12 @@ impl Server {
         })
     }
 
+    /// Pings realtime clients this often (default 30 s); mainly for tests.
+    pub fn with_heartbeat(mut self, heartbeat: std::time::Duration) -> Self {
+        self.state.realtime.heartbeat = heartbeat;
+        self
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()

@@ -6,6 +6,7 @@ mod admin;
 pub mod error;
 mod extract;
 mod openapi;
+pub mod realtime;
 mod rooms;
 mod settings;
 mod setup;
@@ -44,6 +45,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(admin::router())
         .merge(settings::router())
         .merge(rooms::router())
+        .merge(realtime::router())
         .merge(openapi::router())
 }
 
