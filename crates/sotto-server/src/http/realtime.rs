@@ -136,10 +136,10 @@ async fn run(state: AppState, user_id: String, mut events: Subscription, mut soc
 /// Whether `user_id` may see `event` now: members get their rooms' events, and a removed
 /// member still gets the event that removed them (then nothing more from that room).
 async fn deliverable(state: &AppState, user_id: &str, event: &Event) -> bool {
-    if let EventKind::MemberRemoved { user_id: removed } = &event.kind {
-        if removed == user_id {
-            return true;
-        }
+    if let EventKind::MemberRemoved { user_id: removed } = &event.kind
+        && removed == user_id
+    {
+        return true;
     }
     match state
         .services
