@@ -285,3 +285,11 @@ async fn a_client_that_does_not_answer_pings_is_closed() {
     let frame = closed.expect("a close frame");
     assert_eq!(frame.code, CloseCode::from(4001));
 }
+
+#[test]
+fn the_event_schema_and_the_socket_are_documented() {
+    let doc = serde_json::to_value(sotto_server::http::openapi_document()).unwrap();
+    assert!(doc["paths"]["/api/v1/ws"]["get"].is_object());
+    assert!(doc["components"]["schemas"]["Event"].is_object());
+    assert!(doc["components"]["schemas"]["EventKind"].is_object());
+}

@@ -17,12 +17,19 @@ use utoipa_axum::routes;
             `ErrorCode` schema. Authenticate with `Authorization: Bearer <token>` from \
             `POST /api/v1/login` or a personal access token. Times are Unix milliseconds."
     ),
-    components(schemas(sotto_api::ErrorCode, sotto_api::ErrorBody, sotto_api::ErrorDetail)),
+    components(schemas(
+        sotto_api::ErrorCode,
+        sotto_api::ErrorBody,
+        sotto_api::ErrorDetail,
+        sotto_api::Event,
+        sotto_api::EventKind,
+    )),
     tags(
         (name = "setup", description = "Creating the first admin"),
         (name = "accounts", description = "Login, sessions and personal access tokens (C1, C11)"),
         (name = "admin", description = "User management (C2)"),
         (name = "settings", description = "Workspace settings (C2)"),
+        (name = "realtime", description = "The WebSocket carrying room events (C6)"),
         (name = "meta", description = "This document"),
     )
 )]
