@@ -9,6 +9,8 @@ pub mod store;
 
 #[cfg(test)]
 mod test_support;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use http::app;
 pub use server::{Config, Server, ServerError, serve};

@@ -3,6 +3,7 @@
 //! Services depend on the traits only. Both backends run the same conformance suite
 //! (`conformance.rs`), so a behaviour one backend has, the other has too.
 
+mod accounts;
 mod migrations;
 mod postgres;
 mod rooms;
