@@ -642,3 +642,37 @@ async fn logins_are_rate_limited_per_address() {
         .await
         .expect_error(401, "invalid_credentials");
 }
+
+#[tokio::test]
+async fn the_setup_link_opens_a_page_that_uses_the_setup_api() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let t = TestApp::new().await;
+    let fetch = |path: &'static str| {
+        let router = t.router.clone();
+        async move {
+            let req = axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let res = router.oneshot(req).await.unwrap();
+            let headers = res.headers().clone();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (headers, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    let (headers, html) = fetch("/setup").await;
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"));
+    assert!(html.contains(r#"<script src="/setup.js""#) && html.contains("<form"));
+    let (headers, script) = fetch("/setup.js").await;
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    // The token is read from the fragment and sent only to the setup endpoint.
+    assert!(script.contains("location.hash") && script.contains(r#"fetch("/api/v1/setup""#));
+}

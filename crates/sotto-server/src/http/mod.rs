@@ -6,6 +6,7 @@ mod admin;
 pub mod error;
 mod extract;
 mod openapi;
+mod pages;
 pub mod realtime;
 mod rooms;
 mod settings;
@@ -27,6 +28,7 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 pub fn app(state: AppState) -> Router {
     let (router, document) = api_router().split_for_parts();
     router
+        .merge(pages::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::Extension(std::sync::Arc::new(document)))
