@@ -275,11 +275,6 @@ impl RoomService {
         }
     }
 
-    /// Whether `user_id` is a member of `room_id` now.
-    pub async fn is_member(&self, user_id: &str, room_id: &str) -> Result<bool, ServiceError> {
-        Ok(self.rooms.member(room_id, user_id).await?.is_some())
-    }
-
     async fn as_owner(&self, user: &str, room_id: &str) -> Result<RoomRecord, ServiceError> {
         let (room, me) = self.as_member(user, room_id).await?;
         if room.kind == RoomKind::Direct {
