@@ -248,14 +248,8 @@ mod tests {
         out.iter().map(|e| e.seq).collect()
     }
 
-    /// Events that overtake each other, or never arrive, still reach the member once each
-    /// and in order; a join overtaken by the room's next event loses nothing.
-    #[tokio::test]
-    async fn swapped_and_missing_events_are_delivered_in_order() {
-        let (_dir, s) = sqlite_stores().await;
-        user(&s, "a").await;
-        user(&s, "b").await;
-        let room = RoomRecord {
+    fn channel() -> RoomRecord {
+        RoomRecord {
             id: "r".into(),
             kind: RoomKind::Channel,
             private: false,
@@ -267,8 +261,65 @@ mod tests {
             created_at: 1,
             seq: 1,
             dm_key: None,
+        }
+    }
+
+    /// A long catch-up comes in pages, each change once and in order, and a message
+    /// edited after the first page is still new to the client.
+    #[tokio::test]
+    async fn resume_pages_through_a_long_gap() {
+        let (_dir, s) = sqlite_stores().await;
+        user(&s, "a").await;
+        s.rooms
+            .insert_room(&channel(), &[member("a")])
+            .await
+            .unwrap();
+        for i in 0..450 {
+            say(&s, &format!("m{i}")).await;
+        }
+        // m0 (seq 2) is edited last, so it comes on the last page.
+        s.messages
+            .edit_message("r", "m0", Some("new"), None, &[], 2)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut a = Feed::open(s.rooms.clone(), "a").await.unwrap();
+        let first = a.resume("r", 1).await.unwrap();
+        assert_eq!(first.len(), CATCH_UP_PAGE as usize);
+        let mut all = first;
+        while let Some(page) = a.more().await.unwrap() {
+            all.extend(page);
+        }
+        let seqs: Vec<i64> = all.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (3..=452).collect::<Vec<_>>());
+        let last = all.last().unwrap();
+        let EventKind::MessageCreated { message } = &last.kind else {
+            panic!("{last:?}")
         };
-        s.rooms.insert_room(&room, &[member("a")]).await.unwrap();
+        assert_eq!(
+            (message.id.as_str(), message.text.as_deref()),
+            ("m0", Some("new"))
+        );
+        assert!(
+            all.iter()
+                .all(|e| matches!(e.kind, EventKind::MessageCreated { .. }))
+        );
+        // Caught up: the next live event continues the room.
+        let next = say(&s, "next").await;
+        assert_eq!(a.live(next).await.unwrap().len(), 1);
+    }
+
+    /// Events that overtake each other, or never arrive, still reach the member once each
+    /// and in order; a join overtaken by the room's next event loses nothing.
+    #[tokio::test]
+    async fn swapped_and_missing_events_are_delivered_in_order() {
+        let (_dir, s) = sqlite_stores().await;
+        user(&s, "a").await;
+        user(&s, "b").await;
+        s.rooms
+            .insert_room(&channel(), &[member("a")])
+            .await
+            .unwrap();
         let mut b = Feed::open(s.rooms.clone(), "b").await.unwrap();
         let mut a = Feed::open(s.rooms.clone(), "a").await.unwrap();
 
