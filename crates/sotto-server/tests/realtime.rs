@@ -50,9 +50,9 @@ async fn request(
     (status, json)
 }
 
-/// A fresh PostgreSQL database on the server named by `SOTTO_TEST_DATABASE_URL`, or
-/// `None` without it (CI sets it, and fails without it).
-async fn postgres_url() -> Option<String> {
+/// A fresh PostgreSQL database on the server named by `SOTTO_TEST_DATABASE_URL` (its URL
+/// and name), or `None` without it (CI sets it, and fails without it).
+async fn postgres_db() -> Option<(String, String)> {
     use sqlx::Connection;
     let Ok(admin) = std::env::var("SOTTO_TEST_DATABASE_URL") else {
         assert!(
@@ -82,7 +82,18 @@ async fn postgres_url() -> Option<String> {
     let path = base[authority..]
         .find('/')
         .map_or(base.len(), |i| authority + i);
-    Some(format!("{}/{name}{query}", &base[..path]))
+    Some((format!("{}/{name}{query}", &base[..path]), name))
+}
+
+async fn drop_postgres_db(name: &str) {
+    use sqlx::Connection;
+    let admin = std::env::var("SOTTO_TEST_DATABASE_URL").unwrap();
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
 }
 
 struct Running {
@@ -419,8 +430,9 @@ macro_rules! on_both_backends {
 
         #[tokio::test]
         async fn $postgres() {
-            if let Some(url) = postgres_url().await {
+            if let Some((url, name)) = postgres_db().await {
                 $body(Some(url)).await;
+                drop_postgres_db(&name).await;
             }
         }
     };
