@@ -13,6 +13,6 @@ pub mod settings;
 pub use accounts::*;
 pub use admin::*;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
-pub use realtime::{Event, EventKind};
+pub use realtime::{ClientFrame, Event, EventKind, Notice, PresenceList, RESUME_MAX_ROOMS};
 pub use rooms::*;
 pub use settings::{Settings, SettingsPatch};

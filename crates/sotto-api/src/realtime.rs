@@ -1,9 +1,47 @@
-//! The realtime wire types: what `GET /api/v1/ws` sends. Every frame is one JSON object
-//! with a `type` field.
+//! The realtime wire types: what `GET /api/v1/ws` sends ([`Event`], [`Notice`]) and what a
+//! client may send ([`ClientFrame`]). Every frame is one JSON object with a `type` field.
 
 use crate::rooms::{Member, Message, Room};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
+
+/// Most rooms one `resume` frame may name; send several frames for more.
+pub const RESUME_MAX_ROOMS: usize = 1000;
+
+/// A frame the client sends on the realtime socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Catch up: for each room, every change after the given seq (the largest seq seen),
+    /// then a `resumed` notice. At most 1,000 rooms per frame.
+    Resume {
+        /// Room id → largest seq seen in that room (0 for none).
+        rooms: BTreeMap<String, i64>,
+    },
+}
+
+/// A frame the server sends that is not a room event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Notice {
+    /// Someone who shares a room with you came online or went offline.
+    Presence {
+        /// The user.
+        user_id: String,
+        /// Online now (some session of theirs has the socket open).
+        online: bool,
+    },
+    /// Every room of the `resume` frame before it is caught up; live events follow.
+    Resumed,
+}
+
+/// `GET /api/v1/presence`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PresenceList {
+    /// Ids of the users sharing a room with you who are online now, sorted.
+    pub online: Vec<String>,
+}
 
 /// One change in one room.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -91,6 +91,13 @@ impl Server {
         self
     }
 
+    /// Closes realtime clients that take longer than this to accept one frame (default
+    /// 30 s); mainly for tests.
+    pub fn with_send_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.state.realtime.send_timeout = timeout;
+        self
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()

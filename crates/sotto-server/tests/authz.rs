@@ -99,6 +99,7 @@ fn endpoints() -> Vec<Endpoint> {
             [401, 403, 200],
         ),
         e(Method::GET, "/api/v1/ws", None, [401, 400, 400]),
+        e(Method::GET, "/api/v1/presence", None, [401, 200, 200]),
         e(Method::GET, "/api/v1/rooms", None, [401, 200, 200]),
         e(
             Method::POST,

@@ -1,5 +1,7 @@
-//! The realtime socket over a real TCP connection: delivery to members, removal,
-//! authentication before the upgrade, and the heartbeat.
+//! The realtime socket over a real TCP connection: delivery to members in seq order,
+//! removal, resume, presence, authentication before the upgrade, the heartbeat and slow
+//! consumers. Tests that read the store run on SQLite and, with
+//! `SOTTO_TEST_DATABASE_URL`, on PostgreSQL.
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -48,6 +50,52 @@ async fn request(
     (status, json)
 }
 
+/// A fresh PostgreSQL database on the server named by `SOTTO_TEST_DATABASE_URL` (its URL
+/// and name), or `None` without it (CI sets it, and fails without it).
+async fn postgres_db() -> Option<(String, String)> {
+    use sqlx::Connection;
+    let Ok(admin) = std::env::var("SOTTO_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "SOTTO_TEST_DATABASE_URL is not set; CI must test PostgreSQL"
+        );
+        eprintln!("note: SOTTO_TEST_DATABASE_URL unset; PostgreSQL backend not tested");
+        return None;
+    };
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).unwrap();
+    let name = format!(
+        "sotto_rt_{}",
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+    let (base, query) = admin.split_at(admin.find('?').unwrap_or(admin.len()));
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |i| authority + i);
+    Some((format!("{}/{name}{query}", &base[..path]), name))
+}
+
+async fn drop_postgres_db(name: &str) {
+    use sqlx::Connection;
+    let admin = std::env::var("SOTTO_TEST_DATABASE_URL").unwrap();
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+}
+
 struct Running {
     addr: SocketAddr,
     admin: String,
@@ -57,17 +105,26 @@ struct Running {
 
 impl Running {
     async fn start(heartbeat: Duration) -> Self {
+        Self::start_with(None, heartbeat, heartbeat).await
+    }
+
+    async fn start_with(
+        database_url: Option<String>,
+        heartbeat: Duration,
+        send_timeout: Duration,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().join("data"),
-            database_url: None,
+            database_url,
             public_url: None,
         };
         let server = Server::bind(&config)
             .await
             .unwrap()
-            .with_heartbeat(heartbeat);
+            .with_heartbeat(heartbeat)
+            .with_send_timeout(send_timeout);
         let addr = server.local_addr().unwrap();
         let link = server.setup_link().unwrap().to_owned();
         let setup_token = link.split_once('#').unwrap().1.to_owned();
@@ -147,8 +204,8 @@ impl Running {
     }
 }
 
-/// The next JSON event on the socket (answering pings on the way).
-async fn next_event(socket: &mut Socket) -> Value {
+/// The next JSON frame on the socket (answering pings on the way).
+async fn next_frame(socket: &mut Socket) -> Value {
     loop {
         let frame = tokio::time::timeout(WAIT, socket.next())
             .await
@@ -159,6 +216,74 @@ async fn next_event(socket: &mut Socket) -> Value {
             return serde_json::from_str(&text).unwrap();
         }
     }
+}
+
+/// The next room event, skipping presence notices.
+async fn next_event(socket: &mut Socket) -> Value {
+    loop {
+        let frame = next_frame(socket).await;
+        if frame["type"] != "presence" {
+            return frame;
+        }
+    }
+}
+
+/// The next presence notice, skipping room events.
+async fn next_presence(socket: &mut Socket) -> Value {
+    loop {
+        let frame = next_frame(socket).await;
+        if frame["type"] == "presence" {
+            return frame;
+        }
+    }
+}
+
+/// Sends a resume frame and collects the room events up to the `resumed` notice.
+async fn resume(socket: &mut Socket, rooms: Value) -> Vec<Value> {
+    let frame = json!({"type": "resume", "rooms": rooms}).to_string();
+    socket.send(Ws::Text(frame.into())).await.unwrap();
+    let mut out = Vec::new();
+    loop {
+        let e = next_event(socket).await;
+        if e["type"] == "resumed" {
+            return out;
+        }
+        out.push(e);
+    }
+}
+
+/// The close frame the server ends the connection with.
+async fn close_code(socket: &mut Socket) -> u16 {
+    for _ in 0..10_000 {
+        match tokio::time::timeout(WAIT, socket.next()).await.unwrap() {
+            Some(Ok(Ws::Close(frame))) => return frame.expect("a close code").code.into(),
+            Some(Ok(_)) => {}
+            other => panic!("closed without a close frame: {other:?}"),
+        }
+    }
+    panic!("no close frame");
+}
+
+async fn room(p: &Running, token: &str, private: bool) -> String {
+    let room = p
+        .call(
+            "POST",
+            "/api/v1/rooms",
+            token,
+            Some(json!({"kind": "channel", "name": "general", "private": private})),
+        )
+        .await;
+    room["id"].as_str().unwrap().to_owned()
+}
+
+async fn invite(p: &Running, token: &str, room: &str, user_id: &str) {
+    p.call(
+        "POST",
+        &format!("/api/v1/rooms/{room}/members"),
+        token,
+        Some(json!({"user_id": user_id})),
+    )
+    .await;
 }
 
 /// No event arrives within a short while.
@@ -265,8 +390,6 @@ async fn a_client_that_does_not_answer_pings_is_closed() {
     let mut live = p.connect(&alice).await;
     assert_quiet(&mut live).await;
     assert_quiet(&mut live).await;
-    live.send(Ws::Text("not json {".into())).await.unwrap();
-    assert_quiet(&mut live).await;
 
     // A silent client: does not read (so never answers) and is closed.
     let mut silent = p.connect(&alice).await;
@@ -292,4 +415,331 @@ fn the_event_schema_and_the_socket_are_documented() {
     assert!(doc["paths"]["/api/v1/ws"]["get"].is_object());
     assert!(doc["components"]["schemas"]["Event"].is_object());
     assert!(doc["components"]["schemas"]["EventKind"].is_object());
+    assert!(doc["components"]["schemas"]["Notice"].is_object());
+    assert!(doc["components"]["schemas"]["ClientFrame"].is_object());
+    assert!(doc["paths"]["/api/v1/presence"]["get"].is_object());
+}
+
+/// Runs a store-backed test on SQLite, then on PostgreSQL when available.
+macro_rules! on_both_backends {
+    ($sqlite:ident, $postgres:ident, $body:ident) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            $body(None).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            if let Some((url, name)) = postgres_db().await {
+                $body(Some(url)).await;
+                drop_postgres_db(&name).await;
+            }
+        }
+    };
+}
+
+const LONG: Duration = Duration::from_secs(30);
+
+on_both_backends!(
+    concurrent_sends_arrive_once_each_in_seq_order_sqlite,
+    concurrent_sends_arrive_once_each_in_seq_order_postgres,
+    concurrent_sends_arrive_once_each_in_seq_order
+);
+
+async fn concurrent_sends_arrive_once_each_in_seq_order(db: Option<String>) {
+    let p = std::sync::Arc::new(Running::start_with(db, LONG, LONG).await);
+    let (_, alice) = p.user("alice").await;
+    let (bob_id, bob) = p.user("bob").await;
+    let room = room(&p, &alice, true).await;
+    invite(&p, &alice, &room, &bob_id).await;
+    let mut ws = p.connect(&bob).await;
+
+    // Four writers, ten messages each, all at once into one room.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (p, alice, room) = (p.clone(), alice.clone(), room.clone());
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    send(&p, &alice, &room, &format!("w{w}-{i}"), "hi").await;
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let mut seqs = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    while ids.len() < 40 {
+        let e = next_event(&mut ws).await;
+        assert_eq!(e["type"], "message_created", "{e}");
+        seqs.push(e["seq"].as_i64().unwrap());
+        assert!(
+            ids.insert(e["message"]["id"].as_str().unwrap().to_owned()),
+            "{e}"
+        );
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    // Exactly the room's seqs after the join: nothing skipped, nothing twice.
+    let first = seqs[0];
+    assert_eq!(seqs, (first..first + 40).collect::<Vec<_>>());
+    assert_quiet(&mut ws).await;
+}
+
+on_both_backends!(
+    resume_replays_what_was_missed_sqlite,
+    resume_replays_what_was_missed_postgres,
+    resume_replays_what_was_missed
+);
+
+async fn resume_replays_what_was_missed(db: Option<String>) {
+    let p = Running::start_with(db, LONG, LONG).await;
+    let (_, alice) = p.user("alice").await;
+    let (bob_id, bob) = p.user("bob").await;
+    let (carol_id, _) = p.user("carol").await;
+    let room = room(&p, &alice, true).await;
+    invite(&p, &alice, &room, &bob_id).await;
+    let mut ws = p.connect(&bob).await;
+    send(&p, &alice, &room, "m1", "first").await;
+    send(&p, &alice, &room, "m2", "the secret plan").await;
+    let _ = next_event(&mut ws).await;
+    let seen = next_event(&mut ws).await["seq"].as_i64().unwrap();
+    drop(ws);
+
+    // While bob is away: a new message, an edit, a delete, a member, a rename.
+    send(&p, &alice, &room, "m3", "third").await;
+    let path = format!("/api/v1/rooms/{room}/messages");
+    p.call(
+        "PATCH",
+        &format!("{path}/m1"),
+        &alice,
+        Some(json!({"text": "first, fixed"})),
+    )
+    .await;
+    p.call("DELETE", &format!("{path}/m2"), &alice, None).await;
+    invite(&p, &alice, &room, &carol_id).await;
+    p.call(
+        "PATCH",
+        &format!("/api/v1/rooms/{room}"),
+        &alice,
+        Some(json!({"name": "renamed"})),
+    )
+    .await;
+
+    let mut ws = p.connect(&bob).await;
+    let missed = resume(&mut ws, json!({ room.clone(): seen })).await;
+    let seqs: Vec<i64> = missed.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]) && seqs[0] > seen,
+        "{seqs:?}"
+    );
+    let kinds: Vec<&str> = missed.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "message_created",
+            "message_edited",
+            "message_deleted",
+            "member_added",
+            "room_updated"
+        ]
+    );
+    assert_eq!(missed[0]["message"]["text"], "third");
+    assert_eq!(missed[1]["message"]["id"], "m1");
+    assert_eq!(missed[1]["message"]["text"], "first, fixed");
+    assert_eq!(missed[2]["message"]["id"], "m2");
+    assert_eq!(missed[2]["message"]["deleted"], true);
+    assert!(missed[2]["message"]["text"].is_null());
+    assert!(!missed.iter().any(|e| e.to_string().contains("secret plan")));
+    assert_eq!(missed[3]["member"]["user_id"], carol_id.as_str());
+    assert_eq!(missed[4]["room"]["name"], "renamed");
+    assert!(missed.iter().all(|e| e["room_id"] == room.as_str()));
+
+    // Live events follow, continuing the room's order.
+    send(&p, &alice, &room, "m4", "live").await;
+    let live = next_event(&mut ws).await;
+    assert_eq!(live["message"]["id"], "m4");
+    assert_eq!(live["seq"].as_i64().unwrap(), seqs.last().unwrap() + 1);
+
+    // Resuming from the start of the room replays it all, current content only.
+    let all = resume(&mut ws, json!({ room.clone(): 0 })).await;
+    assert_eq!(all[0]["type"], "room_created");
+    assert!(!all.iter().any(|e| e.to_string().contains("secret plan")));
+    assert_eq!(
+        all.iter()
+            .filter(|e| e["type"] == "message_created")
+            .count(),
+        3,
+        "m1 (edited since), m3, m4"
+    );
+}
+
+on_both_backends!(
+    removed_while_offline_gets_only_the_removal_sqlite,
+    removed_while_offline_gets_only_the_removal_postgres,
+    removed_while_offline_gets_only_the_removal
+);
+
+async fn removed_while_offline_gets_only_the_removal(db: Option<String>) {
+    let p = Running::start_with(db, LONG, LONG).await;
+    let (_, alice) = p.user("alice").await;
+    let (bob_id, bob) = p.user("bob").await;
+    let room = room(&p, &alice, true).await;
+    let secret = self::room(&p, &alice, true).await;
+    invite(&p, &alice, &room, &bob_id).await;
+    let mut ws = p.connect(&bob).await;
+    send(&p, &alice, &room, "m1", "hello").await;
+    let seen = next_event(&mut ws).await["seq"].as_i64().unwrap();
+    drop(ws);
+
+    send(&p, &alice, &room, "m2", "before removal").await;
+    p.call(
+        "DELETE",
+        &format!("/api/v1/rooms/{room}/members/{bob_id}"),
+        &alice,
+        None,
+    )
+    .await;
+    send(&p, &alice, &room, "m3", "after removal").await;
+    send(&p, &alice, &secret, "s1", "not for bob").await;
+
+    let mut ws = p.connect(&bob).await;
+    let got = resume(
+        &mut ws,
+        json!({ room.clone(): seen, secret.clone(): 0, "no-such-room": 0 }),
+    )
+    .await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["type"], "member_removed");
+    assert_eq!(got[0]["user_id"], bob_id.as_str());
+    assert_eq!(got[0]["room_id"], room.as_str());
+    // Resuming after the removal: nothing.
+    let seq = got[0]["seq"].clone();
+    assert!(
+        resume(&mut ws, json!({ room.clone(): seq }))
+            .await
+            .is_empty()
+    );
+    send(&p, &alice, &room, "m4", "still not for bob").await;
+    assert_quiet(&mut ws).await;
+}
+
+on_both_backends!(
+    presence_reaches_room_peers_only_sqlite,
+    presence_reaches_room_peers_only_postgres,
+    presence_reaches_room_peers_only
+);
+
+async fn presence_reaches_room_peers_only(db: Option<String>) {
+    let p = Running::start_with(db, LONG, LONG).await;
+    let (alice_id, alice) = p.user("alice").await;
+    let (bob_id, bob) = p.user("bob").await;
+    let (_, carol) = p.user("carol").await;
+    let room = room(&p, &alice, true).await;
+    invite(&p, &alice, &room, &bob_id).await;
+
+    let mut bob_ws = p.connect(&bob).await;
+    let mut carol_ws = p.connect(&carol).await;
+    let (status, body) = request(p.addr, "GET", "/api/v1/presence", Some(&alice), None).await;
+    assert_eq!((status, body), (200, json!({"online": [bob_id.clone()]})));
+
+    // Alice comes online with two sockets: bob is told once; carol, a stranger, never.
+    let mut alice_ws = p.connect(&alice).await;
+    let first = next_presence(&mut alice_ws).await;
+    assert_eq!(
+        first,
+        json!({"type": "presence", "user_id": bob_id, "online": true})
+    );
+    let alice_again = p.connect(&alice).await;
+    let on = next_presence(&mut bob_ws).await;
+    assert_eq!(
+        on,
+        json!({"type": "presence", "user_id": alice_id, "online": true})
+    );
+    let (_, body) = request(p.addr, "GET", "/api/v1/presence", Some(&bob), None).await;
+    assert_eq!(body, json!({"online": [alice_id.clone()]}));
+    let (_, body) = request(p.addr, "GET", "/api/v1/presence", Some(&carol), None).await;
+    assert_eq!(body, json!({"online": []}));
+
+    // Closing one socket keeps her online; closing the last makes her offline.
+    drop(alice_again);
+    assert_quiet(&mut bob_ws).await;
+    drop(alice_ws);
+    let off = next_presence(&mut bob_ws).await;
+    assert_eq!(
+        off,
+        json!({"type": "presence", "user_id": alice_id, "online": false})
+    );
+    assert_quiet(&mut carol_ws).await;
+    let (status, _) = request(p.addr, "GET", "/api/v1/presence", None, None).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_while_others_keep_receiving() {
+    let p = Running::start_with(None, LONG, Duration::from_millis(300)).await;
+    let (_, alice) = p.user("alice").await;
+    let (bob_id, bob) = p.user("bob").await;
+    let (carol_id, carol) = p.user("carol").await;
+    let room = room(&p, &alice, true).await;
+    invite(&p, &alice, &room, &bob_id).await;
+    invite(&p, &alice, &room, &carol_id).await;
+
+    // Bob's client has a tiny receive buffer and never reads.
+    let stream = {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(p.addr).await.unwrap()
+    };
+    let mut req = format!("ws://{}/api/v1/ws", p.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {bob}").parse().unwrap());
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (mut slow, _) = tokio_tungstenite::client_async(req, stream).await.unwrap();
+    let mut fast = p.connect(&carol).await;
+
+    // Quotes double in JSON: 250 frames of ~30 KB outgrow the largest kernel send buffer
+    // (4 MiB by default on Linux) whatever the receive window.
+    let text = "\"".repeat(15_000);
+    for i in 0..250 {
+        send(&p, &alice, &room, &format!("m{i}"), &text).await;
+        let e = next_event(&mut fast).await;
+        assert_eq!(e["message"]["id"], format!("m{i}"));
+    }
+    assert_eq!(close_code(&mut slow).await, 4000);
+}
+
+#[tokio::test]
+async fn bad_client_frames_close_the_connection_with_1008() {
+    let p = Running::start(LONG).await;
+    let (_, alice) = p.user("alice").await;
+    let too_many: serde_json::Map<String, Value> =
+        (0..1001).map(|i| (format!("r{i}"), json!(0))).collect();
+    for frame in [
+        Ws::Text("not json {".into()),
+        Ws::Text(json!({"type": "subscribe"}).to_string().into()),
+        Ws::Text(
+            json!({"type": "resume", "rooms": {"r": -1}})
+                .to_string()
+                .into(),
+        ),
+        Ws::Text(
+            json!({"type": "resume", "rooms": too_many})
+                .to_string()
+                .into(),
+        ),
+        Ws::Binary(vec![1, 2, 3].into()),
+    ] {
+        let mut ws = p.connect(&alice).await;
+        ws.send(frame).await.unwrap();
+        assert_eq!(close_code(&mut ws).await, 1008);
+    }
+    // A thousand rooms in one frame is fine.
+    let mut ws = p.connect(&alice).await;
+    let rooms: serde_json::Map<String, Value> = (0..1000)
+        .map(|i| (format!("{i:032x}"), json!(i64::MAX)))
+        .collect();
+    assert!(resume(&mut ws, Value::Object(rooms)).await.is_empty());
 }

@@ -692,6 +692,9 @@ async fn changes_are_published_in_room_order() {
     .await;
     let mut got = Vec::new();
     while let Some(e) = sub.try_next().unwrap() {
+        let sotto_server::bus::BusEvent::Room(e) = e else {
+            continue;
+        };
         assert_eq!(e.room_id, room);
         got.push((e.seq, e.kind));
     }

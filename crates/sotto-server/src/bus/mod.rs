@@ -1,17 +1,39 @@
-//! The event bus: services publish what changed in a room; the realtime layer (to come)
-//! subscribes and delivers. [`LocalBus`] is the in-process implementation; a networked
-//! one can replace it behind [`Bus`] when several nodes share a database.
+//! The event bus: services publish what changed in a room and presence changes; the
+//! realtime sockets subscribe and deliver. [`LocalBus`] is the in-process implementation;
+//! a networked one can replace it behind [`Bus`] when several nodes share a database.
 //!
-//! Every event carries its room's sequence number, taken in the same transaction as the
-//! change, so a subscriber can order events per room and resume after the last one seen.
+//! Every room event carries its room's sequence number, taken in the same transaction as
+//! the change, so a subscriber can order events per room and fill gaps from the store.
 
 pub use sotto_api::{Event, EventKind};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use tokio::sync::broadcast;
+
+/// What goes over the bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BusEvent {
+    /// A committed room change.
+    Room(Event),
+    /// A user came online or went offline.
+    Presence(PresenceChange),
+}
+
+/// A presence change and who may see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresenceChange {
+    /// The user.
+    pub user_id: String,
+    /// Online now.
+    pub online: bool,
+    /// The users who share a room with `user_id` when the change was published.
+    pub audience: Arc<BTreeSet<String>>,
+}
 
 /// Publish and subscribe.
 pub trait Bus: Send + Sync {
     /// Publishes an event; never blocks. Having no subscriber is not an error.
-    fn publish(&self, event: Event);
+    fn publish(&self, event: BusEvent);
     /// A new subscription to every event published from now on.
     fn subscribe(&self) -> Subscription;
 }
@@ -19,7 +41,7 @@ pub trait Bus: Send + Sync {
 /// Events as they are published. A subscriber that falls more than the bus capacity
 /// behind is told so ([`Lagged`]) instead of the bus growing without bound.
 pub struct Subscription {
-    rx: broadcast::Receiver<Event>,
+    rx: broadcast::Receiver<BusEvent>,
 }
 
 /// The subscriber fell behind and missed this many events; it should resume from its
@@ -30,7 +52,7 @@ pub struct Lagged(pub u64);
 
 impl Subscription {
     /// The next event; `Ok(None)` once the bus is gone.
-    pub async fn next(&mut self) -> Result<Option<Event>, Lagged> {
+    pub async fn next(&mut self) -> Result<Option<BusEvent>, Lagged> {
         match self.rx.recv().await {
             Ok(e) => Ok(Some(e)),
             Err(broadcast::error::RecvError::Closed) => Ok(None),
@@ -39,7 +61,7 @@ impl Subscription {
     }
 
     /// The next event if one is waiting.
-    pub fn try_next(&mut self) -> Result<Option<Event>, Lagged> {
+    pub fn try_next(&mut self) -> Result<Option<BusEvent>, Lagged> {
         match self.rx.try_recv() {
             Ok(e) => Ok(Some(e)),
             Err(broadcast::error::TryRecvError::Lagged(n)) => Err(Lagged(n)),
@@ -50,7 +72,7 @@ impl Subscription {
 
 /// The in-process bus: a bounded broadcast channel.
 pub struct LocalBus {
-    tx: broadcast::Sender<Event>,
+    tx: broadcast::Sender<BusEvent>,
 }
 
 /// Events a subscriber may fall behind by before it is told it lagged.
@@ -72,7 +94,7 @@ impl Default for LocalBus {
 }
 
 impl Bus for LocalBus {
-    fn publish(&self, event: Event) {
+    fn publish(&self, event: BusEvent) {
         // An error only means nobody is subscribed.
         let _ = self.tx.send(event);
     }
@@ -88,13 +110,20 @@ impl Bus for LocalBus {
 mod tests {
     use super::*;
 
-    fn event(seq: i64) -> Event {
-        Event {
+    fn event(seq: i64) -> BusEvent {
+        BusEvent::Room(Event {
             room_id: "r".into(),
             seq,
             kind: EventKind::MemberRemoved {
                 user_id: "u".into(),
             },
+        })
+    }
+
+    fn seq(e: Option<BusEvent>) -> i64 {
+        match e {
+            Some(BusEvent::Room(e)) => e.seq,
+            other => panic!("not a room event: {other:?}"),
         }
     }
 
@@ -105,15 +134,18 @@ mod tests {
         let mut a = bus.subscribe();
         bus.publish(event(1));
         bus.publish(event(2));
-        assert_eq!(a.next().await.unwrap().unwrap().seq, 1);
-        assert_eq!(a.try_next().unwrap().unwrap().seq, 2);
+        assert_eq!(seq(a.next().await.unwrap()), 1);
+        assert_eq!(seq(a.try_next().unwrap()), 2);
         assert_eq!(a.try_next().unwrap(), None);
         for s in 3..6 {
             bus.publish(event(s));
         }
         assert_eq!(a.try_next(), Err(Lagged(1)));
-        assert_eq!(a.try_next().unwrap().unwrap().seq, 4);
-        let json = serde_json::to_value(event(7)).unwrap();
+        assert_eq!(seq(a.try_next().unwrap()), 4);
+        let BusEvent::Room(e) = event(7) else {
+            unreachable!()
+        };
+        let json = serde_json::to_value(e).unwrap();
         assert_eq!(json["type"], "member_removed");
         assert_eq!(json["seq"], 7);
     }

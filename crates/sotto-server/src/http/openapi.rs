@@ -23,13 +23,15 @@ use utoipa_axum::routes;
         sotto_api::ErrorDetail,
         sotto_api::Event,
         sotto_api::EventKind,
+        sotto_api::Notice,
+        sotto_api::ClientFrame,
     )),
     tags(
         (name = "setup", description = "Creating the first admin"),
         (name = "accounts", description = "Login, sessions and personal access tokens (C1, C11)"),
         (name = "admin", description = "User management (C2)"),
         (name = "settings", description = "Workspace settings (C2)"),
-        (name = "realtime", description = "The WebSocket carrying room events (C6)"),
+        (name = "realtime", description = "The WebSocket carrying room events (C6) and presence (C7)"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -1,22 +1,27 @@
-//! `GET /api/v1/ws`: the realtime socket. Authentication happens before the upgrade; after
-//! it the connection forwards bus events for the rooms the user is a member of at the
-//! moment each event is delivered. The rules about who sees what stay in `RoomService`.
+//! `GET /api/v1/ws`: the realtime socket, and `GET /api/v1/presence`. Authentication
+//! happens before the upgrade; after it the connection delivers what the user's
+//! [`Feed`] lets through, presence changes addressed to the user, and answers `resume`
+//! frames. The rules about who sees what stay in the service layer.
 
 use super::error::ApiError;
 use super::extract::Auth;
 use crate::AppState;
-use crate::bus::{Event, EventKind, Subscription};
+use crate::bus::{BusEvent, Event, Subscription};
+use crate::service::realtime::Feed;
+use axum::Json;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
-use sotto_api::{ErrorBody, ErrorCode};
+use serde::Serialize;
+use sotto_api::{ClientFrame, ErrorBody, ErrorCode, Notice, PresenceList, RESUME_MAX_ROOMS};
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Largest frame or message a client may send; the server expects none yet.
-pub const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+/// Largest frame or message a client may send: a `resume` of 1,000 rooms (ids of 32
+/// characters, seqs of up to 19 digits) takes under 60 KiB.
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
 /// Close code for a client that fell behind: reconnect and fetch missed history.
 pub const CLOSE_LAGGED: u16 = 4000;
@@ -27,21 +32,43 @@ pub const CLOSE_HEARTBEAT: u16 = 4001;
 #[derive(Clone, Copy, Debug)]
 pub struct RealtimeConfig {
     /// The server pings this often; a client that has not answered the previous ping (or
-    /// sent anything) by the next one is disconnected. Sending one frame may also take at
-    /// most this long before the client counts as too slow.
+    /// sent anything) by the next one is disconnected.
     pub heartbeat: Duration,
+    /// Sending one frame may take at most this long before the client counts as too
+    /// slow and is closed with [`CLOSE_LAGGED`].
+    pub send_timeout: Duration,
 }
 
 impl Default for RealtimeConfig {
     fn default() -> Self {
         Self {
             heartbeat: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(connect))
+    OpenApiRouter::new()
+        .routes(routes!(connect))
+        .routes(routes!(presence))
+}
+
+/// Who among the people you share a room with is online now. The socket then pushes
+/// each change as a `presence` notice.
+#[utoipa::path(get, path = "/api/v1/presence", tag = "realtime", security(("bearer" = [])),
+    responses(
+        (status = 200, body = PresenceList),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`account_deactivated`", body = ErrorBody),
+    ))]
+async fn presence(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<PresenceList>, ApiError> {
+    Ok(Json(
+        state.services.presence.online_peers(&auth.actor()).await?,
+    ))
 }
 
 /// The upgrade request, with rejections in the error shape.
@@ -58,22 +85,47 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
     }
 }
 
-/// Open the realtime socket: room events as JSON text frames (see `Event`).
+/// Open the realtime socket: room events (`Event`) and notices (`Notice`) as JSON text
+/// frames; the client may send `ClientFrame`s.
 #[utoipa::path(get, path = "/api/v1/ws", tag = "realtime", security(("bearer" = [])),
     responses(
-        (status = 101, description = "Switching to WebSocket; the server then sends `Event` frames"),
+        (status = 101, description = "Switching to WebSocket; the server then sends `Event` and `Notice` frames"),
         (status = 400, description = "`invalid_input`: not a WebSocket upgrade request", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`account_deactivated`", body = ErrorBody),
     ))]
-async fn connect(State(state): State<AppState>, auth: Auth, Upgrade(upgrade): Upgrade) -> Response {
-    // Subscribe before answering, so nothing published after the 101 is missed.
+async fn connect(
+    State(state): State<AppState>,
+    auth: Auth,
+    Upgrade(upgrade): Upgrade,
+) -> Result<Response, ApiError> {
+    // Subscribe, then load the user's rooms, then answer: whatever commits after the 101
+    // is either on the subscription or in the store above the loaded seqs. The user is
+    // online from the 101 on.
     let subscription = state.services.bus.subscribe();
     let user_id = auth.0.user.id.clone();
-    upgrade
+    let feed = Feed::open(state.services.rooms.store().clone(), &user_id).await?;
+    let online = state.services.presence.connect(&user_id);
+    Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| run(state, user_id, subscription, socket))
+        .on_upgrade(move |socket| async move {
+            let mut conn = Connection {
+                state,
+                user_id,
+                feed,
+                socket,
+            };
+            let mut subscription = subscription;
+            let end = conn.run(&mut subscription).await;
+            drop(subscription);
+            if let End::Close(code, _) = &end {
+                tracing::debug!(user_id = conn.user_id, code, "closing realtime connection");
+            }
+            let timeout = conn.state.realtime.heartbeat;
+            close(&mut conn.socket, timeout, end).await;
+            drop(online);
+        }))
 }
 
 /// Why a connection ends.
@@ -84,73 +136,166 @@ enum End {
     Close(u16, &'static str),
 }
 
-async fn run(state: AppState, user_id: String, mut events: Subscription, mut socket: WebSocket) {
-    let heartbeat = state.realtime.heartbeat;
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    let mut answered = true;
-    let end = loop {
-        tokio::select! {
-            incoming = socket.recv() => match incoming {
-                // Any frame shows the client is alive; their content is not used yet.
-                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break End::Gone,
-                Some(Ok(_)) => answered = true,
-            },
-            event = events.next() => match event {
-                Ok(Some(event)) => {
-                    if !deliverable(&state, &user_id, &event).await {
-                        continue;
-                    }
-                    let Ok(text) = serde_json::to_string(&event) else { continue };
-                    match tokio::time::timeout(heartbeat, socket.send(WsMessage::Text(text.into()))).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => break End::Gone,
-                        Err(_) => break End::Close(CLOSE_LAGGED, "too slow: reconnect and resume"),
-                    }
-                }
-                Ok(None) => break End::Close(1001, "server shutting down"),
-                Err(_) => break End::Close(CLOSE_LAGGED, "too slow: reconnect and resume"),
-            },
-            _ = ticks.tick() => {
-                if !answered {
-                    break End::Close(CLOSE_HEARTBEAT, "no answer to ping");
-                }
-                answered = false;
-                match tokio::time::timeout(heartbeat, socket.send(WsMessage::Ping(Default::default()))).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break End::Gone,
-                    Err(_) => break End::Close(CLOSE_LAGGED, "too slow: reconnect and resume"),
+const TOO_SLOW: End = End::Close(CLOSE_LAGGED, "too slow: reconnect and resume");
+const FAILED: End = End::Close(1011, "internal error: reconnect and resume");
+
+/// Sends one JSON frame within the send timeout.
+async fn send<T: Serialize>(
+    socket: &mut WebSocket,
+    timeout: Duration,
+    frame: &T,
+) -> Result<(), End> {
+    let text = serde_json::to_string(frame).map_err(|_| FAILED)?;
+    match tokio::time::timeout(timeout, socket.send(WsMessage::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Gone),
+        Err(_) => Err(TOO_SLOW),
+    }
+}
+
+/// One connection: its feed, and the user's socket.
+struct Connection {
+    state: AppState,
+    user_id: String,
+    feed: Feed,
+    socket: WebSocket,
+}
+
+impl Connection {
+    async fn send<T: Serialize>(&mut self, frame: &T) -> Result<(), End> {
+        send(&mut self.socket, self.state.realtime.send_timeout, frame).await
+    }
+
+    /// Sends `events`, then every page of the catch-up they may have started.
+    async fn deliver(&mut self, mut events: Vec<Event>) -> Result<(), End> {
+        loop {
+            for e in &events {
+                self.send(e).await?;
+            }
+            match self.feed.more().await {
+                Ok(Some(page)) => events = page,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "realtime catch-up failed");
+                    return Err(FAILED);
                 }
             }
         }
-    };
+    }
+
+    async fn on_bus(&mut self, event: BusEvent) -> Result<(), End> {
+        match event {
+            BusEvent::Room(e) => {
+                let out = self.feed.live(e).await.map_err(|e| {
+                    tracing::warn!(error = %e, "realtime catch-up failed");
+                    FAILED
+                })?;
+                self.deliver(out).await
+            }
+            BusEvent::Presence(p) if p.audience.contains(&self.user_id) => {
+                self.send(&Notice::Presence {
+                    user_id: p.user_id,
+                    online: p.online,
+                })
+                .await
+            }
+            BusEvent::Presence(_) => Ok(()),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), End> {
+        let Ok(ClientFrame::Resume { rooms }) = serde_json::from_str::<ClientFrame>(text) else {
+            return Err(End::Close(1008, "bad frame: expected a resume frame"));
+        };
+        if rooms.len() > RESUME_MAX_ROOMS {
+            return Err(End::Close(1008, "bad frame: at most 1000 rooms per resume"));
+        }
+        if rooms.values().any(|&seq| seq < 0) {
+            return Err(End::Close(1008, "bad frame: a seq is negative"));
+        }
+        for (room_id, after) in rooms {
+            let out = self.feed.resume(&room_id, after).await.map_err(|e| {
+                tracing::warn!(error = %e, "realtime resume failed");
+                FAILED
+            })?;
+            self.deliver(out).await?;
+        }
+        self.send(&Notice::Resumed).await
+    }
+
+    /// The current presence of the user's room peers, once.
+    async fn send_presence(&mut self) -> Result<(), End> {
+        let online = self
+            .state
+            .services
+            .presence
+            .online_peers_of(&self.user_id)
+            .await
+            .map_err(|_| FAILED)?;
+        for user_id in online {
+            self.send(&Notice::Presence {
+                user_id,
+                online: true,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn run(&mut self, events: &mut Subscription) -> End {
+        let heartbeat = self.state.realtime.heartbeat;
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let mut answered = true;
+        if let Err(end) = self.send_presence().await {
+            return end;
+        }
+        loop {
+            let step = tokio::select! {
+                incoming = self.socket.recv() => {
+                    answered = true;
+                    match incoming {
+                        Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => Err(End::Gone),
+                        Some(Ok(WsMessage::Text(text))) => self.on_text(text.as_str()).await,
+                        Some(Ok(WsMessage::Binary(_))) => {
+                            Err(End::Close(1008, "bad frame: frames are JSON text"))
+                        }
+                        Some(Ok(_)) => Ok(()),
+                    }
+                },
+                event = events.next() => match event {
+                    Ok(Some(event)) => self.on_bus(event).await,
+                    Ok(None) => Err(End::Close(1001, "server shutting down")),
+                    Err(_) => Err(TOO_SLOW),
+                },
+                _ = ticks.tick() => {
+                    if !answered {
+                        Err(End::Close(CLOSE_HEARTBEAT, "no answer to ping"))
+                    } else {
+                        answered = false;
+                        let timeout = self.state.realtime.send_timeout;
+                        match tokio::time::timeout(timeout, self.socket.send(WsMessage::Ping(Default::default()))).await {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(_)) => Err(End::Gone),
+                            Err(_) => Err(TOO_SLOW),
+                        }
+                    }
+                }
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+}
+
+/// Sends the close frame, waiting at most `timeout` for a slow client to take it.
+async fn close(socket: &mut WebSocket, timeout: Duration, end: End) {
     if let End::Close(code, reason) = end {
-        tracing::debug!(user_id, code, "closing realtime connection");
         let frame = CloseFrame {
             code,
             reason: reason.into(),
         };
-        let _ = tokio::time::timeout(heartbeat, socket.send(WsMessage::Close(Some(frame)))).await;
-    }
-}
-
-/// Whether `user_id` may see `event` now: members get their rooms' events, and a removed
-/// member still gets the event that removed them (then nothing more from that room).
-async fn deliverable(state: &AppState, user_id: &str, event: &Event) -> bool {
-    if let EventKind::MemberRemoved { user_id: removed } = &event.kind
-        && removed == user_id
-    {
-        return true;
-    }
-    match state
-        .services
-        .rooms
-        .is_member(user_id, &event.room_id)
-        .await
-    {
-        Ok(member) => member,
-        Err(e) => {
-            tracing::warn!(error = %e, "realtime membership check failed");
-            false
-        }
+        let _ = tokio::time::timeout(timeout, socket.send(WsMessage::Close(Some(frame)))).await;
     }
 }

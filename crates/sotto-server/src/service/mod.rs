@@ -4,7 +4,9 @@
 pub mod accounts;
 pub mod admin;
 pub mod password;
+pub mod presence;
 pub mod rate_limit;
+pub mod realtime;
 pub mod rooms;
 pub mod settings;
 pub mod tokens;
@@ -17,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use accounts::AccountService;
 pub use admin::AdminService;
+pub use presence::PresenceService;
 pub use rooms::RoomService;
 pub use settings::SettingsService;
 
@@ -115,7 +118,9 @@ pub struct Services {
     pub settings: Arc<SettingsService>,
     /// Rooms, membership and messages.
     pub rooms: Arc<RoomService>,
-    /// Where the services publish room events.
+    /// Who is online.
+    pub presence: Arc<PresenceService>,
+    /// Where the services publish room events and presence changes.
     pub bus: Arc<dyn Bus>,
 }
 
@@ -135,8 +140,10 @@ impl Services {
             settings.clone(),
             bus.clone(),
         ));
+        let presence = Arc::new(PresenceService::new(stores.rooms.clone(), bus.clone()));
         Self {
             rooms,
+            presence,
             bus,
             admin: Arc::new(AdminService::new(
                 accounts.clone(),

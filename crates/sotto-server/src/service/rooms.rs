@@ -10,11 +10,11 @@
 //!   name; opening one with the same people again returns the same room.
 
 use super::{Actor, ServiceError, now_ms, tokens, validate};
-use crate::bus::{Bus, Event, EventKind};
+use crate::bus::{Bus, BusEvent, Event, EventKind};
 use crate::service::SettingsService;
 use crate::store::{
     Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, StoreError,
-    UserStore,
+    UserStore, message_view,
 };
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -99,22 +99,6 @@ fn member_view(m: &MemberRecord) -> Member {
         username: m.username.clone(),
         owner: m.owner,
         joined_at: m.joined_at,
-    }
-}
-
-fn message_view(m: &MessageRecord) -> Message {
-    Message {
-        id: m.id.clone(),
-        room_id: m.room_id.clone(),
-        seq: m.seq,
-        version_seq: m.version_seq,
-        sender_id: m.sender_id.clone(),
-        text: m.text.clone(),
-        ciphertext: m.ciphertext.clone(),
-        mentions: m.mentions.clone(),
-        created_at: m.created_at,
-        edited_at: m.edited_at,
-        deleted: m.deleted,
     }
 }
 
@@ -226,12 +210,23 @@ impl RoomService {
         }
     }
 
+    /// Publishes a committed change; the realtime layer orders by seq and fills gaps
+    /// from the store, so publishing after the commit may race without losing anything.
     fn publish(&self, room_id: &str, seq: i64, kind: EventKind) {
-        self.bus.publish(Event {
+        self.publish_event(Event {
             room_id: room_id.to_owned(),
             seq,
             kind,
         });
+    }
+
+    fn publish_event(&self, event: Event) {
+        self.bus.publish(BusEvent::Room(event));
+    }
+
+    /// The store, for the realtime layer's catch-up reads.
+    pub fn store(&self) -> &Arc<dyn RoomStore> {
+        &self.rooms
     }
 
     fn view(r: &RoomRecord, member: bool) -> Room {
@@ -278,12 +273,6 @@ impl RoomService {
             (room, Some(m)) => Ok((room, m)),
             (_, None) => Err(ServiceError::Forbidden("join the room first")),
         }
-    }
-
-    /// Whether `user_id` is a member of `room_id` now (the realtime layer asks this for
-    /// every event it would deliver).
-    pub async fn is_member(&self, user_id: &str, room_id: &str) -> Result<bool, ServiceError> {
-        Ok(self.rooms.member(room_id, user_id).await?.is_some())
     }
 
     async fn as_owner(&self, user: &str, room_id: &str) -> Result<RoomRecord, ServiceError> {
@@ -376,29 +365,17 @@ impl RoomService {
             seq: 1,
             dm_key: None,
         };
-        self.rooms.insert_room(&room, &members).await?;
+        let event = self.rooms.insert_room(&room, &members).await?;
         tracing::info!(room_id = %room.id, kind = ?room.kind, "room created");
-        self.created(room, members).await
+        Ok(self.created(&room, event))
     }
 
-    async fn created(
-        &self,
-        room: RoomRecord,
-        members: Vec<MemberRecord>,
-    ) -> Result<Opened, ServiceError> {
-        let view = Self::view(&room, true);
-        self.publish(
-            &room.id,
-            room.seq,
-            EventKind::RoomCreated {
-                room: view.clone(),
-                member_ids: members.into_iter().map(|m| m.user_id).collect(),
-            },
-        );
-        Ok(Opened {
-            room: view,
+    fn created(&self, room: &RoomRecord, event: Event) -> Opened {
+        self.publish_event(event);
+        Opened {
+            room: Self::view(room, true),
             created: true,
-        })
+        }
     }
 
     async fn open_direct(
@@ -450,7 +427,7 @@ impl RoomService {
             dm_key: Some(key.clone()),
         };
         match self.rooms.insert_room(&room, &members).await {
-            Ok(()) => self.created(room, members).await,
+            Ok(event) => Ok(self.created(&room, event)),
             // Opened concurrently by someone else: the same people, the same room.
             Err(StoreError::Conflict) => {
                 let room = self
@@ -510,14 +487,8 @@ impl RoomService {
     }
 
     async fn add(&self, room_id: &str, m: MemberRecord) -> Result<(), ServiceError> {
-        if let Some(seq) = self.rooms.add_member(room_id, &m).await? {
-            self.publish(
-                room_id,
-                seq,
-                EventKind::MemberAdded {
-                    member: member_view(&m),
-                },
-            );
+        if let Some(event) = self.rooms.add_member(room_id, &m).await? {
+            self.publish_event(event);
         }
         Ok(())
     }
@@ -574,14 +545,8 @@ impl RoomService {
     async fn drop_member(&self, room_id: &str, user_id: &str) -> Result<(), ServiceError> {
         self.keeps_an_owner(room_id, user_id).await?;
         match self.rooms.remove_member(room_id, user_id).await? {
-            Some(seq) => {
-                self.publish(
-                    room_id,
-                    seq,
-                    EventKind::MemberRemoved {
-                        user_id: user_id.to_owned(),
-                    },
-                );
+            Some(event) => {
+                self.publish_event(event);
                 Ok(())
             }
             None => Err(ServiceError::NotFound("member")),
@@ -623,19 +588,12 @@ impl RoomService {
         if !owner {
             self.keeps_an_owner(room_id, user_id).await?;
         }
-        let seq = self
+        let event = self
             .rooms
             .set_owner(room_id, user_id, owner)
             .await?
             .ok_or(ServiceError::NotFound("member"))?;
-        self.publish(
-            room_id,
-            seq,
-            EventKind::OwnerChanged {
-                user_id: user_id.to_owned(),
-                owner,
-            },
-        );
+        self.publish_event(event);
         self.members(actor, room_id).await
     }
 
@@ -656,14 +614,13 @@ impl RoomService {
         if name.is_none() && topic.is_none() {
             return Err(ServiceError::InvalidInput("give name and/or topic".into()));
         }
-        let seq = self
+        let event = self
             .rooms
             .update_room(room_id, name.as_deref(), topic.as_deref())
             .await?
             .ok_or(ServiceError::NotFound("room"))?;
-        let room = self.get(actor, room_id).await?;
-        self.publish(room_id, seq, EventKind::RoomUpdated { room: room.clone() });
-        Ok(room)
+        self.publish_event(event);
+        self.get(actor, room_id).await
     }
 
     async fn mentions(

@@ -413,8 +413,9 @@ async fn rooms_and_messages(s: &Stores) {
     assert_eq!(ids(rooms.public_rooms().await.unwrap()), ["c1"]);
 
     // Membership changes take the next room seq; repeats change nothing.
+    let seq = |e: Option<sotto_api::Event>| e.map(|e| e.seq);
     assert_eq!(
-        rooms.add_member("c1", &member("rb", false)).await.unwrap(),
+        seq(rooms.add_member("c1", &member("rb", false)).await.unwrap()),
         Some(2)
     );
     assert_eq!(
@@ -430,19 +431,22 @@ async fn rooms_and_messages(s: &Stores) {
     );
     let m = rooms.member("c1", "rb").await.unwrap().unwrap();
     assert_eq!((m.username.as_str(), m.owner), ("roomie-b", false));
-    assert_eq!(rooms.set_owner("c1", "rb", true).await.unwrap(), Some(3));
+    assert_eq!(
+        seq(rooms.set_owner("c1", "rb", true).await.unwrap()),
+        Some(3)
+    );
     assert!(rooms.member("c1", "rb").await.unwrap().unwrap().owner);
     assert_eq!(rooms.set_owner("c1", "zz", true).await.unwrap(), None);
     let members = rooms.members("c1").await.unwrap();
     assert_eq!(members.len(), 2);
-    assert_eq!(rooms.remove_member("c1", "rb").await.unwrap(), Some(4));
+    assert_eq!(seq(rooms.remove_member("c1", "rb").await.unwrap()), Some(4));
     assert_eq!(rooms.remove_member("c1", "rb").await.unwrap(), None);
     assert_eq!(rooms.member("c1", "rb").await.unwrap(), None);
     assert_eq!(
-        rooms
+        seq(rooms
             .update_room("c1", Some("renamed"), None)
             .await
-            .unwrap(),
+            .unwrap()),
         Some(5)
     );
     let c1 = rooms.room_by_id("c1").await.unwrap().unwrap();
@@ -554,4 +558,132 @@ async fn rooms_and_messages(s: &Stores) {
     );
     assert_eq!(msgs.message("c1", "m1").await.unwrap(), Some(gone));
     assert_eq!(msgs.message("c1", "zz").await.unwrap(), None);
+    changes(s).await;
+}
+
+/// The change log: room and membership events as logged, messages at their latest
+/// version, merged in seq order; deleted messages keep no content.
+async fn changes(s: &Stores) {
+    use sotto_api::EventKind as K;
+    let (rooms, msgs) = (&s.rooms, &s.messages);
+    let ty = |e: &sotto_api::Event| serde_json::to_value(e).unwrap()["type"].clone();
+    let all = rooms.changes_since("c1", 0, 100).await.unwrap();
+    // c1: created 1, rb added 2, owner 3, removed 4, renamed 5, topic 6, m1 7 (edited
+    // 14, deleted 15), race 8, p0..p4 9..13. m1's earlier versions are gone.
+    let got: Vec<(i64, String)> = all
+        .iter()
+        .map(|e| (e.seq, ty(e).as_str().unwrap().to_owned()))
+        .collect();
+    let want = [
+        (1, "room_created"),
+        (2, "member_added"),
+        (3, "owner_changed"),
+        (4, "member_removed"),
+        (5, "room_updated"),
+        (6, "room_updated"),
+        (8, "message_created"),
+        (9, "message_created"),
+        (10, "message_created"),
+        (11, "message_created"),
+        (12, "message_created"),
+        (13, "message_created"),
+        (15, "message_deleted"),
+    ];
+    assert_eq!(
+        got,
+        want.iter()
+            .map(|(s, t)| (*s, (*t).to_owned()))
+            .collect::<Vec<_>>()
+    );
+    assert!(all.iter().all(|e| e.room_id == "c1"));
+    let K::RoomCreated { room, member_ids } = &all[0].kind else {
+        panic!("{:?}", all[0])
+    };
+    assert_eq!(
+        (room.id.as_str(), room.seq, member_ids.clone()),
+        ("c1", 1, vec!["ra".to_owned()])
+    );
+    let K::MemberAdded { member: added } = &all[1].kind else {
+        panic!()
+    };
+    assert_eq!(
+        (added.user_id.as_str(), added.username.as_str()),
+        ("rb", "roomie-b")
+    );
+    assert_eq!(
+        all[2].kind,
+        K::OwnerChanged {
+            user_id: "rb".into(),
+            owner: true
+        }
+    );
+    assert_eq!(
+        all[3].kind,
+        K::MemberRemoved {
+            user_id: "rb".into()
+        }
+    );
+    let K::RoomUpdated { room } = &all[5].kind else {
+        panic!()
+    };
+    assert_eq!(
+        (room.name.as_deref(), room.topic.as_str()),
+        (Some("renamed"), "t")
+    );
+    let K::MessageDeleted { message } = &all[12].kind else {
+        panic!()
+    };
+    assert!(message.deleted && message.text.is_none() && message.ciphertext.is_none());
+    assert_eq!((message.id.as_str(), message.seq), ("m1", 7));
+
+    // Paging and the point of view: after 9, p1.. are new; limit applies to the merge.
+    let page = rooms.changes_since("c1", 9, 2).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [10, 11]);
+    // An edit seen from after the message was sent is an edit, from before it a create.
+    let p2 = msgs
+        .edit_message("c1", "p2", Some("changed"), None, &[], 9_500)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p2.version_seq, 16);
+    let from = |after| async move {
+        let mut v = rooms.changes_since("c1", after, 100).await.unwrap();
+        v.pop().unwrap()
+    };
+    let late = from(12).await;
+    assert_eq!(late.seq, 16);
+    let K::MessageEdited { message } = &late.kind else {
+        panic!("{late:?}")
+    };
+    assert_eq!(message.text.as_deref(), Some("changed"));
+    assert!(matches!(from(10).await.kind, K::MessageCreated { .. }));
+    assert!(rooms.changes_since("c1", 16, 100).await.unwrap().is_empty());
+    assert!(
+        rooms
+            .changes_since("nope", 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A removal after a point is found; before it, or of someone else, not.
+    let removal = rooms.last_removal("c1", "rb", 3).await.unwrap().unwrap();
+    assert_eq!(
+        (removal.seq, removal.kind),
+        (
+            4,
+            K::MemberRemoved {
+                user_id: "rb".into()
+            }
+        )
+    );
+    assert_eq!(rooms.last_removal("c1", "rb", 4).await.unwrap(), None);
+    assert_eq!(rooms.last_removal("c1", "ra", 0).await.unwrap(), None);
+
+    // Peers: everyone sharing a room, once, without oneself.
+    assert_eq!(rooms.room_peers("ra").await.unwrap(), ["rb"]);
+    assert_eq!(rooms.room_peers("rb").await.unwrap(), ["ra"]);
+    rooms.add_member("c1", &member("rb", false)).await.unwrap();
+    assert_eq!(rooms.room_peers("rb").await.unwrap(), ["ra"]);
+    assert!(rooms.room_peers("nobody").await.unwrap().is_empty());
 }

@@ -19,6 +19,12 @@ pub(super) const SQLITE: Embedded = &[
         "rooms",
         include_str!("../../migrations/sqlite/0002_rooms.sql"),
     ),
+    // Versions 3 and 4 are taken by other changes.
+    (
+        5,
+        "events",
+        include_str!("../../migrations/sqlite/0005_events.sql"),
+    ),
 ];
 
 pub(super) const POSTGRES: Embedded = &[
@@ -31,6 +37,12 @@ pub(super) const POSTGRES: Embedded = &[
         2,
         "rooms",
         include_str!("../../migrations/postgres/0002_rooms.sql"),
+    ),
+    // Versions 3 and 4 are taken by other changes.
+    (
+        5,
+        "events",
+        include_str!("../../migrations/postgres/0005_events.sql"),
     ),
 ];
 

@@ -17,7 +17,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use postgres::PgStore;
-pub use rooms::{Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore};
+pub use rooms::{
+    Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, message_view,
+};
 pub use sqlite::SqliteStore;
 
 /// Errors of the storage layer.

@@ -3,10 +3,15 @@
 //! The SQL is portable (`$n` parameters, `RETURNING`), so a macro implements the traits
 //! for [`SqliteStore`] and [`PgStore`] from the same text. Every change to a room takes the
 //! next value of `rooms.seq` in the same transaction as the change itself.
+//!
+//! Every seq is also a change a client can catch up on ([`RoomStore::changes_since`]):
+//! room and membership changes are logged in `room_events` in the same transaction;
+//! message changes are derived from `messages` by `version_seq`, so nothing keeps the
+//! content of a deleted message.
 
 use super::{PgStore, SqliteStore, StoreError};
 use async_trait::async_trait;
-use sotto_api::RoomKind;
+use sotto_api::{Event, EventKind, Member, Message, Room, RoomKind};
 
 /// A stored room.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,13 +94,13 @@ pub enum Inserted {
 /// Rooms and their members.
 #[async_trait]
 pub trait RoomStore: Send + Sync {
-    /// Inserts a room (its `seq` is taken as given) and its first members.
-    /// [`StoreError::Conflict`] if the id or the DM key exists.
+    /// Inserts a room (its `seq` is taken as given) and its first members; returns the
+    /// logged `room_created`. [`StoreError::Conflict`] if the id or the DM key exists.
     async fn insert_room(
         &self,
         room: &RoomRecord,
         members: &[MemberRecord],
-    ) -> Result<(), StoreError>;
+    ) -> Result<Event, StoreError>;
     /// The room with this id.
     async fn room_by_id(&self, id: &str) -> Result<Option<RoomRecord>, StoreError>;
     /// The direct message with this key.
@@ -112,28 +117,54 @@ pub trait RoomStore: Send + Sync {
     ) -> Result<Option<MemberRecord>, StoreError>;
     /// A room's members in joining order.
     async fn members(&self, room_id: &str) -> Result<Vec<MemberRecord>, StoreError>;
-    /// Adds a member; the new room seq, or `None` if already a member (or no such room).
+    /// Adds a member; the logged `member_added` (with the new room seq), or `None` if
+    /// already a member (or no such room).
     async fn add_member(
         &self,
         room_id: &str,
         member: &MemberRecord,
-    ) -> Result<Option<i64>, StoreError>;
-    /// Removes a member; the new room seq, or `None` if not a member.
-    async fn remove_member(&self, room_id: &str, user_id: &str) -> Result<Option<i64>, StoreError>;
-    /// Sets or clears the owner flag; the new room seq, or `None` if not a member.
+    ) -> Result<Option<Event>, StoreError>;
+    /// Removes a member; the logged `member_removed`, or `None` if not a member.
+    async fn remove_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Event>, StoreError>;
+    /// Sets or clears the owner flag; the logged `owner_changed`, or `None` if not a member.
     async fn set_owner(
         &self,
         room_id: &str,
         user_id: &str,
         owner: bool,
-    ) -> Result<Option<i64>, StoreError>;
-    /// Changes name and/or topic; the new room seq, or `None` if no such room.
+    ) -> Result<Option<Event>, StoreError>;
+    /// Changes name and/or topic; the logged `room_updated`, or `None` if no such room.
     async fn update_room(
         &self,
         room_id: &str,
         name: Option<&str>,
         topic: Option<&str>,
-    ) -> Result<Option<i64>, StoreError>;
+    ) -> Result<Option<Event>, StoreError>;
+    /// Up to `limit` changes of the room with a seq above `after`, in increasing seq, read
+    /// in one snapshot. Room and membership changes are returned as logged. A message
+    /// gives one event at its `version_seq` with its current state: `message_deleted` (a
+    /// tombstone) if deleted, else `message_created` if its `seq` is above `after`, else
+    /// `message_edited`. Earlier versions of a message are not kept, so the seqs
+    /// returned may have holes.
+    async fn changes_since(
+        &self,
+        room_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+    /// The latest `member_removed` of `user_id` from the room with a seq above `after`.
+    async fn last_removal(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        after: i64,
+    ) -> Result<Option<Event>, StoreError>;
+    /// Everyone who shares at least one room with `user_id`, the user excluded, sorted.
+    async fn room_peers(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
 }
 
 /// Messages.
@@ -191,6 +222,77 @@ fn parse_kind(s: &str) -> Result<RoomKind, StoreError> {
         "discussion" => Ok(RoomKind::Discussion),
         other => Err(StoreError::Corrupt(format!("room kind {other:?}"))),
     }
+}
+
+/// The room as its members see it, as carried by events.
+pub(super) fn room_event_view(r: &RoomRecord) -> Room {
+    Room {
+        id: r.id.clone(),
+        kind: r.kind,
+        private: r.private,
+        name: r.name.clone(),
+        topic: r.topic.clone(),
+        parent_id: r.parent_id.clone(),
+        encrypted: r.encrypted,
+        created_by: r.created_by.clone(),
+        created_at: r.created_at,
+        seq: r.seq,
+        member: true,
+    }
+}
+
+/// The wire form of a stored message.
+pub fn message_view(m: &MessageRecord) -> Message {
+    Message {
+        id: m.id.clone(),
+        room_id: m.room_id.clone(),
+        seq: m.seq,
+        version_seq: m.version_seq,
+        sender_id: m.sender_id.clone(),
+        text: m.text.clone(),
+        ciphertext: m.ciphertext.clone(),
+        mentions: m.mentions.clone(),
+        created_at: m.created_at,
+        edited_at: m.edited_at,
+        deleted: m.deleted,
+    }
+}
+
+/// The event a message's latest version stands for, seen from `after`.
+fn message_event(m: &MessageRecord, after: i64) -> Event {
+    let message = message_view(m);
+    let kind = if m.deleted {
+        EventKind::MessageDeleted { message }
+    } else if m.seq > after {
+        EventKind::MessageCreated { message }
+    } else {
+        EventKind::MessageEdited { message }
+    };
+    Event {
+        room_id: m.room_id.clone(),
+        seq: m.version_seq,
+        kind,
+    }
+}
+
+/// The `room_events` columns of an event: type, subject user and JSON payload.
+fn event_columns(kind: &EventKind) -> Result<(String, Option<String>, String), StoreError> {
+    let value = serde_json::to_value(kind).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let ty = value["type"].as_str().unwrap_or_default().to_owned();
+    let subject = match kind {
+        EventKind::MemberAdded { member } => Some(member.user_id.clone()),
+        EventKind::MemberRemoved { user_id } | EventKind::OwnerChanged { user_id, .. } => {
+            Some(user_id.clone())
+        }
+        _ => None,
+    };
+    Ok((ty, subject, value.to_string()))
+}
+
+fn parse_event(room_id: String, seq: i64, payload: &str) -> Result<Event, StoreError> {
+    let kind = serde_json::from_str(payload)
+        .map_err(|e| StoreError::Corrupt(format!("room event {room_id}/{seq}: {e}")))?;
+    Ok(Event { room_id, seq, kind })
 }
 
 fn parse_mentions(s: &str) -> Result<Vec<String>, StoreError> {
@@ -280,7 +382,7 @@ macro_rules! room_stores {
                 &self,
                 r: &RoomRecord,
                 members: &[MemberRecord],
-            ) -> Result<(), StoreError> {
+            ) -> Result<Event, StoreError> {
                 let mut tx = self.pool().begin().await?;
                 sqlx::query(
                     "INSERT INTO rooms (id, kind, private, name, topic, parent_id, encrypted, \
@@ -314,8 +416,13 @@ macro_rules! room_stores {
                     .await
                     .map_err(StoreError::from_write)?;
                 }
+                let kind = EventKind::RoomCreated {
+                    room: room_event_view(r),
+                    member_ids: members.iter().map(|m| m.user_id.clone()).collect(),
+                };
+                let event = log_event(&mut tx, &r.id, r.seq, kind).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(event)
             }
 
             async fn room_by_id(&self, id: &str) -> Result<Option<RoomRecord>, StoreError> {
@@ -375,7 +482,7 @@ macro_rules! room_stores {
                 &self,
                 room_id: &str,
                 m: &MemberRecord,
-            ) -> Result<Option<i64>, StoreError> {
+            ) -> Result<Option<Event>, StoreError> {
                 let mut tx = self.pool().begin().await?;
                 let Some(seq) = bump(&mut tx, room_id).await? else {
                     return Ok(None);
@@ -394,15 +501,31 @@ macro_rules! room_stores {
                 if done.rows_affected() == 0 {
                     return Ok(None);
                 }
+                let row = sqlx::query(&format!(
+                    "{MEMBER_SELECT} WHERE m.room_id = $1 AND m.user_id = $2"
+                ))
+                .bind(room_id)
+                .bind(&m.user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let added = Self::member_row(&row)?;
+                let member = Member {
+                    user_id: added.user_id,
+                    username: added.username,
+                    owner: added.owner,
+                    joined_at: added.joined_at,
+                };
+                let event =
+                    log_event(&mut tx, room_id, seq, EventKind::MemberAdded { member }).await?;
                 tx.commit().await?;
-                Ok(Some(seq))
+                Ok(Some(event))
             }
 
             async fn remove_member(
                 &self,
                 room_id: &str,
                 user_id: &str,
-            ) -> Result<Option<i64>, StoreError> {
+            ) -> Result<Option<Event>, StoreError> {
                 let mut tx = self.pool().begin().await?;
                 let Some(seq) = bump(&mut tx, room_id).await? else {
                     return Ok(None);
@@ -416,8 +539,12 @@ macro_rules! room_stores {
                 if done.rows_affected() == 0 {
                     return Ok(None);
                 }
+                let kind = EventKind::MemberRemoved {
+                    user_id: user_id.to_owned(),
+                };
+                let event = log_event(&mut tx, room_id, seq, kind).await?;
                 tx.commit().await?;
-                Ok(Some(seq))
+                Ok(Some(event))
             }
 
             async fn set_owner(
@@ -425,7 +552,7 @@ macro_rules! room_stores {
                 room_id: &str,
                 user_id: &str,
                 owner: bool,
-            ) -> Result<Option<i64>, StoreError> {
+            ) -> Result<Option<Event>, StoreError> {
                 let mut tx = self.pool().begin().await?;
                 let Some(seq) = bump(&mut tx, room_id).await? else {
                     return Ok(None);
@@ -441,8 +568,13 @@ macro_rules! room_stores {
                 if done.rows_affected() == 0 {
                     return Ok(None);
                 }
+                let kind = EventKind::OwnerChanged {
+                    user_id: user_id.to_owned(),
+                    owner,
+                };
+                let event = log_event(&mut tx, room_id, seq, kind).await?;
                 tx.commit().await?;
-                Ok(Some(seq))
+                Ok(Some(event))
             }
 
             async fn update_room(
@@ -450,22 +582,97 @@ macro_rules! room_stores {
                 room_id: &str,
                 name: Option<&str>,
                 topic: Option<&str>,
-            ) -> Result<Option<i64>, StoreError> {
+            ) -> Result<Option<Event>, StoreError> {
                 let mut tx = self.pool().begin().await?;
                 let Some(seq) = bump(&mut tx, room_id).await? else {
                     return Ok(None);
                 };
-                sqlx::query(
+                let row = sqlx::query(&format!(
                     "UPDATE rooms SET name = COALESCE($2, name), topic = COALESCE($3, topic) \
-                     WHERE id = $1",
-                )
+                     WHERE id = $1 RETURNING {ROOM_COLUMNS}"
+                ))
                 .bind(room_id)
                 .bind(name)
                 .bind(topic)
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
+                let room = room_event_view(&Self::room_row(&row)?);
+                let event =
+                    log_event(&mut tx, room_id, seq, EventKind::RoomUpdated { room }).await?;
                 tx.commit().await?;
-                Ok(Some(seq))
+                Ok(Some(event))
+            }
+
+            async fn changes_since(
+                &self,
+                room_id: &str,
+                after: i64,
+                limit: u32,
+            ) -> Result<Vec<Event>, StoreError> {
+                use sqlx::Row;
+                // One statement, so both sources come from one snapshot: a seq is read
+                // only with every smaller one (a room's seqs commit in order, as taking
+                // one locks the room row until commit).
+                let sql = format!(
+                    "SELECT * FROM ( \
+                       SELECT version_seq AS ev_seq, NULL AS payload, {MESSAGE_COLUMNS} \
+                       FROM messages WHERE room_id = $1 AND version_seq > $2 \
+                       UNION ALL \
+                       SELECT seq, payload, room_id, NULL, NULL, NULL, NULL, NULL, NULL, \
+                              NULL, NULL, NULL, NULL, NULL \
+                       FROM room_events WHERE room_id = $1 AND seq > $2 \
+                     ) AS changes ORDER BY ev_seq LIMIT $3"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(room_id)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.pool())
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let seq: i64 = row.try_get("ev_seq")?;
+                        match row.try_get::<Option<String>, _>("payload")? {
+                            Some(p) => parse_event(room_id.to_owned(), seq, &p),
+                            None => Ok(message_event(&Self::message_row(row)?, after)),
+                        }
+                    })
+                    .collect()
+            }
+
+            async fn last_removal(
+                &self,
+                room_id: &str,
+                user_id: &str,
+                after: i64,
+            ) -> Result<Option<Event>, StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT seq, payload FROM room_events WHERE room_id = $1 AND subject = $2 \
+                     AND kind = 'member_removed' AND seq > $3 ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(room_id)
+                .bind(user_id)
+                .bind(after)
+                .fetch_optional(self.pool())
+                .await?;
+                row.map(|r| parse_event(room_id.to_owned(), r.try_get("seq")?, r.try_get("payload")?))
+                    .transpose()
+            }
+
+            async fn room_peers(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+                use sqlx::Row;
+                sqlx::query(
+                    "SELECT DISTINCT o.user_id FROM room_members me \
+                     JOIN room_members o ON o.room_id = me.room_id \
+                     WHERE me.user_id = $1 AND o.user_id <> $1 ORDER BY o.user_id",
+                )
+                .bind(user_id)
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(|r| Ok(r.try_get(0)?))
+                .collect()
             }
         }
 
@@ -645,6 +852,41 @@ where
     Ok(match row {
         Some(r) => Some(r.try_get::<i64, _>(0)?),
         None => None,
+    })
+}
+
+/// Logs a room or membership change inside `tx`, and returns it as an event.
+async fn log_event<'c, DB>(
+    tx: &mut sqlx::Transaction<'c, DB>,
+    room_id: &str,
+    seq: i64,
+    kind: EventKind,
+) -> Result<Event, StoreError>
+where
+    DB: sqlx::Database,
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let (ty, subject, payload) = event_columns(&kind)?;
+    sqlx::query(
+        "INSERT INTO room_events (room_id, seq, kind, subject, payload) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(room_id)
+    .bind(seq)
+    .bind(ty)
+    .bind(subject)
+    .bind(payload)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Event {
+        room_id: room_id.to_owned(),
+        seq,
+        kind,
     })
 }
 
