@@ -87,7 +87,7 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 /// An HTTP answer: status, headers (lower-case names) and the body as JSON (`Null` when
-/// empty or not JSON).
+/// empty).
 #[derive(Debug)]
 pub struct HttpAnswer {
     /// Status code.
@@ -98,7 +98,8 @@ pub struct HttpAnswer {
     pub body: Value,
 }
 
-/// One HTTP/1.1 request with a JSON body over a fresh connection to `addr`.
+/// One HTTP/1.1 request with a JSON body over a fresh connection to `addr`. The answer must
+/// have a `Content-Length` (not be chunked) and a JSON or empty body.
 pub async fn request(
     addr: SocketAddr,
     method: &str,
@@ -135,10 +136,22 @@ pub async fn request(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
+    let headers: Vec<(String, String)> = headers;
+    assert!(
+        !headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")),
+        "a chunked answer: {head}"
+    );
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON ({status}): {body}"))
+    };
     HttpAnswer {
         status,
         headers,
-        body: serde_json::from_str(body).unwrap_or(Value::Null),
+        body,
     }
 }
 

@@ -5,20 +5,15 @@
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use sotto_server::testing::{self, PgTestDb, Socket, WAIT, next_frame};
 use sotto_server::{Config, Server};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Ws;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// One HTTP/1.1 request over a fresh connection; returns status and JSON body.
+/// One HTTP/1.1 request; returns status and JSON body.
 async fn request(
     addr: SocketAddr,
     method: &str,
@@ -26,74 +21,8 @@ async fn request(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let json = serde_json::from_str(body).unwrap_or(Value::Null);
-    (status, json)
-}
-
-/// A fresh PostgreSQL database on the server named by `SOTTO_TEST_DATABASE_URL` (its URL
-/// and name), or `None` without it (CI sets it, and fails without it).
-async fn postgres_db() -> Option<(String, String)> {
-    use sqlx::Connection;
-    let Ok(admin) = std::env::var("SOTTO_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "SOTTO_TEST_DATABASE_URL is not set; CI must test PostgreSQL"
-        );
-        eprintln!("note: SOTTO_TEST_DATABASE_URL unset; PostgreSQL backend not tested");
-        return None;
-    };
-    let mut suffix = [0u8; 8];
-    getrandom::fill(&mut suffix).unwrap();
-    let name = format!(
-        "sotto_rt_{}",
-        suffix
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.ok();
-    let (base, query) = admin.split_at(admin.find('?').unwrap_or(admin.len()));
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let path = base[authority..]
-        .find('/')
-        .map_or(base.len(), |i| authority + i);
-    Some((format!("{}/{name}{query}", &base[..path]), name))
-}
-
-async fn drop_postgres_db(name: &str) {
-    use sqlx::Connection;
-    let admin = std::env::var("SOTTO_TEST_DATABASE_URL").unwrap();
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.ok();
+    let a = testing::request(addr, method, path, token, body.as_ref()).await;
+    (a.status, a.body)
 }
 
 struct Running {
@@ -191,30 +120,7 @@ impl Running {
     }
 
     async fn connect(&self, token: &str) -> Socket {
-        let mut req = format!("ws://{}/api/v1/ws", self.addr)
-            .into_client_request()
-            .unwrap();
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (socket, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
-            .await
-            .unwrap()
-            .unwrap();
-        socket
-    }
-}
-
-/// The next JSON frame on the socket (answering pings on the way).
-async fn next_frame(socket: &mut Socket) -> Value {
-    loop {
-        let frame = tokio::time::timeout(WAIT, socket.next())
-            .await
-            .expect("an event in time")
-            .expect("socket open")
-            .unwrap();
-        if let Ws::Text(text) = frame {
-            return serde_json::from_str(&text).unwrap();
-        }
+        testing::connect(self.addr, token).await
     }
 }
 
@@ -430,9 +336,9 @@ macro_rules! on_both_backends {
 
         #[tokio::test]
         async fn $postgres() {
-            if let Some((url, name)) = postgres_db().await {
-                $body(Some(url)).await;
-                drop_postgres_db(&name).await;
+            if let Some(db) = PgTestDb::create().await {
+                $body(Some(db.url().to_owned())).await;
+                db.drop().await;
             }
         }
     };
