@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod files;
 pub mod password;
 pub mod rate_limit;
 pub mod rooms;
@@ -17,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use accounts::AccountService;
 pub use admin::AdminService;
+pub use files::FileService;
 pub use rooms::RoomService;
 pub use settings::SettingsService;
 
@@ -115,6 +117,8 @@ pub struct Services {
     pub settings: Arc<SettingsService>,
     /// Rooms, membership and messages.
     pub rooms: Arc<RoomService>,
+    /// Files posted in rooms.
+    pub files: Arc<FileService>,
     /// Where the services publish room events.
     pub bus: Arc<dyn Bus>,
 }
@@ -135,8 +139,15 @@ impl Services {
             settings.clone(),
             bus.clone(),
         ));
+        let files = Arc::new(FileService::new(
+            rooms.clone(),
+            stores.files.clone(),
+            stores.blobs.clone(),
+            settings.clone(),
+        ));
         Self {
             rooms,
+            files,
             bus,
             admin: Arc::new(AdminService::new(
                 accounts.clone(),

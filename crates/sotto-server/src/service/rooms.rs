@@ -280,6 +280,16 @@ impl RoomService {
         }
     }
 
+    /// The room and the caller's membership, under the same rules as history: `NotFound`
+    /// for a private room the caller is not in, `Forbidden` for a public one.
+    pub(crate) async fn member_of(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+    ) -> Result<(RoomRecord, MemberRecord), ServiceError> {
+        self.as_member(user_of(actor)?, room_id).await
+    }
+
     /// Whether `user_id` is a member of `room_id` now (the realtime layer asks this for
     /// every event it would deliver).
     pub async fn is_member(&self, user_id: &str, room_id: &str) -> Result<bool, ServiceError> {
