@@ -15,6 +15,12 @@ use sotto_api::{ErrorBody, ErrorCode, FileInfo, UploadQuery};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// The file's bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // Only its schema is used: bodies stream, they are never collected.
+struct FileBytes(Vec<u8>);
+
 // The upload takes the raw `Body`, which the router's JSON body limit does not cover;
 // the file size cap is enforced by the service while the body streams.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -29,7 +35,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/api/v1/rooms/{id}/files", tag = "files",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Room id"), UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content = inline(FileBytes), content_type = "application/octet-stream",
         description = "The file's bytes, any media type"),
     responses(
         (status = 201, description = "Stored", body = FileInfo),
@@ -93,7 +99,7 @@ async fn file_info(
     responses(
         (status = 200, description = "The bytes, with the file's `Content-Type`, \
             `Content-Length`, `Content-Disposition: attachment` and \
-            `X-Content-Type-Options: nosniff`", content_type = "application/octet-stream", body = Vec<u8>),
+            `X-Content-Type-Options: nosniff`", content_type = "application/octet-stream", body = inline(FileBytes)),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden` (not a member of a public room) or `account_deactivated`", body = ErrorBody),
         (status = 404, description = "`not_found` (also a file in a private room the caller is not in)", body = ErrorBody),

@@ -139,7 +139,11 @@ impl FileService {
             Some(t) => content_type(t)?,
             None => DEFAULT_CONTENT_TYPE.to_owned(),
         };
-        let max = self.settings.get(&Actor::Operator).await?.files_max_size_bytes;
+        let max = self
+            .settings
+            .get(&Actor::Operator)
+            .await?
+            .files_max_size_bytes;
         if upload.declared_size.is_some_and(|n| n > max) {
             return Err(too_large(max));
         }
@@ -198,11 +202,9 @@ impl FileService {
     /// A file's metadata and bytes (members of its room).
     pub async fn download(&self, actor: &Actor, id: &str) -> Result<Download, ServiceError> {
         let (file, _) = self.readable(actor, id).await?;
-        let content = self
-            .blobs
-            .open(&file.id)
-            .await?
-            .ok_or_else(|| ServiceError::Internal(format!("blob of file {} is missing", file.id)))?;
+        let content = self.blobs.open(&file.id).await?.ok_or_else(|| {
+            ServiceError::Internal(format!("blob of file {} is missing", file.id))
+        })?;
         Ok(Download {
             info: view(&file),
             content,

@@ -310,11 +310,12 @@ impl BlobStore for PgBlobStore {
             let (pool, id) = (pool.clone(), id.clone());
             async move {
                 let (idx, read) = state?;
-                let row = sqlx::query("SELECT data FROM blob_chunks WHERE blob_id = $1 AND idx = $2")
-                    .bind(&id)
-                    .bind(idx)
-                    .fetch_optional(&pool)
-                    .await;
+                let row =
+                    sqlx::query("SELECT data FROM blob_chunks WHERE blob_id = $1 AND idx = $2")
+                        .bind(&id)
+                        .bind(idx)
+                        .fetch_optional(&pool)
+                        .await;
                 match row {
                     Ok(Some(row)) => match row.try_get::<Vec<u8>, _>("data") {
                         Ok(data) => {
@@ -325,7 +326,9 @@ impl BlobStore for PgBlobStore {
                     },
                     Ok(None) if read == size => None,
                     Ok(None) => Some((
-                        Err(io::Error::other(format!("blob {id} is missing chunk {idx}"))),
+                        Err(io::Error::other(format!(
+                            "blob {id} is missing chunk {idx}"
+                        ))),
                         None,
                     )),
                     Err(e) => Some((Err(io::Error::other(e)), None)),

@@ -1,12 +1,12 @@
 //! One behaviour, two backends: every test here runs against SQLite and PostgreSQL.
 
 use super::{
-    ByteStream, FileRecord, Inserted, MemberRecord, MessageRecord, PG_CHUNK, PutError,
-    RoomRecord, SessionKind, SessionRecord, StoreError, Stores, UserRecord,
+    ByteStream, FileRecord, Inserted, MemberRecord, MessageRecord, PG_CHUNK, PutError, RoomRecord,
+    SessionKind, SessionRecord, StoreError, Stores, UserRecord,
 };
+use crate::test_support::{PgTestDb, sqlite_stores};
 use axum::body::Bytes;
 use futures_util::StreamExt;
-use crate::test_support::{PgTestDb, sqlite_stores};
 use sotto_api::RoomKind;
 
 fn user(id: &str, username: &str, admin: bool) -> UserRecord {
@@ -678,7 +678,10 @@ async fn blobs(s: &Stores) {
     ));
     assert!(blobs.open("fail").await.unwrap().is_none());
     // The id is free again after a failure.
-    blobs.put("over", pieces(&data, 4096), u64::MAX).await.unwrap();
+    blobs
+        .put("over", pieces(&data, 4096), u64::MAX)
+        .await
+        .unwrap();
     assert!(read_all(blobs.open("over").await.unwrap().unwrap()).await == data);
 
     assert!(blobs.open("nope").await.unwrap().is_none());
