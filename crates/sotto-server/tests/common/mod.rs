@@ -13,12 +13,20 @@ use tower::ServiceExt;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// A fresh app over SQLite in a temp dir.
+/// A fresh app over SQLite in a temp dir, or over a fresh PostgreSQL database.
 pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub stores: Stores,
     _dir: tempfile::TempDir,
+    pg: Option<PgDb>,
+}
+
+/// A throwaway database on the server named by `SOTTO_TEST_DATABASE_URL`.
+struct PgDb {
+    admin_url: String,
+    name: String,
+    url: String,
 }
 
 pub struct Answer {
@@ -49,12 +57,84 @@ impl TestApp {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let stores = Stores::open_sqlite(dir.path()).await.unwrap();
+        Self::over(stores, dir, None)
+    }
+
+    fn over(stores: Stores, dir: tempfile::TempDir, pg: Option<PgDb>) -> Self {
         let state = AppState::new(&stores);
         Self {
             router: app(state.clone()),
             state,
             stores,
             _dir: dir,
+            pg,
+        }
+    }
+
+    /// A fresh app over a new PostgreSQL database; `None` when `SOTTO_TEST_DATABASE_URL`
+    /// is unset on a developer machine (under CI that fails instead). Call
+    /// [`TestApp::finish`] to drop the database.
+    pub async fn postgres() -> Option<Self> {
+        use sqlx::Connection;
+        let Ok(admin_url) = std::env::var("SOTTO_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "SOTTO_TEST_DATABASE_URL is not set; CI must test PostgreSQL"
+            );
+            eprintln!("note: SOTTO_TEST_DATABASE_URL unset; PostgreSQL not tested");
+            return None;
+        };
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).unwrap();
+        let name = format!(
+            "sotto_test_{}",
+            suffix
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        let (base, query) = admin_url.split_at(admin_url.find('?').unwrap_or(admin_url.len()));
+        let authority = base.find("://").map_or(0, |i| i + 3);
+        let path = base[authority..]
+            .find('/')
+            .map_or(base.len(), |i| authority + i);
+        let url = format!("{}/{name}{query}", &base[..path]);
+        let stores = Stores::open_postgres(&url).await.unwrap();
+        let pg = PgDb {
+            admin_url,
+            name,
+            url,
+        };
+        Some(Self::over(stores, tempfile::tempdir().unwrap(), Some(pg)))
+    }
+
+    /// The data directory (SQLite and its blobs).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// The PostgreSQL database's URL, when the app runs on one.
+    pub fn pg_url(&self) -> Option<&str> {
+        self.pg.as_ref().map(|p| p.url.as_str())
+    }
+
+    /// Closes the stores and drops a PostgreSQL database.
+    pub async fn finish(self) {
+        use sqlx::Connection;
+        self.stores.close().await;
+        if let Some(pg) = self.pg {
+            let mut conn = sqlx::PgConnection::connect(&pg.admin_url).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", pg.name))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.ok();
         }
     }
 
