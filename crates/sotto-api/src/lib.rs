@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod error;
+pub mod files;
 pub mod realtime;
 pub mod rooms;
 pub mod settings;
@@ -13,6 +14,7 @@ pub mod settings;
 pub use accounts::*;
 pub use admin::*;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use files::{FileInfo, UploadQuery};
 pub use realtime::{ClientFrame, Event, EventKind, Notice, PresenceList, RESUME_MAX_ROOMS};
 pub use rooms::*;
 pub use settings::{Settings, SettingsPatch};

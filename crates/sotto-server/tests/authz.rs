@@ -181,6 +181,21 @@ fn endpoints() -> Vec<Endpoint> {
             None,
             [401, 404, 404],
         ),
+        // Any body is a file; this one is never read, as the room does not exist.
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/files",
+            Some(json!({"not": "read"})),
+            [401, 404, 404],
+        ),
+        e(Method::GET, "/api/v1/files/{id}", None, [401, 404, 404]),
+        e(
+            Method::GET,
+            "/api/v1/files/{id}/content",
+            None,
+            [401, 404, 404],
+        ),
+        e(Method::DELETE, "/api/v1/files/{id}", None, [401, 404, 404]),
         e(Method::GET, "/api/v1/openapi.json", None, [200, 200, 200]),
     ]
 }

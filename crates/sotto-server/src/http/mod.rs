@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 pub mod error;
 mod extract;
+mod files;
 mod openapi;
 mod pages;
 pub mod realtime;
@@ -21,7 +22,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 
-/// Largest JSON body accepted; file uploads will get their own streaming route.
+/// Largest JSON body accepted. File uploads stream their raw body instead, capped by
+/// the `files.max_size_bytes` setting.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
 /// The whole application, ready to serve or to call in tests without a socket.
@@ -47,6 +49,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(admin::router())
         .merge(settings::router())
         .merge(rooms::router())
+        .merge(files::router())
         .merge(realtime::router())
         .merge(openapi::router())
 }

@@ -31,6 +31,7 @@ use utoipa_axum::routes;
         (name = "accounts", description = "Login, sessions and personal access tokens (C1, C11)"),
         (name = "admin", description = "User management (C2)"),
         (name = "settings", description = "Workspace settings (C2)"),
+        (name = "files", description = "Files posted in rooms (C8)"),
         (name = "realtime", description = "The WebSocket carrying room events (C6) and presence (C7)"),
         (name = "meta", description = "This document"),
     )

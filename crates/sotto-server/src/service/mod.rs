@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod files;
 pub mod password;
 pub mod presence;
 pub mod rate_limit;
@@ -19,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use accounts::AccountService;
 pub use admin::AdminService;
+pub use files::FileService;
 pub use presence::PresenceService;
 pub use rooms::RoomService;
 pub use settings::SettingsService;
@@ -118,6 +120,8 @@ pub struct Services {
     pub settings: Arc<SettingsService>,
     /// Rooms, membership and messages.
     pub rooms: Arc<RoomService>,
+    /// Files posted in rooms.
+    pub files: Arc<FileService>,
     /// Who is online.
     pub presence: Arc<PresenceService>,
     /// Where the services publish room events and presence changes.
@@ -140,10 +144,17 @@ impl Services {
             settings.clone(),
             bus.clone(),
         ));
+        let files = Arc::new(FileService::new(
+            rooms.clone(),
+            stores.files.clone(),
+            stores.blobs.clone(),
+            settings.clone(),
+        ));
         let presence = Arc::new(PresenceService::new(stores.rooms.clone(), bus.clone()));
         Self {
             rooms,
             presence,
+            files,
             bus,
             admin: Arc::new(AdminService::new(
                 accounts.clone(),

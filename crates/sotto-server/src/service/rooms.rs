@@ -275,6 +275,16 @@ impl RoomService {
         }
     }
 
+    /// The room and the caller's membership, under the same rules as history: `NotFound`
+    /// for a private room the caller is not in, `Forbidden` for a public one.
+    pub(crate) async fn member_of(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+    ) -> Result<(RoomRecord, MemberRecord), ServiceError> {
+        self.as_member(user_of(actor)?, room_id).await
+    }
+
     async fn as_owner(&self, user: &str, room_id: &str) -> Result<RoomRecord, ServiceError> {
         let (room, me) = self.as_member(user, room_id).await?;
         if room.kind == RoomKind::Direct {

@@ -1,10 +1,12 @@
 //! One behaviour, two backends: every test here runs against SQLite and PostgreSQL.
 
 use super::{
-    Inserted, MemberRecord, MessageRecord, RoomRecord, SessionKind, SessionRecord, StoreError,
-    Stores, UserRecord,
+    ByteStream, FileRecord, Inserted, MemberRecord, MessageRecord, PG_CHUNK, PutError, RoomRecord,
+    SessionKind, SessionRecord, StoreError, Stores, UserRecord,
 };
 use crate::test_support::{PgTestDb, sqlite_stores};
+use axum::body::Bytes;
+use futures_util::StreamExt;
 use sotto_api::RoomKind;
 
 fn user(id: &str, username: &str, admin: bool) -> UserRecord {
@@ -39,6 +41,8 @@ pub(crate) async fn run(stores: &Stores) {
     setup_tokens(stores).await;
     settings(stores).await;
     rooms_and_messages(stores).await;
+    files(stores).await;
+    blobs(stores).await;
 }
 
 async fn users(s: &Stores) {
@@ -286,8 +290,15 @@ async fn settings(s: &Stores) {
 
 #[tokio::test]
 async fn sqlite_backend_conforms() {
-    let (_dir, stores) = sqlite_stores().await;
+    let (dir, stores) = sqlite_stores().await;
     run(&stores).await;
+    // Failed uploads left no files behind: only the stored blobs are there.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["exact", "odd", "over", "small", "zero"]);
     stores.close().await;
 }
 
@@ -298,6 +309,24 @@ async fn postgres_backend_conforms() {
     };
     let stores = Stores::open_postgres(db.url()).await.unwrap();
     run(&stores).await;
+    // Failed uploads left no rows behind.
+    let super::Pool::Postgres(pool) = &stores.pool else {
+        unreachable!()
+    };
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM blobs WHERE NOT complete OR id IN ('fail', 'gone')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM blob_chunks WHERE blob_id NOT IN (SELECT id FROM blobs)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0);
     // Migrating an already migrated database is a no-op.
     let again = Stores::open_postgres(db.url()).await.unwrap();
     again.close().await;
@@ -686,4 +715,115 @@ async fn changes(s: &Stores) {
     rooms.add_member("c1", &member("rb", false)).await.unwrap();
     assert_eq!(rooms.room_peers("rb").await.unwrap(), ["ra"]);
     assert!(rooms.room_peers("nobody").await.unwrap().is_empty());
+}
+
+fn file(id: &str, room_id: &str) -> FileRecord {
+    FileRecord {
+        id: id.into(),
+        room_id: room_id.into(),
+        uploader_id: "ra".into(),
+        name: Some(format!("{id}.txt")),
+        content_type: "text/plain".into(),
+        size: 1234,
+        created_at: 8_000,
+    }
+}
+
+async fn files(s: &Stores) {
+    let files = &s.files;
+    let f1 = file("f1", "c1");
+    files.insert_file(&f1).await.unwrap();
+    let mut nameless = file("f2", "d1");
+    nameless.name = None;
+    files.insert_file(&nameless).await.unwrap();
+    assert_eq!(files.file("f1").await.unwrap(), Some(f1.clone()));
+    assert_eq!(files.file("f2").await.unwrap(), Some(nameless));
+    assert_eq!(files.file("nope").await.unwrap(), None);
+    assert!(matches!(
+        files.insert_file(&file("f1", "d1")).await,
+        Err(StoreError::Conflict)
+    ));
+    // A file belongs to an existing room.
+    assert!(files.insert_file(&file("f3", "no-room")).await.is_err());
+    assert!(files.delete_file("f1").await.unwrap());
+    assert!(!files.delete_file("f1").await.unwrap());
+    assert_eq!(files.file("f1").await.unwrap(), None);
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// `data` as a stream of `piece`-byte pieces.
+fn pieces(data: &[u8], piece: usize) -> ByteStream {
+    let v: Vec<std::io::Result<Bytes>> = data
+        .chunks(piece)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    Box::pin(futures_util::stream::iter(v))
+}
+
+async fn read_all(mut stream: ByteStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(piece) = stream.next().await {
+        out.extend_from_slice(&piece.unwrap());
+    }
+    out
+}
+
+async fn blobs(s: &Stores) {
+    let blobs = &s.blobs;
+    // Empty, small, an exact number of PostgreSQL chunks, and pieces straddling chunks.
+    let cases = [
+        ("zero", 0, 1),
+        ("small", 1000, 7),
+        ("exact", 2 * PG_CHUNK, 65_536),
+        ("odd", 2 * PG_CHUNK + 17, 7_001),
+    ];
+    for (id, len, piece) in cases {
+        let data = pattern(len);
+        // A blob of exactly the cap is accepted.
+        let size = blobs
+            .put(id, pieces(&data, piece), len as u64)
+            .await
+            .unwrap();
+        assert_eq!(size, len as u64, "{id}");
+        let back = read_all(blobs.open(id).await.unwrap().unwrap()).await;
+        assert!(back == data, "{id}: {} bytes back", back.len());
+    }
+
+    // Over the cap: refused, and nothing of it remains.
+    let data = pattern(PG_CHUNK + 10);
+    assert!(matches!(
+        blobs.put("over", pieces(&data, 4096), PG_CHUNK as u64).await,
+        Err(PutError::TooLarge(n)) if n == PG_CHUNK as u64
+    ));
+    assert!(blobs.open("over").await.unwrap().is_none());
+    // A source that fails midway: the same.
+    let failing: ByteStream = Box::pin(futures_util::stream::iter(vec![
+        Ok(Bytes::from(pattern(PG_CHUNK + 5))),
+        Err(std::io::Error::other("client went away")),
+    ]));
+    assert!(matches!(
+        blobs.put("fail", failing, u64::MAX).await,
+        Err(PutError::Source(_))
+    ));
+    assert!(blobs.open("fail").await.unwrap().is_none());
+    // The id is free again after a failure.
+    blobs
+        .put("over", pieces(&data, 4096), u64::MAX)
+        .await
+        .unwrap();
+    assert!(read_all(blobs.open("over").await.unwrap().unwrap()).await == data);
+
+    assert!(blobs.open("nope").await.unwrap().is_none());
+    // Ids that could name a path are never used as one.
+    assert!(blobs.open("../sotto.db").await.unwrap().is_none());
+    assert!(!blobs.delete("../sotto.db").await.unwrap());
+    assert!(blobs.put("a/b", pieces(b"x", 1), 10).await.is_err());
+
+    blobs.put("gone", pieces(b"bye", 1), 10).await.unwrap();
+    assert!(blobs.delete("gone").await.unwrap());
+    assert!(!blobs.delete("gone").await.unwrap());
+    assert!(blobs.open("gone").await.unwrap().is_none());
 }

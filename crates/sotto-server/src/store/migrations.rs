@@ -19,11 +19,15 @@ pub(super) const SQLITE: Embedded = &[
         "rooms",
         include_str!("../../migrations/sqlite/0002_rooms.sql"),
     ),
-    // Versions 3 and 4 are taken by other changes.
     (
-        5,
+        3,
+        "files",
+        include_str!("../../migrations/sqlite/0003_files.sql"),
+    ),
+    (
+        4,
         "events",
-        include_str!("../../migrations/sqlite/0005_events.sql"),
+        include_str!("../../migrations/sqlite/0004_events.sql"),
     ),
 ];
 
@@ -38,11 +42,15 @@ pub(super) const POSTGRES: Embedded = &[
         "rooms",
         include_str!("../../migrations/postgres/0002_rooms.sql"),
     ),
-    // Versions 3 and 4 are taken by other changes.
     (
-        5,
+        3,
+        "files",
+        include_str!("../../migrations/postgres/0003_files.sql"),
+    ),
+    (
+        4,
         "events",
-        include_str!("../../migrations/postgres/0005_events.sql"),
+        include_str!("../../migrations/postgres/0004_events.sql"),
     ),
 ];
 

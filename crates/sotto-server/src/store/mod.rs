@@ -4,6 +4,8 @@
 //! (`conformance.rs`), so a behaviour one backend has, the other has too.
 
 mod accounts;
+mod blobs;
+mod files;
 mod migrations;
 mod postgres;
 mod rooms;
@@ -16,6 +18,8 @@ use async_trait::async_trait;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use blobs::{BlobStore, ByteStream, LocalBlobStore, PG_CHUNK, PgBlobStore, PutError};
+pub use files::{FileRecord, FileStore};
 pub use postgres::PgStore;
 pub use rooms::{
     Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, message_view,
@@ -43,6 +47,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Reading or writing blob files failed.
+    #[error("blob storage: {0}")]
+    Io(#[from] std::io::Error),
     /// A stored value could not be understood.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -212,6 +219,10 @@ pub struct Stores {
     pub rooms: Arc<dyn RoomStore>,
     /// Messages.
     pub messages: Arc<dyn MessageStore>,
+    /// File metadata.
+    pub files: Arc<dyn FileStore>,
+    /// File contents.
+    pub blobs: Arc<dyn BlobStore>,
     pool: Pool,
 }
 
@@ -222,11 +233,12 @@ enum Pool {
 }
 
 impl Stores {
-    /// Opens (creating if needed) `<data_dir>/sotto.db` and migrates it.
+    /// Opens (creating if needed) `<data_dir>/sotto.db`, migrated, and the blob
+    /// directory `<data_dir>/blobs`.
     pub async fn open_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
-        Ok(Self::from_sqlite(
-            SqliteStore::open(&data_dir.join("sotto.db")).await?,
-        ))
+        let store = SqliteStore::open(&data_dir.join("sotto.db")).await?;
+        let blobs = LocalBlobStore::open(&data_dir.join("blobs"))?;
+        Ok(Self::from_sqlite(store, blobs))
     }
 
     /// Connects to PostgreSQL at `url` and migrates it.
@@ -242,11 +254,13 @@ impl Stores {
         }
     }
 
-    /// Wraps an opened SQLite store.
-    pub fn from_sqlite(store: SqliteStore) -> Self {
+    /// Wraps an opened SQLite store and a blob directory.
+    pub fn from_sqlite(store: SqliteStore, blobs: LocalBlobStore) -> Self {
         let pool = Pool::Sqlite(store.pool().clone());
         let store = Arc::new(store);
         Self {
+            files: store.clone(),
+            blobs: Arc::new(blobs),
             users: store.clone(),
             sessions: store.clone(),
             rooms: store.clone(),
@@ -256,11 +270,14 @@ impl Stores {
         }
     }
 
-    /// Wraps an opened PostgreSQL store.
+    /// Wraps an opened PostgreSQL store; blobs go to the same database.
     pub fn from_postgres(store: PgStore) -> Self {
         let pool = Pool::Postgres(store.pool().clone());
+        let blobs = Arc::new(PgBlobStore::new(store.pool().clone()));
         let store = Arc::new(store);
         Self {
+            files: store.clone(),
+            blobs,
             users: store.clone(),
             sessions: store.clone(),
             rooms: store.clone(),

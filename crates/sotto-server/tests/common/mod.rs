@@ -8,17 +8,19 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sotto_server::service::accounts::NewAccount;
 use sotto_server::store::Stores;
+use sotto_server::testing::PgTestDb;
 use sotto_server::{AppState, app};
 use tower::ServiceExt;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// A fresh app over SQLite in a temp dir.
+/// A fresh app over SQLite in a temp dir, or over a fresh PostgreSQL database.
 pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub stores: Stores,
     _dir: tempfile::TempDir,
+    pg: Option<PgTestDb>,
 }
 
 pub struct Answer {
@@ -49,12 +51,44 @@ impl TestApp {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let stores = Stores::open_sqlite(dir.path()).await.unwrap();
+        Self::over(stores, dir, None)
+    }
+
+    fn over(stores: Stores, dir: tempfile::TempDir, pg: Option<PgTestDb>) -> Self {
         let state = AppState::new(&stores);
         Self {
             router: app(state.clone()),
             state,
             stores,
             _dir: dir,
+            pg,
+        }
+    }
+
+    /// A fresh app over a new PostgreSQL database; `None` when `SOTTO_TEST_DATABASE_URL`
+    /// is unset on a developer machine (under CI that fails instead). Call
+    /// [`TestApp::finish`] to drop the database.
+    pub async fn postgres() -> Option<Self> {
+        let pg = PgTestDb::create().await?;
+        let stores = Stores::open_postgres(pg.url()).await.unwrap();
+        Some(Self::over(stores, tempfile::tempdir().unwrap(), Some(pg)))
+    }
+
+    /// The data directory (SQLite and its blobs).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// The PostgreSQL database's URL, when the app runs on one.
+    pub fn pg_url(&self) -> Option<&str> {
+        self.pg.as_ref().map(PgTestDb::url)
+    }
+
+    /// Closes the stores and drops a PostgreSQL database.
+    pub async fn finish(self) {
+        self.stores.close().await;
+        if let Some(pg) = self.pg {
+            pg.drop().await;
         }
     }
 
