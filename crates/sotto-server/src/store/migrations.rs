@@ -19,6 +19,11 @@ pub(super) const SQLITE: Embedded = &[
         "rooms",
         include_str!("../../migrations/sqlite/0002_rooms.sql"),
     ),
+    (
+        4,
+        "search",
+        include_str!("../../migrations/sqlite/0004_search.sql"),
+    ),
 ];
 
 pub(super) const POSTGRES: Embedded = &[
@@ -31,6 +36,11 @@ pub(super) const POSTGRES: Embedded = &[
         2,
         "rooms",
         include_str!("../../migrations/postgres/0002_rooms.sql"),
+    ),
+    (
+        4,
+        "search",
+        include_str!("../../migrations/postgres/0004_search.sql"),
     ),
 ];
 

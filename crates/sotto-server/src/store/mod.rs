@@ -3,9 +3,11 @@
 //! Services depend on the traits only. Both backends run the same conformance suite
 //! (`conformance.rs`), so a behaviour one backend has, the other has too.
 
+mod audit;
 mod migrations;
 mod postgres;
 mod rooms;
+mod search;
 mod sqlite;
 
 #[cfg(test)]
@@ -15,8 +17,10 @@ use async_trait::async_trait;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use audit::AuditStore;
 pub use postgres::PgStore;
 pub use rooms::{Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore};
+pub use search::{SearchCursor, SearchStore};
 pub use sqlite::SqliteStore;
 
 /// Errors of the storage layer.
@@ -209,6 +213,10 @@ pub struct Stores {
     pub rooms: Arc<dyn RoomStore>,
     /// Messages.
     pub messages: Arc<dyn MessageStore>,
+    /// Message search.
+    pub search: Arc<dyn SearchStore>,
+    /// Admin audit listings.
+    pub audit: Arc<dyn AuditStore>,
     pool: Pool,
 }
 
@@ -248,6 +256,8 @@ impl Stores {
             sessions: store.clone(),
             rooms: store.clone(),
             messages: store.clone(),
+            search: store.clone(),
+            audit: store.clone(),
             settings: store,
             pool,
         }
@@ -262,6 +272,8 @@ impl Stores {
             sessions: store.clone(),
             rooms: store.clone(),
             messages: store.clone(),
+            search: store.clone(),
+            audit: store.clone(),
             settings: store,
             pool,
         }
