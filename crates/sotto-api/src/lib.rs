@@ -5,14 +5,18 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod error;
 pub mod realtime;
 pub mod rooms;
+pub mod search;
 pub mod settings;
 
 pub use accounts::*;
 pub use admin::*;
+pub use audit::*;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use realtime::{Event, EventKind};
 pub use rooms::*;
+pub use search::{SearchPage, SearchQuery};
 pub use settings::{Settings, SettingsPatch};
