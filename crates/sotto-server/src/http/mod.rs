@@ -3,11 +3,13 @@
 
 mod accounts;
 mod admin;
+mod audit;
 pub mod error;
 mod extract;
 mod openapi;
 pub mod realtime;
 mod rooms;
+mod search;
 mod settings;
 mod setup;
 
@@ -43,8 +45,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(setup::router())
         .merge(accounts::router())
         .merge(admin::router())
+        .merge(audit::router())
         .merge(settings::router())
         .merge(rooms::router())
+        .merge(search::router())
         .merge(realtime::router())
         .merge(openapi::router())
 }

@@ -3,9 +3,11 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod password;
 pub mod rate_limit;
 pub mod rooms;
+pub mod search;
 pub mod settings;
 pub mod tokens;
 pub mod validate;
@@ -17,7 +19,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use accounts::AccountService;
 pub use admin::AdminService;
+pub use audit::AuditService;
 pub use rooms::RoomService;
+pub use search::SearchService;
 pub use settings::SettingsService;
 
 /// Errors of the service layer; each maps to one API error code.
@@ -115,6 +119,10 @@ pub struct Services {
     pub settings: Arc<SettingsService>,
     /// Rooms, membership and messages.
     pub rooms: Arc<RoomService>,
+    /// Message search.
+    pub search: Arc<SearchService>,
+    /// The admin audit.
+    pub audit: Arc<AuditService>,
     /// Where the services publish room events.
     pub bus: Arc<dyn Bus>,
 }
@@ -136,6 +144,12 @@ impl Services {
             bus.clone(),
         ));
         Self {
+            search: Arc::new(SearchService::new(rooms.clone(), stores.search.clone())),
+            audit: Arc::new(AuditService::new(
+                rooms.clone(),
+                stores.rooms.clone(),
+                stores.audit.clone(),
+            )),
             rooms,
             bus,
             admin: Arc::new(AdminService::new(
