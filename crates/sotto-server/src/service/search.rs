@@ -101,8 +101,13 @@ mod tests {
             seq: 42,
         };
         assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
-        for bad in ["", "!!", "eA", &URL_SAFE_NO_PAD.encode("1.2."), &URL_SAFE_NO_PAD.encode("x.2.r")]
-        {
+        for bad in [
+            "",
+            "!!",
+            "eA",
+            &URL_SAFE_NO_PAD.encode("1.2."),
+            &URL_SAFE_NO_PAD.encode("x.2.r"),
+        ] {
             assert!(
                 matches!(decode_cursor(bad), Err(ServiceError::InvalidInput(_))),
                 "{bad}"

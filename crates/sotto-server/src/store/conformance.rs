@@ -623,8 +623,14 @@ async fn search(s: &Stores) {
     };
 
     // Whole words, any case, every word required, newest first; only one's own rooms.
-    assert_eq!(find("sa", None, "apple").await, ["gone", "team", "both", "apple"]);
-    assert_eq!(find("sa", None, "APPLE").await, ["gone", "team", "both", "apple"]);
+    assert_eq!(
+        find("sa", None, "apple").await,
+        ["gone", "team", "both", "apple"]
+    );
+    assert_eq!(
+        find("sa", None, "APPLE").await,
+        ["gone", "team", "both", "apple"]
+    );
     assert_eq!(find("sa", None, "banana apple").await, ["both"]);
     assert!(find("sa", None, "app").await.is_empty());
     assert_eq!(
@@ -655,10 +661,35 @@ async fn search(s: &Stores) {
 
     // Nothing in the query is syntax: hostile input finds words or nothing, never fails.
     for q in [
-        "\"", "\"\"", "*", "apple*", "NEAR(apple banana)", "apple NEAR banana", "body:apple",
-        "-apple", "apple -banana", "apple OR banana", "NOT", "AND", "(", ")", "^apple", "'",
-        "''; DROP TABLE messages; --", "a & b | !c", "apple:*", "\\", "\0", "apple\0banana",
-        "\u{202e}", "😀", "{", "a+b", "%", "_", "\u{feff}",
+        "\"",
+        "\"\"",
+        "*",
+        "apple*",
+        "NEAR(apple banana)",
+        "apple NEAR banana",
+        "body:apple",
+        "-apple",
+        "apple -banana",
+        "apple OR banana",
+        "NOT",
+        "AND",
+        "(",
+        ")",
+        "^apple",
+        "'",
+        "''; DROP TABLE messages; --",
+        "a & b | !c",
+        "apple:*",
+        "\\",
+        "\0",
+        "apple\0banana",
+        "\u{202e}",
+        "😀",
+        "{",
+        "a+b",
+        "%",
+        "_",
+        "\u{feff}",
     ] {
         search
             .search_messages("sa", None, q, None, 10)
@@ -696,7 +727,10 @@ async fn search(s: &Stores) {
         .unwrap();
     assert_eq!(all.len(), wanted.len());
     let key = |m: &MessageRecord| (m.created_at, m.room_id.clone(), m.seq);
-    assert!(all.windows(2).all(|w| key(&w[0]) > key(&w[1])), "newest first");
+    assert!(
+        all.windows(2).all(|w| key(&w[0]) > key(&w[1])),
+        "newest first"
+    );
     let mut paged = Vec::new();
     let mut cursor: Option<SearchCursor> = None;
     loop {

@@ -13,12 +13,19 @@ use tower::ServiceExt;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// A fresh app over SQLite in a temp dir.
+/// A fresh app over SQLite in a temp dir, or over a throwaway PostgreSQL database.
 pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub stores: Stores,
     _dir: tempfile::TempDir,
+    pg: Option<PgDb>,
+}
+
+/// A database created on the server named by `SOTTO_TEST_DATABASE_URL`.
+struct PgDb {
+    admin_url: String,
+    name: String,
 }
 
 pub struct Answer {
@@ -49,12 +56,87 @@ impl TestApp {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let stores = Stores::open_sqlite(dir.path()).await.unwrap();
+        Self::over(stores, dir, None)
+    }
+
+    fn over(stores: Stores, dir: tempfile::TempDir, pg: Option<PgDb>) -> Self {
         let state = AppState::new(&stores);
         Self {
             router: app(state.clone()),
             state,
             stores,
             _dir: dir,
+            pg,
+        }
+    }
+
+    /// A fresh app over a new PostgreSQL database; `None` when `SOTTO_TEST_DATABASE_URL`
+    /// is unset (which CI refuses). Call [`TestApp::close`] to drop the database.
+    pub async fn postgres() -> Option<Self> {
+        use sqlx::Connection;
+        let Ok(admin_url) = std::env::var("SOTTO_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "SOTTO_TEST_DATABASE_URL is not set; CI must test PostgreSQL"
+            );
+            eprintln!("note: SOTTO_TEST_DATABASE_URL unset; PostgreSQL backend not tested");
+            return None;
+        };
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).unwrap();
+        let name = format!(
+            "sotto_test_{}",
+            suffix
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        let (base, query) = admin_url.split_at(admin_url.find('?').unwrap_or(admin_url.len()));
+        let path = base
+            .rfind('/')
+            .filter(|&i| i > base.find("://").map_or(0, |j| j + 2));
+        let url = format!("{}/{name}{query}", &base[..path.unwrap_or(base.len())]);
+        let stores = Stores::open_postgres(&url).await.unwrap();
+        Some(Self::over(
+            stores,
+            tempfile::tempdir().unwrap(),
+            Some(PgDb { admin_url, name }),
+        ))
+    }
+
+    /// SQLite always, and PostgreSQL when it is configured.
+    pub async fn every_backend() -> Vec<Self> {
+        let mut apps = vec![Self::new().await];
+        apps.extend(Self::postgres().await);
+        apps
+    }
+
+    /// Which backend, for assertion messages.
+    pub fn backend(&self) -> &'static str {
+        if self.pg.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    /// Closes the pool and drops a PostgreSQL database.
+    pub async fn close(self) {
+        use sqlx::Connection;
+        self.stores.close().await;
+        if let Some(pg) = self.pg {
+            let mut conn = sqlx::PgConnection::connect(&pg.admin_url).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", pg.name))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.ok();
         }
     }
 
