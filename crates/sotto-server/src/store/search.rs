@@ -168,4 +168,59 @@ mod tests {
         );
         assert_eq!(terms("x\0y\tz").collect::<Vec<_>>(), ["x", "y", "z"]);
     }
+
+    /// Messages stored before the search migration are indexed by it; tombstones and
+    /// ciphertext are not.
+    #[tokio::test]
+    async fn sqlite_migration_indexes_existing_messages() {
+        use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let pool = SqlitePoolOptions::new()
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+        let all = super::super::migrations::SQLITE;
+        let before = &all[..all.iter().position(|m| m.0 == 4).unwrap()];
+        super::super::migrations::migrator(before)
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO users (id, username, username_key, display_name, password_hash, \
+             is_admin, deactivated, created_at) VALUES ('u', 'u', 'u', 'u', 'x', 0, 0, 1)",
+            "INSERT INTO rooms (id, kind, private, name, created_by, created_at, seq) \
+             VALUES ('r', 'channel', 0, 'r', 'u', 1, 3)",
+            "INSERT INTO room_members (room_id, user_id, joined_at) VALUES ('r', 'u', 1)",
+            "INSERT INTO messages (room_id, id, seq, version_seq, sender_id, body_text, \
+             ciphertext, content_hash, created_at, deleted) VALUES \
+             ('r', 'live', 1, 1, 'u', 'older words', NULL, 'h', 1, 0), \
+             ('r', 'gone', 2, 2, 'u', NULL, NULL, 'h', 2, 1), \
+             ('r', 'sealed', 3, 3, 'u', NULL, 'b2xkZXI=', 'h', 3, 0)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let store = SqliteStore::open(&path).await.unwrap();
+        let found = store
+            .search_messages("u", None, "older", None, 10)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].id, "live");
+        assert!(
+            store
+                .search_messages("u", None, "b2xkZXI", None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store.pool().close().await;
+    }
 }
