@@ -1,5 +1,6 @@
 //! The admin audit (C10): every room, and the messages of any room with their metadata.
-//! Content is shown only for plaintext messages; encrypted ones show as encrypted.
+//! Content is shown only for plaintext messages of rooms that are not encrypted; the
+//! others show as encrypted, with their metadata only.
 
 use crate::RoomKind;
 use serde::{Deserialize, Serialize};
@@ -52,9 +53,10 @@ pub struct AuditMessage {
     pub version_seq: i64,
     /// Sender's user id.
     pub sender_id: String,
-    /// Plaintext; absent for encrypted and deleted messages.
+    /// Plaintext; absent for encrypted and deleted messages, and for every message of an
+    /// encrypted room.
     pub text: Option<String>,
-    /// The message is end-to-end encrypted: the server cannot read it, and shows no content.
+    /// The message is end-to-end encrypted, or its room is: no content is shown.
     pub encrypted: bool,
     /// User ids mentioned.
     pub mentions: Vec<String>,

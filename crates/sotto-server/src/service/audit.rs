@@ -1,5 +1,5 @@
 //! C10 audit: admins list every room, and the messages of any room with their metadata.
-//! Content is shown only where the server can read it: plaintext messages. Encrypted
+//! Content is shown only for plaintext messages of rooms that are not encrypted; other
 //! messages show as encrypted, never with their ciphertext. Every audit read is logged
 //! with the admin who made it (never with message content).
 
@@ -23,15 +23,17 @@ fn who(actor: &Actor) -> &str {
     }
 }
 
-fn audit_view(m: &MessageRecord) -> AuditMessage {
+/// The audit's view of a message in a room that is (`room_encrypted`) or is not encrypted.
+fn audit_view(m: &MessageRecord, room_encrypted: bool) -> AuditMessage {
+    let encrypted = room_encrypted || m.ciphertext.is_some();
     AuditMessage {
         id: m.id.clone(),
         room_id: m.room_id.clone(),
         seq: m.seq,
         version_seq: m.version_seq,
         sender_id: m.sender_id.clone(),
-        text: m.text.clone(),
-        encrypted: m.ciphertext.is_some(),
+        text: if encrypted { None } else { m.text.clone() },
+        encrypted,
         mentions: m.mentions.clone(),
         created_at: m.created_at,
         edited_at: m.edited_at,
@@ -86,24 +88,54 @@ impl AuditService {
         q: HistoryQuery,
     ) -> Result<AuditMessagePage, ServiceError> {
         actor.require_admin()?;
-        if self.room_store.room_by_id(room_id).await?.is_none() {
-            return Err(ServiceError::NotFound("room"));
-        }
+        let room = self
+            .room_store
+            .room_by_id(room_id)
+            .await?
+            .ok_or(ServiceError::NotFound("room"))?;
         let (page, has_more) = self.rooms.page(room_id, &q).await?;
         tracing::info!(admin = who(actor), room_id, "audit: room messages read");
         Ok(AuditMessagePage {
-            messages: page
-                .iter()
-                .map(|m| {
-                    let mut v = audit_view(m);
-                    // Never ciphertext; and no plaintext field for an encrypted message.
-                    if v.encrypted {
-                        v.text = None;
-                    }
-                    v
-                })
-                .collect(),
+            messages: page.iter().map(|m| audit_view(m, room.encrypted)).collect(),
             has_more,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_only_for_plaintext_in_plaintext_rooms() {
+        let m = MessageRecord {
+            room_id: "r".into(),
+            id: "m".into(),
+            seq: 1,
+            version_seq: 1,
+            sender_id: "u".into(),
+            text: Some("hello".into()),
+            ciphertext: None,
+            mentions: Vec::new(),
+            content_hash: "h".into(),
+            created_at: 1,
+            edited_at: None,
+            deleted: false,
+        };
+        let plain = audit_view(&m, false);
+        assert_eq!(
+            (plain.text.as_deref(), plain.encrypted),
+            (Some("hello"), false)
+        );
+        // A plaintext message from before the room was encrypted shows no content either.
+        let old = audit_view(&m, true);
+        assert_eq!((old.text, old.encrypted), (None, true));
+        let sealed = MessageRecord {
+            text: None,
+            ciphertext: Some("AAAA".into()),
+            ..m
+        };
+        let v = audit_view(&sealed, false);
+        assert_eq!((v.text, v.encrypted), (None, true));
     }
 }

@@ -49,11 +49,12 @@ pub trait SearchStore: Send + Sync {
 }
 
 /// The terms of a query: split at whitespace and control characters (so a NUL never
-/// reaches the database).
+/// reaches the database), without terms that have no letter or digit (they cannot match
+/// a word, and PostgreSQL would log a notice for each).
 fn terms(query: &str) -> impl Iterator<Item = &str> {
     query
         .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|t| !t.is_empty())
+        .filter(|t| t.chars().any(char::is_alphanumeric))
 }
 
 /// The FTS5 expression: each term a string literal (inside one, FTS5 only tokenizes, so
@@ -162,6 +163,8 @@ mod tests {
     fn every_term_is_a_string_literal() {
         assert_eq!(fts5_expression("  "), None);
         assert_eq!(fts5_expression("\0\u{7}"), None);
+        assert_eq!(fts5_expression("* \"\" - :"), None);
+        assert_eq!(fts5_expression("* x*"), Some(r#""x*""#.into()));
         assert_eq!(
             fts5_expression("a \"b\" NEAR(c* d:e) -f"),
             Some(r#""a" """b""" "NEAR(c*" "d:e)" "-f""#.into())
