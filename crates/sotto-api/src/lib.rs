@@ -5,16 +5,20 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod error;
 pub mod files;
 pub mod realtime;
 pub mod rooms;
+pub mod search;
 pub mod settings;
 
 pub use accounts::*;
 pub use admin::*;
+pub use audit::*;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use files::{FileInfo, UploadQuery};
 pub use realtime::{ClientFrame, Event, EventKind, Notice, PresenceList, RESUME_MAX_ROOMS};
 pub use rooms::*;
+pub use search::{SearchPage, SearchQuery};
 pub use settings::{Settings, SettingsPatch};

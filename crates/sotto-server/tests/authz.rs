@@ -85,6 +85,13 @@ fn endpoints() -> Vec<Endpoint> {
             Some(json!({"password": "another password"})),
             [401, 403, 204],
         ),
+        e(Method::GET, "/api/v1/admin/rooms", None, [401, 403, 200]),
+        e(
+            Method::GET,
+            "/api/v1/admin/rooms/{id}/messages",
+            None,
+            [401, 403, 404],
+        ),
         e(Method::GET, "/api/v1/settings", None, [401, 200, 200]),
         e(
             Method::PUT,
@@ -196,6 +203,8 @@ fn endpoints() -> Vec<Endpoint> {
             [401, 404, 404],
         ),
         e(Method::DELETE, "/api/v1/files/{id}", None, [401, 404, 404]),
+        // Without `q`: the parameter is required.
+        e(Method::GET, "/api/v1/search", None, [401, 400, 400]),
         e(Method::GET, "/api/v1/openapi.json", None, [200, 200, 200]),
     ]
 }

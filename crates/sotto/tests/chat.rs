@@ -91,6 +91,14 @@ impl Served {
     }
 }
 
+impl Drop for Served {
+    /// A failed test must not leave the server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The first `find` result among the lines, within 60 s.
 fn wait_for<T>(lines: &mpsc::Receiver<String>, find: impl Fn(&str) -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 pub mod error;
 mod extract;
 mod files;
@@ -10,6 +11,7 @@ mod openapi;
 mod pages;
 pub mod realtime;
 mod rooms;
+mod search;
 mod settings;
 mod setup;
 
@@ -36,8 +38,14 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::Extension(std::sync::Arc::new(document)))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of a request: method and path only. The query string stays out of the log,
+/// since search terms there are words of messages.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
 }
 
 /// Every documented route. Routes are only ever added here through `routes!`, so each
@@ -47,9 +55,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(setup::router())
         .merge(accounts::router())
         .merge(admin::router())
+        .merge(audit::router())
         .merge(settings::router())
         .merge(rooms::router())
         .merge(files::router())
+        .merge(search::router())
         .merge(realtime::router())
         .merge(openapi::router())
 }

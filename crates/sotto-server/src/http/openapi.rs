@@ -29,7 +29,7 @@ use utoipa_axum::routes;
     tags(
         (name = "setup", description = "Creating the first admin"),
         (name = "accounts", description = "Login, sessions and personal access tokens (C1, C11)"),
-        (name = "admin", description = "User management (C2)"),
+        (name = "admin", description = "User management (C2) and the audit of rooms and messages (C10)"),
         (name = "settings", description = "Workspace settings (C2)"),
         (name = "files", description = "Files posted in rooms (C8)"),
         (name = "realtime", description = "The WebSocket carrying room events (C6) and presence (C7)"),

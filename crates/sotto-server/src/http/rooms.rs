@@ -41,7 +41,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathIds {
 }
 
 /// The query string, with rejections in the error shape.
-struct Query<T>(T);
+pub(super) struct Query<T>(pub(super) T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;

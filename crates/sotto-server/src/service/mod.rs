@@ -3,12 +3,14 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod files;
 pub mod password;
 pub mod presence;
 pub mod rate_limit;
 pub mod realtime;
 pub mod rooms;
+pub mod search;
 pub mod settings;
 pub mod tokens;
 pub mod validate;
@@ -20,9 +22,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use accounts::AccountService;
 pub use admin::AdminService;
+pub use audit::AuditService;
 pub use files::FileService;
 pub use presence::PresenceService;
 pub use rooms::RoomService;
+pub use search::SearchService;
 pub use settings::SettingsService;
 
 /// Errors of the service layer; each maps to one API error code.
@@ -124,6 +128,10 @@ pub struct Services {
     pub files: Arc<FileService>,
     /// Who is online.
     pub presence: Arc<PresenceService>,
+    /// Message search.
+    pub search: Arc<SearchService>,
+    /// The admin audit.
+    pub audit: Arc<AuditService>,
     /// Where the services publish room events and presence changes.
     pub bus: Arc<dyn Bus>,
 }
@@ -152,6 +160,12 @@ impl Services {
         ));
         let presence = Arc::new(PresenceService::new(stores.rooms.clone(), bus.clone()));
         Self {
+            search: Arc::new(SearchService::new(rooms.clone(), stores.search.clone())),
+            audit: Arc::new(AuditService::new(
+                rooms.clone(),
+                stores.rooms.clone(),
+                stores.audit.clone(),
+            )),
             rooms,
             presence,
             files,

@@ -86,7 +86,7 @@ fn topic(t: &str) -> Result<String, ServiceError> {
     Ok(t.to_owned())
 }
 
-fn user_of(actor: &Actor) -> Result<&str, ServiceError> {
+pub(crate) fn user_of(actor: &Actor) -> Result<&str, ServiceError> {
     match actor {
         Actor::User(p) => Ok(&p.user.id),
         Actor::Operator => Err(ServiceError::Forbidden("rooms are for users")),
@@ -720,6 +720,20 @@ impl RoomService {
         q: HistoryQuery,
     ) -> Result<MessagePage, ServiceError> {
         self.as_member(user_of(actor)?, room_id).await?;
+        let (page, has_more) = self.page(room_id, &q).await?;
+        Ok(MessagePage {
+            messages: page.iter().map(message_view).collect(),
+            has_more,
+        })
+    }
+
+    /// A page of a room's messages by the history rules, and whether there are more; no
+    /// access check (callers make theirs: history, the admin audit).
+    pub(crate) async fn page(
+        &self,
+        room_id: &str,
+        q: &HistoryQuery,
+    ) -> Result<(Vec<MessageRecord>, bool), ServiceError> {
         if q.before.is_some() && q.after.is_some() {
             return Err(ServiceError::InvalidInput(
                 "give at most one of before and after".into(),
@@ -743,10 +757,19 @@ impl RoomService {
                 page.remove(0);
             }
         }
-        Ok(MessagePage {
-            messages: page.iter().map(message_view).collect(),
-            has_more,
-        })
+        Ok((page, has_more))
+    }
+
+    /// Succeeds when `actor` may read the messages of `room_id`, exactly as for history:
+    /// members only; `NotFound` for a private room they are not in, `Forbidden` for a
+    /// public one.
+    pub(crate) async fn require_reader(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+    ) -> Result<(), ServiceError> {
+        self.as_member(user_of(actor)?, room_id).await?;
+        Ok(())
     }
 
     async fn own_message(

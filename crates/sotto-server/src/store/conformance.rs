@@ -2,7 +2,7 @@
 
 use super::{
     ByteStream, FileRecord, Inserted, MemberRecord, MessageRecord, PG_CHUNK, PutError, RoomRecord,
-    SessionKind, SessionRecord, StoreError, Stores, UserRecord,
+    SearchCursor, SessionKind, SessionRecord, StoreError, Stores, UserRecord,
 };
 use crate::test_support::{PgTestDb, sqlite_stores};
 use axum::body::Bytes;
@@ -43,6 +43,9 @@ pub(crate) async fn run(stores: &Stores) {
     rooms_and_messages(stores).await;
     files(stores).await;
     blobs(stores).await;
+    search(stores).await;
+    audit(stores).await;
+    keys(stores).await;
 }
 
 async fn users(s: &Stores) {
@@ -826,4 +829,283 @@ async fn blobs(s: &Stores) {
     assert!(blobs.delete("gone").await.unwrap());
     assert!(!blobs.delete("gone").await.unwrap());
     assert!(blobs.open("gone").await.unwrap().is_none());
+}
+
+/// A message in a search room, sent by `sa` at `at`.
+fn said(room_id: &str, id: &str, text: &str, at: i64) -> MessageRecord {
+    MessageRecord {
+        sender_id: "sa".into(),
+        mentions: Vec::new(),
+        created_at: at,
+        ..message(room_id, id, text)
+    }
+}
+
+async fn search(s: &Stores) {
+    let (rooms, msgs, search) = (&s.rooms, &s.messages, &s.search);
+    for (id, name) in [("sa", "searcher-a"), ("sb", "searcher-b")] {
+        s.users.insert_user(&user(id, name, false)).await.unwrap();
+    }
+    let shared = room("s1", RoomKind::Channel, false, None);
+    rooms
+        .insert_room(&shared, &[member("sa", true), member("sb", false)])
+        .await
+        .unwrap();
+    let other = room("s2", RoomKind::Team, true, None);
+    rooms
+        .insert_room(&other, &[member("sb", true), member("sa", false)])
+        .await
+        .unwrap();
+    let secret = room("s3", RoomKind::Channel, true, None);
+    rooms
+        .insert_room(&secret, &[member("sb", true)])
+        .await
+        .unwrap();
+    let encrypted = RoomRecord {
+        encrypted: true,
+        ..room("s4", RoomKind::Team, true, None)
+    };
+    rooms
+        .insert_room(&encrypted, &[member("sa", true)])
+        .await
+        .unwrap();
+    for m in [
+        said("s1", "apple", "An Apple a day", 10),
+        said("s1", "both", "apple and banana", 11),
+        said("s2", "team", "apple pie for the team", 12),
+        said("s3", "hidden", "secret apple plans", 13),
+        said("s1", "edit", "old wording here", 14),
+        said("s1", "gone", "apple to delete", 15),
+        said("s1", "uni", "naïve café 日本語 Ünïcode", 16),
+    ] {
+        msgs.insert_message(&m).await.unwrap();
+    }
+    msgs.insert_message(&MessageRecord {
+        text: None,
+        ciphertext: Some("YXBwbGU=".into()),
+        ..said("s4", "cipher", "", 17)
+    })
+    .await
+    .unwrap();
+    let ids = |v: Vec<MessageRecord>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    let find = |user: &'static str, room: Option<&'static str>, q: &'static str| async move {
+        ids(search
+            .search_messages(user, room, q, None, 50)
+            .await
+            .unwrap_or_else(|e| panic!("{q:?}: {e}")))
+    };
+
+    // Whole words, any case, every word required, newest first; only one's own rooms.
+    assert_eq!(
+        find("sa", None, "apple").await,
+        ["gone", "team", "both", "apple"]
+    );
+    assert_eq!(
+        find("sa", None, "APPLE").await,
+        ["gone", "team", "both", "apple"]
+    );
+    assert_eq!(find("sa", None, "banana apple").await, ["both"]);
+    assert!(find("sa", None, "app").await.is_empty());
+    assert_eq!(
+        find("sb", None, "apple").await,
+        ["gone", "hidden", "team", "both", "apple"]
+    );
+    assert_eq!(find("sa", Some("s2"), "apple").await, ["team"]);
+    assert!(find("sa", Some("s3"), "apple").await.is_empty());
+    assert_eq!(find("sa", None, "日本語").await, ["uni"]);
+    assert_eq!(find("sa", None, "naïve ünïcode").await, ["uni"]);
+    // Ciphertext is never searched.
+    assert!(find("sa", None, "YXBwbGU").await.is_empty());
+
+    // Edits replace the indexed words; deletes remove them.
+    msgs.edit_message("s1", "edit", Some("new phrasing now"), None, &[], 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(find("sa", None, "wording").await.is_empty());
+    assert_eq!(find("sa", None, "phrasing").await, ["edit"]);
+    msgs.delete_message("s1", "gone").await.unwrap().unwrap();
+    assert_eq!(find("sa", None, "apple").await, ["team", "both", "apple"]);
+    assert!(find("sa", None, "delete").await.is_empty());
+
+    // Leaving a room takes its messages out of one's results.
+    rooms.remove_member("s2", "sa").await.unwrap().unwrap();
+    assert_eq!(find("sa", None, "apple").await, ["both", "apple"]);
+
+    // Nothing in the query is syntax: hostile input finds words or nothing, never fails.
+    for q in [
+        "\"",
+        "\"\"",
+        "*",
+        "apple*",
+        "NEAR(apple banana)",
+        "apple NEAR banana",
+        "body:apple",
+        "-apple",
+        "apple -banana",
+        "apple OR banana",
+        "NOT",
+        "AND",
+        "(",
+        ")",
+        "^apple",
+        "'",
+        "''; DROP TABLE messages; --",
+        "a & b | !c",
+        "apple:*",
+        "\\",
+        "\0",
+        "apple\0banana",
+        "\u{202e}",
+        "😀",
+        "{",
+        "a+b",
+        "%",
+        "_",
+        "\u{feff}",
+    ] {
+        search
+            .search_messages("sa", None, q, None, 10)
+            .await
+            .unwrap_or_else(|e| panic!("{q:?}: {e}"));
+    }
+    assert_eq!(find("sa", None, "\"apple\" banana").await, ["both"]);
+    assert_eq!(find("sa", None, "banana*").await, ["both"]);
+    assert_eq!(find("sa", None, "apple\0banana").await, ["both"]);
+    assert!(find("sa", None, "*").await.is_empty());
+
+    // Paging: messages with equal times in two rooms, each returned exactly once.
+    let plain = room("s5", RoomKind::Channel, false, None);
+    rooms
+        .insert_room(&plain, &[member("sa", true)])
+        .await
+        .unwrap();
+    let wanted = [
+        ("s1", "p1", 100),
+        ("s5", "p2", 100),
+        ("s1", "p3", 101),
+        ("s1", "p4", 101),
+        ("s5", "p5", 102),
+        ("s1", "p6", 103),
+        ("s5", "p7", 103),
+    ];
+    for (r, id, at) in wanted {
+        msgs.insert_message(&said(r, id, "paged words", at))
+            .await
+            .unwrap();
+    }
+    let all = search
+        .search_messages("sa", None, "paged", None, 50)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), wanted.len());
+    let key = |m: &MessageRecord| (m.created_at, m.room_id.clone(), m.seq);
+    assert!(
+        all.windows(2).all(|w| key(&w[0]) > key(&w[1])),
+        "newest first"
+    );
+    let mut paged = Vec::new();
+    let mut cursor: Option<SearchCursor> = None;
+    loop {
+        let page = search
+            .search_messages("sa", None, "paged", cursor.as_ref(), 3)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        cursor = page.last().map(SearchCursor::after);
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+}
+
+async fn audit(s: &Stores) {
+    let all = s.audit.all_rooms().await.unwrap();
+    let summary: Vec<(String, i64)> = all.iter().map(|(r, n)| (r.id.clone(), *n)).collect();
+    // Every room, private ones and DMs included, oldest first, with its member count now.
+    let mut expected = Vec::new();
+    for id in ["c1", "d1", "p1", "s1", "s2", "s3", "s4", "s5"] {
+        let r = s.rooms.room_by_id(id).await.unwrap().unwrap();
+        let n = s.rooms.members(id).await.unwrap().len() as i64;
+        expected.push((r.created_at, r.id, n));
+    }
+    expected.sort();
+    assert_eq!(
+        summary,
+        expected
+            .into_iter()
+            .map(|(_, id, n)| (id, n))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        summary.iter().find(|(id, _)| id == "s1"),
+        Some(&("s1".to_owned(), 2))
+    );
+    let (c1, _) = all.iter().find(|(r, _)| r.id == "c1").unwrap();
+    assert_eq!(Some(c1), s.rooms.room_by_id("c1").await.unwrap().as_ref());
+}
+
+async fn keys(s: &Stores) {
+    s.users
+        .insert_user(&user("k1", "keyholder", false))
+        .await
+        .unwrap();
+    s.users
+        .insert_user(&user("k2", "keyless", false))
+        .await
+        .unwrap();
+    let k = &s.keys;
+    assert_eq!(k.bundle("k1").await.unwrap(), None);
+    assert_eq!(k.backup("k1").await.unwrap(), None);
+
+    // The first publication stores both; a second one changes nothing.
+    assert!(
+        k.publish_keys("k1", b"bundle-1", b"backup-1", 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !k.publish_keys("k1", b"bundle-2", b"backup-2", 11)
+            .await
+            .unwrap()
+    );
+    let bundle = k.bundle("k1").await.unwrap().unwrap();
+    assert_eq!((bundle.bytes.as_slice(), bundle.at), (&b"bundle-1"[..], 10));
+    assert_eq!(k.backup("k1").await.unwrap().unwrap().bytes, b"backup-1");
+    let ids = ["k1".to_owned(), "k2".to_owned(), "nobody".to_owned()];
+    let found = k.bundles(&ids).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].user_id, "k1");
+
+    // A new backup only over the same bundle.
+    assert!(
+        !k.replace_backup("k1", b"bundle-2", b"backup-x", 12)
+            .await
+            .unwrap()
+    );
+    assert!(
+        k.replace_backup("k1", b"bundle-1", b"backup-3", 13)
+            .await
+            .unwrap()
+    );
+    let backup = k.backup("k1").await.unwrap().unwrap();
+    assert_eq!((backup.bytes.as_slice(), backup.at), (&b"backup-3"[..], 13));
+    assert!(
+        !k.replace_backup("k2", b"bundle-1", b"backup-x", 14)
+            .await
+            .unwrap()
+    );
+
+    // A reset removes both; then new keys may be published.
+    assert!(k.remove_keys("k1").await.unwrap());
+    assert!(!k.remove_keys("k1").await.unwrap());
+    assert_eq!(k.bundle("k1").await.unwrap(), None);
+    assert_eq!(k.backup("k1").await.unwrap(), None);
+    assert!(
+        k.publish_keys("k1", b"bundle-4", b"backup-4", 15)
+            .await
+            .unwrap()
+    );
+    assert_eq!(k.bundle("k1").await.unwrap().unwrap().bytes, b"bundle-4");
 }

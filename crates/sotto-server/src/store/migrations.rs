@@ -29,6 +29,16 @@ pub(super) const SQLITE: Embedded = &[
         "events",
         include_str!("../../migrations/sqlite/0004_events.sql"),
     ),
+    (
+        5,
+        "search",
+        include_str!("../../migrations/sqlite/0005_search.sql"),
+    ),
+    (
+        6,
+        "keys",
+        include_str!("../../migrations/sqlite/0006_keys.sql"),
+    ),
 ];
 
 pub(super) const POSTGRES: Embedded = &[
@@ -51,6 +61,16 @@ pub(super) const POSTGRES: Embedded = &[
         4,
         "events",
         include_str!("../../migrations/postgres/0004_events.sql"),
+    ),
+    (
+        5,
+        "search",
+        include_str!("../../migrations/postgres/0005_search.sql"),
+    ),
+    (
+        6,
+        "keys",
+        include_str!("../../migrations/postgres/0006_keys.sql"),
     ),
 ];
 

@@ -4,11 +4,14 @@
 //! (`conformance.rs`), so a behaviour one backend has, the other has too.
 
 mod accounts;
+mod audit;
 mod blobs;
 mod files;
+mod keys;
 mod migrations;
 mod postgres;
 mod rooms;
+mod search;
 mod sqlite;
 
 #[cfg(test)]
@@ -18,12 +21,15 @@ use async_trait::async_trait;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use audit::AuditStore;
 pub use blobs::{BlobStore, ByteStream, LocalBlobStore, PG_CHUNK, PgBlobStore, PutError};
 pub use files::{FileRecord, FileStore};
+pub use keys::{KeyRecord, KeyStore};
 pub use postgres::PgStore;
 pub use rooms::{
     Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, message_view,
 };
+pub use search::{SearchCursor, SearchStore};
 pub use sqlite::SqliteStore;
 
 /// Errors of the storage layer.
@@ -221,8 +227,14 @@ pub struct Stores {
     pub messages: Arc<dyn MessageStore>,
     /// File metadata.
     pub files: Arc<dyn FileStore>,
+    /// Public key bundles and key backups.
+    pub keys: Arc<dyn KeyStore>,
     /// File contents.
     pub blobs: Arc<dyn BlobStore>,
+    /// Message search.
+    pub search: Arc<dyn SearchStore>,
+    /// Admin audit listings.
+    pub audit: Arc<dyn AuditStore>,
     pool: Pool,
 }
 
@@ -260,11 +272,14 @@ impl Stores {
         let store = Arc::new(store);
         Self {
             files: store.clone(),
+            keys: store.clone(),
             blobs: Arc::new(blobs),
             users: store.clone(),
             sessions: store.clone(),
             rooms: store.clone(),
             messages: store.clone(),
+            search: store.clone(),
+            audit: store.clone(),
             settings: store,
             pool,
         }
@@ -277,11 +292,14 @@ impl Stores {
         let store = Arc::new(store);
         Self {
             files: store.clone(),
+            keys: store.clone(),
             blobs,
             users: store.clone(),
             sessions: store.clone(),
             rooms: store.clone(),
             messages: store.clone(),
+            search: store.clone(),
+            audit: store.clone(),
             settings: store,
             pool,
         }

@@ -303,9 +303,9 @@ fn mentions_json(m: &[String]) -> String {
     serde_json::Value::from(m.to_vec()).to_string()
 }
 
-const ROOM_COLUMNS: &str = "id, kind, private, name, topic, parent_id, encrypted, created_by, \
+pub(super) const ROOM_COLUMNS: &str = "id, kind, private, name, topic, parent_id, encrypted, created_by, \
                             created_at, seq, dm_key";
-const MESSAGE_COLUMNS: &str = "room_id, id, seq, version_seq, sender_id, body_text, ciphertext, \
+pub(super) const MESSAGE_COLUMNS: &str = "room_id, id, seq, version_seq, sender_id, body_text, ciphertext, \
                                mentions, content_hash, created_at, edited_at, deleted";
 const MEMBER_SELECT: &str = "SELECT m.user_id, u.username, m.owner, m.joined_at \
                              FROM room_members m JOIN users u ON u.id = m.user_id";
@@ -313,7 +313,7 @@ const MEMBER_SELECT: &str = "SELECT m.user_id, u.username, m.owner, m.joined_at 
 macro_rules! room_stores {
     ($store:ty, $row:ty) => {
         impl $store {
-            fn room_row(row: &$row) -> Result<RoomRecord, StoreError> {
+            pub(super) fn room_row(row: &$row) -> Result<RoomRecord, StoreError> {
                 use sqlx::Row;
                 Ok(RoomRecord {
                     id: row.try_get("id")?,
@@ -340,7 +340,7 @@ macro_rules! room_stores {
                 })
             }
 
-            fn message_row(row: &$row) -> Result<MessageRecord, StoreError> {
+            pub(super) fn message_row(row: &$row) -> Result<MessageRecord, StoreError> {
                 use sqlx::Row;
                 Ok(MessageRecord {
                     room_id: row.try_get("room_id")?,

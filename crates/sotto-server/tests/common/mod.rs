@@ -84,6 +84,22 @@ impl TestApp {
         self.pg.as_ref().map(PgTestDb::url)
     }
 
+    /// SQLite always, and PostgreSQL when it is configured.
+    pub async fn every_backend() -> Vec<Self> {
+        let mut apps = vec![Self::new().await];
+        apps.extend(Self::postgres().await);
+        apps
+    }
+
+    /// Which backend, for assertion messages.
+    pub fn backend(&self) -> &'static str {
+        if self.pg.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
     /// Closes the stores and drops a PostgreSQL database.
     pub async fn finish(self) {
         self.stores.close().await;
