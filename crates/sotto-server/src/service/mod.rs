@@ -78,7 +78,12 @@ pub enum ServiceError {
 
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.to_string())
+        match e {
+            StoreError::LastOwner => Self::InvalidInput(
+                "the room would have no owner; make another member owner first".into(),
+            ),
+            e => Self::Internal(e.to_string()),
+        }
     }
 }
 

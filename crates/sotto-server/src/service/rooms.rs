@@ -539,21 +539,7 @@ impl RoomService {
         self.members(actor, room_id).await
     }
 
-    async fn keeps_an_owner(&self, room_id: &str, losing: &str) -> Result<(), ServiceError> {
-        let members = self.rooms.members(room_id).await?;
-        let others = members.iter().filter(|m| m.user_id != losing);
-        let is_owner = members.iter().any(|m| m.user_id == losing && m.owner);
-        let mut others = others.peekable();
-        if is_owner && others.peek().is_some() && !others.any(|m| m.owner) {
-            return Err(ServiceError::InvalidInput(
-                "the room would have no owner; make another member owner first".into(),
-            ));
-        }
-        Ok(())
-    }
-
     async fn drop_member(&self, room_id: &str, user_id: &str) -> Result<(), ServiceError> {
-        self.keeps_an_owner(room_id, user_id).await?;
         match self.rooms.remove_member(room_id, user_id).await? {
             Some(event) => {
                 self.publish_event(event);
@@ -595,9 +581,6 @@ impl RoomService {
         owner: bool,
     ) -> Result<MemberList, ServiceError> {
         self.as_owner(user_of(actor)?, room_id).await?;
-        if !owner {
-            self.keeps_an_owner(room_id, user_id).await?;
-        }
         let event = self
             .rooms
             .set_owner(room_id, user_id, owner)

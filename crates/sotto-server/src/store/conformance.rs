@@ -46,6 +46,7 @@ pub(crate) async fn run(stores: &Stores) {
     search(stores).await;
     audit(stores).await;
     keys(stores).await;
+    owners(stores).await;
 }
 
 async fn users(s: &Stores) {
@@ -1108,4 +1109,48 @@ async fn keys(s: &Stores) {
             .unwrap()
     );
     assert_eq!(k.bundle("k1").await.unwrap().unwrap().bytes, b"bundle-4");
+}
+
+async fn owners(s: &Stores) {
+    for (id, name) in [
+        ("o1", "owner-one"),
+        ("o2", "owner-two"),
+        ("o3", "plain-member"),
+    ] {
+        s.users.insert_user(&user(id, name, false)).await.unwrap();
+    }
+    let r = &s.rooms;
+    let team = room("ot", RoomKind::Team, true, None);
+    let members = [member("o1", true), member("o2", true), member("o3", false)];
+    r.insert_room(&team, &members).await.unwrap();
+
+    // Two owners stepping down at once: exactly one succeeds, and an owner remains.
+    let (a, b) = tokio::join!(
+        r.set_owner("ot", "o1", false),
+        r.set_owner("ot", "o2", false)
+    );
+    let refused = [&a, &b]
+        .iter()
+        .filter(|x| matches!(x, Err(StoreError::LastOwner)))
+        .count();
+    assert_eq!(refused, 1, "{a:?} {b:?}");
+    let owners = r.members("ot").await.unwrap();
+    assert_eq!(owners.iter().filter(|m| m.owner).count(), 1);
+    let last = owners.iter().find(|m| m.owner).unwrap().user_id.clone();
+
+    // The last owner can neither leave nor step down while others remain; a refusal
+    // takes no seq and logs nothing.
+    let seq = r.room_by_id("ot").await.unwrap().unwrap().seq;
+    assert!(matches!(
+        r.remove_member("ot", &last).await,
+        Err(StoreError::LastOwner)
+    ));
+    assert_eq!(r.room_by_id("ot").await.unwrap().unwrap().seq, seq);
+    assert_eq!(r.changes_since("ot", seq, 10).await.unwrap(), vec![]);
+
+    // Once alone, they may leave.
+    for other in ["o1", "o2", "o3"].into_iter().filter(|u| *u != last) {
+        r.remove_member("ot", other).await.unwrap().unwrap();
+    }
+    r.remove_member("ot", &last).await.unwrap().unwrap();
 }

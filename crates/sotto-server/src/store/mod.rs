@@ -59,6 +59,9 @@ pub enum StoreError {
     /// A stored value could not be understood.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// The change would leave a room with members but no owner; nothing was written.
+    #[error("the room would have no owner")]
+    LastOwner,
 }
 
 impl StoreError {

@@ -125,12 +125,14 @@ pub trait RoomStore: Send + Sync {
         member: &MemberRecord,
     ) -> Result<Option<Event>, StoreError>;
     /// Removes a member; the logged `member_removed`, or `None` if not a member.
+    /// [`StoreError::LastOwner`] if they are the only owner and others remain.
     async fn remove_member(
         &self,
         room_id: &str,
         user_id: &str,
     ) -> Result<Option<Event>, StoreError>;
     /// Sets or clears the owner flag; the logged `owner_changed`, or `None` if not a member.
+    /// [`StoreError::LastOwner`] if clearing it would leave others without an owner.
     async fn set_owner(
         &self,
         room_id: &str,
@@ -530,6 +532,7 @@ macro_rules! room_stores {
                 let Some(seq) = bump(&mut tx, room_id).await? else {
                     return Ok(None);
                 };
+                an_owner_remains(&mut tx, room_id, user_id).await?;
                 let done =
                     sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
                         .bind(room_id)
@@ -557,6 +560,9 @@ macro_rules! room_stores {
                 let Some(seq) = bump(&mut tx, room_id).await? else {
                     return Ok(None);
                 };
+                if !owner {
+                    an_owner_remains(&mut tx, room_id, user_id).await?;
+                }
                 let done = sqlx::query(
                     "UPDATE room_members SET owner = $3 WHERE room_id = $1 AND user_id = $2",
                 )
@@ -853,6 +859,40 @@ where
         Some(r) => Some(r.try_get::<i64, _>(0)?),
         None => None,
     })
+}
+
+/// Fails with [`StoreError::LastOwner`] if `user_id` is the room's only owner and others
+/// remain. Called after [`bump`] has locked the room row, so two owners stepping down at
+/// once cannot both pass (PostgreSQL re-reads after the lock; SQLite has one writer).
+async fn an_owner_remains<'c, DB>(
+    tx: &mut sqlx::Transaction<'c, DB>,
+    room_id: &str,
+    user_id: &str,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: for<'r> sqlx::Decode<'r, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    use sqlx::Row;
+    let row = sqlx::query(
+        "SELECT EXISTS (SELECT 1 FROM room_members \
+                        WHERE room_id = $1 AND user_id = $2 AND owner) \
+            AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id <> $2) \
+            AND NOT EXISTS (SELECT 1 FROM room_members \
+                            WHERE room_id = $1 AND user_id <> $2 AND owner)",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if row.try_get::<bool, _>(0)? {
+        return Err(StoreError::LastOwner);
+    }
+    Ok(())
 }
 
 /// Logs a room or membership change inside `tx`, and returns it as an event.
