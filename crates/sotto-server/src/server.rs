@@ -120,7 +120,14 @@ impl Server {
         })?;
         tracing::info!(%addr, "listening");
         let sweeper = tokio::spawn(sweep_sessions(self.state.clone()));
+        let bus = self.state.services.bus.clone();
         let service = app(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        // On shutdown, closing the bus ends every realtime socket with a close frame
+        // while HTTP requests in flight finish.
+        let shutdown = async move {
+            shutdown.await;
+            bus.close();
+        };
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;

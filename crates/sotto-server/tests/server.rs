@@ -1,11 +1,13 @@
 //! The real server on a real socket: start on port 0, create the admin through the
 //! printed setup link's token, log in, and shut down gracefully.
 
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sotto_server::{Config, Server};
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as Ws;
 
 /// One HTTP/1.1 request; returns status and JSON body.
 async fn request(
@@ -62,6 +64,7 @@ async fn serves_over_a_socket_and_shuts_down_gracefully() {
     let token = body["token"].as_str().unwrap().to_owned();
     let (status, me) = request(addr, "GET", "/api/v1/me", Some(&token), None).await;
     assert_eq!((status, me["username"].clone()), (200, json!("admin")));
+    let mut socket = sotto_server::testing::connect(addr, &token).await;
 
     stop.send(()).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(10), running)
@@ -69,6 +72,18 @@ async fn serves_over_a_socket_and_shuts_down_gracefully() {
         .expect("graceful shutdown finished")
         .unwrap()
         .unwrap();
+    // The realtime socket was told, not cut.
+    let close = loop {
+        let frame = tokio::time::timeout(sotto_server::testing::WAIT, socket.next())
+            .await
+            .expect("a close frame in time");
+        match frame {
+            Some(Ok(Ws::Close(frame))) => break frame.expect("a close code"),
+            Some(Ok(_)) => {}
+            other => panic!("socket ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1001);
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "still accepting after shutdown"

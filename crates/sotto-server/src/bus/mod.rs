@@ -7,7 +7,7 @@
 
 pub use sotto_api::{Event, EventKind};
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use tokio::sync::broadcast;
 
 /// What goes over the bus.
@@ -36,6 +36,9 @@ pub trait Bus: Send + Sync {
     fn publish(&self, event: BusEvent);
     /// A new subscription to every event published from now on.
     fn subscribe(&self) -> Subscription;
+    /// Shuts the bus: every subscription ends (`Ok(None)`), so realtime sockets close
+    /// with "server shutting down"; later publishes are dropped.
+    fn close(&self);
 }
 
 /// Events as they are published. A subscriber that falls more than the bus capacity
@@ -72,7 +75,8 @@ impl Subscription {
 
 /// The in-process bus: a bounded broadcast channel.
 pub struct LocalBus {
-    tx: broadcast::Sender<BusEvent>,
+    /// `None` once closed.
+    tx: RwLock<Option<broadcast::Sender<BusEvent>>>,
 }
 
 /// Events a subscriber may fall behind by before it is told it lagged.
@@ -82,7 +86,7 @@ impl LocalBus {
     /// A bus holding up to `capacity` events per slow subscriber.
     pub fn new(capacity: usize) -> Self {
         Self {
-            tx: broadcast::channel(capacity.max(1)).0,
+            tx: RwLock::new(Some(broadcast::channel(capacity.max(1)).0)),
         }
     }
 }
@@ -95,14 +99,36 @@ impl Default for LocalBus {
 
 impl Bus for LocalBus {
     fn publish(&self, event: BusEvent) {
-        // An error only means nobody is subscribed.
-        let _ = self.tx.send(event);
+        if let Some(tx) = self
+            .tx
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            // An error only means nobody is subscribed.
+            let _ = tx.send(event);
+        }
     }
 
     fn subscribe(&self) -> Subscription {
-        Subscription {
-            rx: self.tx.subscribe(),
-        }
+        let rx = match self
+            .tx
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            Some(tx) => tx.subscribe(),
+            // Closed: a receiver whose sender is gone ends at once.
+            None => broadcast::channel(1).1,
+        };
+        Subscription { rx }
+    }
+
+    fn close(&self) {
+        self.tx
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 }
 
