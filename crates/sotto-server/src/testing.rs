@@ -1,11 +1,12 @@
 //! Test support shared by this crate's tests and the binary's (feature `testing`, enabled
-//! only for tests): throwaway PostgreSQL databases, and a client for a server listening on
-//! a real socket (plain HTTP/1.1 requests and the realtime WebSocket).
+//! only for tests): throwaway PostgreSQL databases, a client for a server listening on a
+//! real socket (plain HTTP/1.1 requests and the realtime WebSocket), and log capture.
 
 use futures_util::StreamExt;
 use serde_json::Value;
 use sqlx::Connection;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -195,6 +196,54 @@ pub async fn next_room_event(socket: &mut Socket) -> Value {
         if frame.get("room_id").is_some() {
             return frame;
         }
+    }
+}
+
+/// Everything logged on this thread, at every level, while it lives. Tests that read it
+/// run in their own binary: log capture is per thread, and other tests in the same process
+/// would race for the log callsites.
+pub struct LogCapture {
+    buf: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl LogCapture {
+    /// Starts capturing.
+    pub fn start() -> Self {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = Sink(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        Self {
+            buf,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        let bytes = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+#[derive(Clone)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -5,32 +5,11 @@ mod common;
 
 use common::TestApp;
 use serde_json::json;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use sotto_server::testing::LogCapture;
 
 #[tokio::test]
 async fn no_password_or_token_is_ever_logged() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = LogCapture::start();
 
     let t = TestApp::new().await;
     let setup_token = t
@@ -84,7 +63,7 @@ async fn no_password_or_token_is_ever_logged() {
     .await;
     t.get("/api/v1/me", Some("an unknown secret token")).await;
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(log.contains("first admin created"), "capture works: {log}");
     assert!(log.contains("login"));
     for secret in [

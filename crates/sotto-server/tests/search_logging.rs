@@ -6,30 +6,11 @@ mod common;
 
 use common::{PASSWORD, TestApp};
 use serde_json::json;
-
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use sotto_server::testing::LogCapture;
 
 #[tokio::test]
 async fn search_terms_stay_out_of_the_log_and_audit_reads_go_in() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = LogCapture::start();
 
     let t = TestApp::new().await;
     let admin_id = t.create_user("admin", true).await;
@@ -66,7 +47,7 @@ async fn search_terms_stay_out_of_the_log_and_audit_reads_go_in() {
     assert_eq!(audit.body["messages"][0]["text"], format!("the {secret}"));
     t.get("/api/v1/admin/rooms", Some(&admin)).await;
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(log.contains("/api/v1/search"), "capture works: {log}");
     assert!(!log.contains(secret), "a search term appears in the log");
     let reads: Vec<&str> = log

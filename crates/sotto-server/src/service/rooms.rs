@@ -14,7 +14,7 @@ use crate::bus::{Bus, BusEvent, Event, EventKind};
 use crate::service::SettingsService;
 use crate::store::{
     Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, StoreError,
-    UserStore, message_view,
+    UserStore, message_view, room_view,
 };
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -229,22 +229,6 @@ impl RoomService {
         &self.rooms
     }
 
-    fn view(r: &RoomRecord, member: bool) -> Room {
-        Room {
-            id: r.id.clone(),
-            kind: r.kind,
-            private: r.private,
-            name: r.name.clone(),
-            topic: r.topic.clone(),
-            parent_id: r.parent_id.clone(),
-            encrypted: r.encrypted,
-            created_by: r.created_by.clone(),
-            created_at: r.created_at,
-            seq: r.seq,
-            member,
-        }
-    }
-
     /// The room as `user` may see it, and their membership; `NotFound` for private rooms
     /// they are not in.
     async fn visible(
@@ -383,7 +367,7 @@ impl RoomService {
     fn created(&self, room: &RoomRecord, event: Event) -> Opened {
         self.publish_event(event);
         Opened {
-            room: Self::view(room, true),
+            room: room_view(room, true),
             created: true,
         }
     }
@@ -413,7 +397,7 @@ impl RoomService {
         let key = people.iter().cloned().collect::<Vec<_>>().join(",");
         if let Some(room) = self.rooms.room_by_dm_key(&key).await? {
             return Ok(Opened {
-                room: Self::view(&room, true),
+                room: room_view(&room, true),
                 created: false,
             });
         }
@@ -446,7 +430,7 @@ impl RoomService {
                     .await?
                     .ok_or_else(|| ServiceError::Internal("dm vanished".into()))?;
                 Ok(Opened {
-                    room: Self::view(&room, true),
+                    room: room_view(&room, true),
                     created: false,
                 })
             }
@@ -457,14 +441,14 @@ impl RoomService {
     /// One room.
     pub async fn get(&self, actor: &Actor, room_id: &str) -> Result<Room, ServiceError> {
         let (room, me) = self.visible(user_of(actor)?, room_id).await?;
-        Ok(Self::view(&room, me.is_some()))
+        Ok(room_view(&room, me.is_some()))
     }
 
     /// The caller's rooms.
     pub async fn mine(&self, actor: &Actor) -> Result<RoomList, ServiceError> {
         let rooms = self.rooms.rooms_of_user(user_of(actor)?).await?;
         Ok(RoomList {
-            rooms: rooms.iter().map(|r| Self::view(r, true)).collect(),
+            rooms: rooms.iter().map(|r| room_view(r, true)).collect(),
         })
     }
 
@@ -482,7 +466,7 @@ impl RoomService {
         Ok(RoomList {
             rooms: rooms
                 .iter()
-                .map(|r| Self::view(r, mine.contains(&r.id)))
+                .map(|r| room_view(r, mine.contains(&r.id)))
                 .collect(),
         })
     }

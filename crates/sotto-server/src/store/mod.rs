@@ -28,6 +28,7 @@ pub use keys::{KeyRecord, KeyStore};
 pub use postgres::PgStore;
 pub use rooms::{
     Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, message_view,
+    room_view,
 };
 pub use search::{SearchCursor, SearchStore};
 pub use sqlite::SqliteStore;

@@ -226,8 +226,9 @@ fn parse_kind(s: &str) -> Result<RoomKind, StoreError> {
     }
 }
 
-/// The room as its members see it, as carried by events.
-pub(super) fn room_event_view(r: &RoomRecord) -> Room {
+/// The wire form of a stored room; `member` says whether the viewer is in it (events
+/// go to members, so they carry `true`).
+pub fn room_view(r: &RoomRecord, member: bool) -> Room {
     Room {
         id: r.id.clone(),
         kind: r.kind,
@@ -239,7 +240,7 @@ pub(super) fn room_event_view(r: &RoomRecord) -> Room {
         created_by: r.created_by.clone(),
         created_at: r.created_at,
         seq: r.seq,
-        member: true,
+        member,
     }
 }
 
@@ -419,7 +420,7 @@ macro_rules! room_stores {
                     .map_err(StoreError::from_write)?;
                 }
                 let kind = EventKind::RoomCreated {
-                    room: room_event_view(r),
+                    room: room_view(r, true),
                     member_ids: members.iter().map(|m| m.user_id.clone()).collect(),
                 };
                 let event = log_event(&mut tx, &r.id, r.seq, kind).await?;
@@ -602,7 +603,7 @@ macro_rules! room_stores {
                 .bind(topic)
                 .fetch_one(&mut *tx)
                 .await?;
-                let room = room_event_view(&Self::room_row(&row)?);
+                let room = room_view(&Self::room_row(&row)?, true);
                 let event =
                     log_event(&mut tx, room_id, seq, EventKind::RoomUpdated { room }).await?;
                 tx.commit().await?;
