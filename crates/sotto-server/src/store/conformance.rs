@@ -47,6 +47,7 @@ pub(crate) async fn run(stores: &Stores) {
     audit(stores).await;
     keys(stores).await;
     owners(stores).await;
+    concurrent_sends(stores).await;
 }
 
 async fn users(s: &Stores) {
@@ -1153,4 +1154,46 @@ async fn owners(s: &Stores) {
         r.remove_member("ot", other).await.unwrap().unwrap();
     }
     r.remove_member("ot", &last).await.unwrap().unwrap();
+}
+
+/// Many sends at once (on SQLite they share commits): each is stored once, a repeated id
+/// once, and every room's seqs stay contiguous.
+async fn concurrent_sends(s: &Stores) {
+    s.users
+        .insert_user(&user("cs", "concurrent-sender", false))
+        .await
+        .unwrap();
+    for id in ["g1", "g2"] {
+        let mut r = room(id, RoomKind::Channel, false, None);
+        r.created_by = "cs".into();
+        s.rooms
+            .insert_room(&r, &[member("cs", true)])
+            .await
+            .unwrap();
+    }
+    let sends = (0..200).map(|i| {
+        let mut m = message(if i % 2 == 0 { "g1" } else { "g2" }, &format!("m{i}"), "hi");
+        m.sender_id = "cs".into();
+        // Every tenth send is the same message sent again.
+        if i % 10 == 0 {
+            m.room_id = "g1".into();
+            m.id = "again".into();
+        }
+        let messages = s.messages.clone();
+        async move { messages.insert_message(&m).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(sends).await;
+    let new = results
+        .iter()
+        .filter(|r| matches!(r, Inserted::New(_)))
+        .count();
+    assert_eq!(new, 181, "180 distinct sends and one of the 20 repeats");
+    for (room_id, count) in [("g1", 81), ("g2", 100)] {
+        let stored = s.messages.messages(room_id, None, None, 200).await.unwrap();
+        assert_eq!(stored.len(), count);
+        let room = s.rooms.room_by_id(room_id).await.unwrap().unwrap();
+        let seqs: Vec<i64> = stored.iter().map(|m| m.seq).collect();
+        let expected: Vec<i64> = (room.seq - count as i64 + 1..=room.seq).collect();
+        assert_eq!(seqs, expected, "{room_id}: contiguous seqs");
+    }
 }

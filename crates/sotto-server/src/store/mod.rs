@@ -5,6 +5,7 @@
 
 mod accounts;
 mod audit;
+mod batch;
 mod blobs;
 mod files;
 mod keys;
@@ -60,6 +61,12 @@ pub enum StoreError {
     /// A stored value could not be understood.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A group commit failed; nothing of its batch was stored.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
+    /// The message writer task is gone (the store is shutting down).
+    #[error("the message writer has stopped")]
+    WriterGone,
     /// The change would leave a room with members but no owner; nothing was written.
     #[error("the room would have no owner")]
     LastOwner,

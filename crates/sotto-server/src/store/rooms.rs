@@ -314,8 +314,50 @@ const MEMBER_SELECT: &str = "SELECT m.user_id, u.username, m.owner, m.joined_at 
                              FROM room_members m JOIN users u ON u.id = m.user_id";
 
 macro_rules! room_stores {
-    ($store:ty, $row:ty) => {
+    ($store:ty, $row:ty, $db:ty) => {
         impl $store {
+            /// [`MessageStore::insert_message`] inside `tx`, which the caller commits for
+            /// `Inserted::New` and rolls back otherwise (to return the seq taken).
+            pub(super) async fn insert_message_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                m: &MessageRecord,
+            ) -> Result<Inserted, StoreError> {
+                // Taking the seq first locks the room row (PostgreSQL) or the database
+                // (SQLite), so concurrent sends of one id see each other.
+                let Some(seq) = bump(tx, &m.room_id).await? else {
+                    return Err(StoreError::Corrupt(format!("no room {}", m.room_id)));
+                };
+                let existing = sqlx::query(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2"
+                ))
+                .bind(&m.room_id)
+                .bind(&m.id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                if let Some(row) = existing {
+                    return Ok(Inserted::Existing(Self::message_row(&row)?));
+                }
+                let row = sqlx::query(&format!(
+                    "INSERT INTO messages ({MESSAGE_COLUMNS}) \
+                     VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, NULL, $10) \
+                     RETURNING {MESSAGE_COLUMNS}"
+                ))
+                .bind(&m.room_id)
+                .bind(&m.id)
+                .bind(seq)
+                .bind(&m.sender_id)
+                .bind(&m.text)
+                .bind(&m.ciphertext)
+                .bind(mentions_json(&m.mentions))
+                .bind(&m.content_hash)
+                .bind(m.created_at)
+                .bind(false)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(StoreError::from_write)?;
+                Ok(Inserted::New(Self::message_row(&row)?))
+            }
+
             pub(super) fn room_row(row: &$row) -> Result<RoomRecord, StoreError> {
                 use sqlx::Row;
                 Ok(RoomRecord {
@@ -686,44 +728,7 @@ macro_rules! room_stores {
         #[async_trait]
         impl MessageStore for $store {
             async fn insert_message(&self, m: &MessageRecord) -> Result<Inserted, StoreError> {
-                let mut tx = self.pool().begin().await?;
-                // Taking the seq first locks the room row (PostgreSQL) or the database
-                // (SQLite), so concurrent sends of one id see each other.
-                let Some(seq) = bump(&mut tx, &m.room_id).await? else {
-                    return Err(StoreError::Corrupt(format!("no room {}", m.room_id)));
-                };
-                let existing = sqlx::query(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND id = $2"
-                ))
-                .bind(&m.room_id)
-                .bind(&m.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(row) = existing {
-                    // Dropping the transaction rolls the seq back.
-                    return Ok(Inserted::Existing(Self::message_row(&row)?));
-                }
-                let row = sqlx::query(&format!(
-                    "INSERT INTO messages ({MESSAGE_COLUMNS}) \
-                     VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, NULL, $10) \
-                     RETURNING {MESSAGE_COLUMNS}"
-                ))
-                .bind(&m.room_id)
-                .bind(&m.id)
-                .bind(seq)
-                .bind(&m.sender_id)
-                .bind(&m.text)
-                .bind(&m.ciphertext)
-                .bind(mentions_json(&m.mentions))
-                .bind(&m.content_hash)
-                .bind(m.created_at)
-                .bind(false)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(StoreError::from_write)?;
-                let stored = Self::message_row(&row)?;
-                tx.commit().await?;
-                Ok(Inserted::New(stored))
+                self.insert_message_durably(m).await
             }
 
             async fn message(
@@ -931,5 +936,26 @@ where
     })
 }
 
-room_stores!(SqliteStore, sqlx::sqlite::SqliteRow);
-room_stores!(PgStore, sqlx::postgres::PgRow);
+room_stores!(SqliteStore, sqlx::sqlite::SqliteRow, sqlx::Sqlite);
+room_stores!(PgStore, sqlx::postgres::PgRow, sqlx::Postgres);
+
+impl PgStore {
+    /// One transaction per message: PostgreSQL already flushes the WAL of concurrent
+    /// commits together.
+    async fn insert_message_durably(&self, m: &MessageRecord) -> Result<Inserted, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let inserted = Self::insert_message_in(&mut tx, m).await?;
+        if let Inserted::New(_) = inserted {
+            tx.commit().await?;
+        }
+        Ok(inserted)
+    }
+}
+
+impl SqliteStore {
+    /// Through the group-commit writer: SQLite syncs every commit on its own, so under
+    /// load sends share commits instead (see `batch.rs`).
+    async fn insert_message_durably(&self, m: &MessageRecord) -> Result<Inserted, StoreError> {
+        self.messages_writer().insert(m.clone()).await
+    }
+}

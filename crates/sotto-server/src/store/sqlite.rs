@@ -2,6 +2,7 @@
 //! acknowledged write durable; the busy timeout lets `sotto admin` write while the
 //! server runs.
 
+use super::batch::MessageWriter;
 use super::{StoreError, migrations};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -11,6 +12,8 @@ use std::time::Duration;
 /// Every store in one SQLite file.
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Message inserts go through one writer that commits them in batches.
+    messages: MessageWriter,
 }
 
 impl SqliteStore {
@@ -37,10 +40,17 @@ impl SqliteStore {
             .await?
             .run(&pool)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            messages: MessageWriter::start(pool.clone()),
+            pool,
+        })
     }
 
     pub(super) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    pub(super) fn messages_writer(&self) -> &MessageWriter {
+        &self.messages
     }
 }
