@@ -42,10 +42,11 @@ impl PgTestDb {
             .unwrap_or_else(|e| {
                 panic!("cannot connect to PostgreSQL at SOTTO_TEST_DATABASE_URL: {e}")
             });
+        drop_stale(&mut conn).await;
         let mut suffix = [0u8; 8];
         getrandom::fill(&mut suffix).expect("random");
         let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-        let name = format!("sotto_test_{suffix}");
+        let name = format!("{PREFIX}{}_{suffix}", unix_secs());
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .await
@@ -75,6 +76,37 @@ impl PgTestDb {
             .expect("drop db");
         conn.close().await.ok();
     }
+}
+
+/// Test databases are named `<PREFIX><unix seconds>_<random>`.
+const PREFIX: &str = "sotto_test_";
+
+/// A test that panics never drops its database; the next run removes those older than
+/// an hour (no test runs that long).
+async fn drop_stale(conn: &mut sqlx::PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'sotto\\_test\\_%'")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let created = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<u64>().ok());
+        if created.is_some_and(|c| c + 3600 < unix_secs()) {
+            // Another run may be dropping it too; either way it goes.
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut *conn)
+                .await;
+        }
+    }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `url` with its database path replaced by `name`, keeping any `?query`.
