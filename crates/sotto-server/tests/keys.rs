@@ -333,13 +333,15 @@ async fn the_backup_goes_to_its_owner_only_and_survives_a_password_change() {
         // Weaker parameters than the current backup's, or a malformed backup: refused.
         let weaker = with_params(&rewrapped, KdfParams::FLOOR.m_kib, 2, 1);
         let stronger_now = with_params(&rewrapped, 65_536, 3, 1);
-        t.call(
-            axum::http::Method::PUT,
-            "/api/v1/me/keys/backup",
-            Some(&alice),
-            Some(json!({"bundle": b64(&keys.bundle), "backup": b64(&stronger_now)})),
-        )
-        .await;
+        let a = t
+            .call(
+                axum::http::Method::PUT,
+                "/api/v1/me/keys/backup",
+                Some(&alice),
+                Some(json!({"bundle": b64(&keys.bundle), "backup": b64(&stronger_now)})),
+            )
+            .await;
+        assert_eq!(a.status.as_u16(), 200, "raising the parameters: {}", a.body);
         for backup in [weaker, b"garbage".to_vec()] {
             t.call(
                 axum::http::Method::PUT,

@@ -18,7 +18,7 @@ use sotto_api::{
     KEYS_MAX_USERS, KeyBundle, KeyBundleList, MyKeys, PublishKeysRequest, ReplaceBackupRequest,
     StoredKeyBackup,
 };
-use sotto_crypto::{BackupError, BundleError, KeyBackup, PublicBundle};
+use sotto_crypto::{BackupError, BundleError, KdfParams, KeyBackup, PublicBundle};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,7 +82,7 @@ impl KeyService {
             ));
         }
         let bundle = checked_bundle(&req.bundle, &p.user.id)?;
-        let backup = checked_backup(&req.backup)?;
+        let (backup, _) = checked_backup(&req.backup)?;
         let at = now_ms();
         if !self
             .keys
@@ -182,17 +182,16 @@ impl KeyService {
     ) -> Result<StoredKeyBackup, ServiceError> {
         let p = user(actor)?;
         let bundle = decode_field("bundle", &req.bundle)?;
-        let backup = checked_backup(&req.backup)?;
+        let (backup, params) = checked_backup(&req.backup)?;
         let current = self
             .keys
             .backup(&p.user.id)
             .await?
             .ok_or(ServiceError::NotFound("key backup"))?;
+        // Stored backups were checked on the way in; one that no longer decodes (a
+        // newer format) sets no floor.
         if let Ok(old) = KeyBackup::decode(&current.bytes)
-            && !KeyBackup::decode(&backup)
-                .map_err(|_| ServiceError::Internal("checked backup does not decode".into()))?
-                .params()
-                .at_least(&old.params())
+            && !params.at_least(&old.params())
         {
             return Err(ServiceError::InvalidInput(
                 "backup: KDF parameters weaker than those of the current backup".into(),
@@ -337,8 +336,9 @@ fn checked_bundle(text: &str, user_id: &str) -> Result<Vec<u8>, ServiceError> {
     Ok(bytes)
 }
 
-/// The backup's bytes, if it is well-formed with parameters within floor and ceiling.
-fn checked_backup(text: &str) -> Result<Vec<u8>, ServiceError> {
+/// The backup's bytes and KDF parameters, if it is well-formed with parameters within
+/// floor and ceiling.
+fn checked_backup(text: &str) -> Result<(Vec<u8>, KdfParams), ServiceError> {
     let bytes = decode_field("backup", text)?;
     let backup = KeyBackup::decode(&bytes)
         .map_err(|_| ServiceError::InvalidInput("backup: not a well-formed key backup".into()))?;
@@ -350,5 +350,5 @@ fn checked_backup(text: &str) -> Result<Vec<u8>, ServiceError> {
             _ => "backup: KDF parameters below the minimum (protocol §3.2)".into(),
         })
     })?;
-    Ok(bytes)
+    Ok((bytes, backup.params()))
 }
