@@ -34,6 +34,12 @@ pub enum Notice {
     },
     /// Every room of the `resume` frame before it is caught up; live events follow.
     Resumed,
+    /// The user (you, or someone who shares a room with you) published new keys or had
+    /// them reset: fetch their bundle again, and check it against the pinned key.
+    KeysChanged {
+        /// The user.
+        user_id: String,
+    },
 }
 
 /// `GET /api/v1/presence`.

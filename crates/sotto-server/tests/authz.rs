@@ -205,6 +205,40 @@ fn endpoints() -> Vec<Endpoint> {
         e(Method::DELETE, "/api/v1/files/{id}", None, [401, 404, 404]),
         // Without `q`: the parameter is required.
         e(Method::GET, "/api/v1/search", None, [401, 400, 400]),
+        e(Method::GET, "/api/v1/me/keys", None, [401, 200, 200]),
+        e(
+            Method::POST,
+            "/api/v1/me/keys",
+            Some(json!({"bundle": "", "backup": ""})),
+            [401, 400, 400],
+        ),
+        e(Method::GET, "/api/v1/me/keys/backup", None, [401, 404, 404]),
+        e(
+            Method::PUT,
+            "/api/v1/me/keys/backup",
+            Some(json!({"bundle": "", "backup": ""})),
+            [401, 400, 400],
+        ),
+        e(
+            Method::POST,
+            "/api/v1/me/keys/reset",
+            Some(json!({"password": PASSWORD})),
+            [401, 204, 204],
+        ),
+        e(
+            Method::GET,
+            "/api/v1/users/{id}/keys",
+            None,
+            [401, 404, 404],
+        ),
+        // Without `user_ids`: the parameter is required.
+        e(Method::GET, "/api/v1/keys", None, [401, 400, 400]),
+        e(
+            Method::POST,
+            "/api/v1/admin/users/{id}/keys/reset",
+            None,
+            [401, 403, 204],
+        ),
         e(Method::GET, "/api/v1/openapi.json", None, [200, 200, 200]),
     ]
 }

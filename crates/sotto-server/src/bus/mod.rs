@@ -17,6 +17,8 @@ pub enum BusEvent {
     Room(Event),
     /// A user came online or went offline.
     Presence(PresenceChange),
+    /// A user's keys were published or reset.
+    KeysChanged(KeysChange),
 }
 
 /// A presence change and who may see it.
@@ -27,6 +29,15 @@ pub struct PresenceChange {
     /// Online now.
     pub online: bool,
     /// The users who share a room with `user_id` when the change was published.
+    pub audience: Arc<BTreeSet<String>>,
+}
+
+/// A change of a user's keys and who is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeysChange {
+    /// The user.
+    pub user_id: String,
+    /// The user and everyone who shares a room with them when the change was published.
     pub audience: Arc<BTreeSet<String>>,
 }
 

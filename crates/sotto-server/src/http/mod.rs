@@ -7,6 +7,7 @@ mod audit;
 pub mod error;
 mod extract;
 mod files;
+mod keys;
 mod openapi;
 mod pages;
 pub mod realtime;
@@ -60,6 +61,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(rooms::router())
         .merge(files::router())
         .merge(search::router())
+        .merge(keys::router())
         .merge(realtime::router())
         .merge(openapi::router())
 }

@@ -32,6 +32,7 @@ use utoipa_axum::routes;
         (name = "admin", description = "User management (C2) and the audit of rooms and messages (C10)"),
         (name = "settings", description = "Workspace settings (C2)"),
         (name = "files", description = "Files posted in rooms (C8)"),
+        (name = "keys", description = "End-to-end encryption keys: the key directory, key backups and resets (E1, E2, E10, E11)"),
         (name = "realtime", description = "The WebSocket carrying room events (C6) and presence (C7)"),
         (name = "meta", description = "This document"),
     )

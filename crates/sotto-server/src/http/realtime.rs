@@ -1,6 +1,6 @@
 //! `GET /api/v1/ws`: the realtime socket, and `GET /api/v1/presence`. Authentication
 //! happens before the upgrade; after it the connection delivers what the user's
-//! [`Feed`] lets through, presence changes addressed to the user, and answers `resume`
+//! [`Feed`] lets through, presence and key changes addressed to the user, and answers `resume`
 //! frames. The rules about who sees what stay in the service layer.
 
 use super::error::ApiError;
@@ -200,6 +200,10 @@ impl Connection {
                 .await
             }
             BusEvent::Presence(_) => Ok(()),
+            BusEvent::KeysChanged(k) if k.audience.contains(&self.user_id) => {
+                self.send(&Notice::KeysChanged { user_id: k.user_id }).await
+            }
+            BusEvent::KeysChanged(_) => Ok(()),
         }
     }
 

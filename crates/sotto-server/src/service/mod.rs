@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod files;
+pub mod keys;
 pub mod password;
 pub mod presence;
 pub mod rate_limit;
@@ -24,6 +25,7 @@ pub use accounts::AccountService;
 pub use admin::AdminService;
 pub use audit::AuditService;
 pub use files::FileService;
+pub use keys::KeyService;
 pub use presence::PresenceService;
 pub use rooms::RoomService;
 pub use search::SearchService;
@@ -133,6 +135,8 @@ pub struct Services {
     pub files: Arc<FileService>,
     /// Who is online.
     pub presence: Arc<PresenceService>,
+    /// E2EE user keys: directory, backups, resets.
+    pub keys: Arc<KeyService>,
     /// Message search.
     pub search: Arc<SearchService>,
     /// The admin audit.
@@ -164,6 +168,14 @@ impl Services {
             settings.clone(),
         ));
         let presence = Arc::new(PresenceService::new(stores.rooms.clone(), bus.clone()));
+        let keys = Arc::new(KeyService::new(
+            stores.keys.clone(),
+            stores.users.clone(),
+            stores.sessions.clone(),
+            stores.rooms.clone(),
+            settings.clone(),
+            bus.clone(),
+        ));
         Self {
             search: Arc::new(SearchService::new(rooms.clone(), stores.search.clone())),
             audit: Arc::new(AuditService::new(
@@ -173,6 +185,7 @@ impl Services {
             )),
             rooms,
             presence,
+            keys,
             files,
             bus,
             admin: Arc::new(AdminService::new(
