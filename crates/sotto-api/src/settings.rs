@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// End-to-end encryption is available in this workspace. Default `true`.
+    /// End-to-end encryption is available in this workspace. Default `false`: an admin
+    /// turns it on.
     #[serde(rename = "e2e.enabled")]
     pub e2e_enabled: bool,
     /// New direct messages are encrypted by default. Default `true`.
@@ -20,7 +21,7 @@ pub struct Settings {
     /// Files in encrypted rooms are encrypted too. Default `true`.
     #[serde(rename = "e2e.encrypt_files")]
     pub e2e_encrypt_files: bool,
-    /// Off-the-record conversations are offered. Default `true`.
+    /// Off-the-record conversations are offered. Default `false`: an admin turns it on.
     #[serde(rename = "otr.enabled")]
     pub otr_enabled: bool,
     /// Largest file upload in bytes, 1 byte to 10 GiB. Default 100 MiB.
@@ -34,11 +35,11 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            e2e_enabled: true,
+            e2e_enabled: false,
             e2e_default_direct: true,
             e2e_default_private: true,
             e2e_encrypt_files: true,
-            otr_enabled: true,
+            otr_enabled: false,
             files_max_size_bytes: 100 * 1024 * 1024,
             rooms_max_group_dm_members: 30,
         }

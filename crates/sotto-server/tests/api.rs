@@ -440,7 +440,7 @@ async fn settings_are_read_by_all_and_changed_by_admins() {
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     assert_eq!(patched.body["otr.enabled"], false);
-    assert_eq!(patched.body["e2e.enabled"], true);
+    assert_eq!(patched.body["e2e.enabled"], false);
     assert_eq!(
         t.get("/api/v1/settings", Some(&user)).await.body,
         patched.body

@@ -23,7 +23,13 @@ fn endpoints() -> Vec<Endpoint> {
         body,
         expect,
     };
-    let settings = serde_json::to_value(sotto_api::Settings::default()).unwrap();
+    // Settings writes keep every feature on, so later endpoints answer for what they do.
+    let settings = serde_json::to_value(sotto_api::Settings {
+        e2e_enabled: true,
+        otr_enabled: true,
+        ..Default::default()
+    })
+    .unwrap();
     vec![
         e(Method::GET, "/api/v1/setup", None, [200, 200, 200]),
         e(
@@ -102,7 +108,7 @@ fn endpoints() -> Vec<Endpoint> {
         e(
             Method::PATCH,
             "/api/v1/settings",
-            Some(json!({"otr.enabled": false})),
+            Some(json!({"otr.enabled": true})),
             [401, 403, 200],
         ),
         e(Method::GET, "/api/v1/ws", None, [401, 400, 400]),
@@ -252,6 +258,8 @@ async fn every_endpoint_as_every_role() {
 }
 
 async fn walk_every_endpoint(t: &TestApp) {
+    // With every feature on, so each endpoint answers for what it does.
+    t.enable_encryption().await;
     t.create_user("admin", true).await;
     t.create_user("user", false).await;
     // Admin routes act on a bystander; session and token routes on an unknown id.

@@ -75,6 +75,7 @@ async fn user(t: &TestApp, name: &str) -> (String, String) {
 #[tokio::test]
 async fn publish_and_fetch_bundles() {
     for t in TestApp::every_backend().await {
+        t.enable_encryption().await;
         let (alice_id, alice) = user(&t, "alice").await;
         let (bob_id, bob) = user(&t, "bob").await;
         let a = t.get("/api/v1/me/keys", Some(&alice)).await;
@@ -159,6 +160,7 @@ async fn publish_and_fetch_bundles() {
 #[tokio::test]
 async fn forged_foreign_and_garbage_keys_are_refused() {
     for t in TestApp::every_backend().await {
+        t.enable_encryption().await;
         let (alice_id, alice) = user(&t, "alice").await;
         let (bob_id, _) = user(&t, "bob").await;
         let good = Keys::new(&alice_id);
@@ -260,6 +262,7 @@ async fn forged_foreign_and_garbage_keys_are_refused() {
 #[tokio::test]
 async fn the_backup_goes_to_its_owner_only_and_survives_a_password_change() {
     for t in TestApp::every_backend().await {
+        t.enable_encryption().await;
         let (alice_id, alice) = user(&t, "alice").await;
         let (bob_id, bob) = user(&t, "bob").await;
         let keys = Keys::new(&alice_id);
@@ -369,6 +372,7 @@ async fn the_backup_goes_to_its_owner_only_and_survives_a_password_change() {
 #[tokio::test]
 async fn own_reset_needs_the_login_password_then_new_keys_publish() {
     for t in TestApp::every_backend().await {
+        t.enable_encryption().await;
         let (alice_id, alice) = user(&t, "alice").await;
         let (_, bob) = user(&t, "bob").await;
         let keys = Keys::new(&alice_id);
@@ -441,6 +445,7 @@ async fn own_reset_needs_the_login_password_then_new_keys_publish() {
 #[tokio::test]
 async fn admin_reset_removes_keys_and_ends_sessions() {
     for t in TestApp::every_backend().await {
+        t.enable_encryption().await;
         t.create_user("admin", true).await;
         let admin = t.login("admin", PASSWORD).await;
         let (alice_id, alice) = user(&t, "alice").await;
@@ -499,6 +504,7 @@ async fn admin_reset_removes_keys_and_ends_sessions() {
 #[tokio::test]
 async fn publishing_is_refused_while_e2e_is_off() {
     for t in TestApp::every_backend().await {
+        t.enable_encryption().await;
         t.create_user("admin", true).await;
         let admin = t.login("admin", PASSWORD).await;
         let (alice_id, alice) = user(&t, "alice").await;
@@ -589,6 +595,14 @@ impl Running {
             _stop: stop,
         };
         me.admin = me.login("admin").await.1;
+        let admin = me.admin.clone();
+        me.call(
+            "PATCH",
+            "/api/v1/settings",
+            Some(&admin),
+            json!({"e2e.enabled": true}),
+        )
+        .await;
         me
     }
 

@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use sotto_server::service::Actor;
 use sotto_server::service::accounts::NewAccount;
 use sotto_server::store::Stores;
 use sotto_server::testing::PgTestDb;
@@ -72,6 +73,19 @@ impl TestApp {
         let pg = PgTestDb::create().await?;
         let stores = Stores::open_postgres(pg.url()).await.unwrap();
         Some(Self::over(stores, tempfile::tempdir().unwrap(), Some(pg)))
+    }
+
+    /// Turns the workspace's `e2e.enabled` and `otr.enabled` settings on (both are off by
+    /// default), as the operator.
+    pub async fn enable_encryption(&self) {
+        let patch =
+            serde_json::from_value(json!({"e2e.enabled": true, "otr.enabled": true})).unwrap();
+        self.state
+            .services
+            .settings
+            .update(&Actor::Operator, patch)
+            .await
+            .unwrap();
     }
 
     /// The data directory (SQLite and its blobs).
