@@ -103,4 +103,11 @@ pub enum EventKind {
         /// The tombstone.
         message: Message,
     },
+    /// End-to-end encryption was turned on or off.
+    EncryptionChanged {
+        /// Encrypted now.
+        encrypted: bool,
+        /// The member who changed it.
+        by: String,
+    },
 }

@@ -123,6 +123,12 @@ fn endpoints() -> Vec<Endpoint> {
             [401, 404, 404],
         ),
         e(
+            Method::PUT,
+            "/api/v1/rooms/{id}/encryption",
+            Some(json!({"on": true})),
+            [401, 404, 404],
+        ),
+        e(
             Method::GET,
             "/api/v1/rooms/{id}/members",
             None,

@@ -43,6 +43,14 @@ fn endpoints() -> Vec<Endpoint> {
             [404, 403, 200, 404],
             [403, 403, 200, 403],
         ),
+        // Public rooms cannot be encrypted.
+        e(
+            Method::PUT,
+            "/api/v1/rooms/{id}/encryption",
+            Some(json!({"on": true})),
+            [404, 403, 200, 404],
+            [403, 403, 400, 403],
+        ),
         e(
             Method::GET,
             "/api/v1/rooms/{id}/members",

@@ -20,8 +20,9 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use sotto_api::{
     CreateRoomRequest, EditMessageRequest, HistoryQuery, Member, MemberList, Message, MessagePage,
-    Room, RoomKind, RoomList, SendMessageRequest, UpdateRoomRequest,
+    Room, RoomKind, RoomList, SendMessageRequest, SetEncryptionRequest, UpdateRoomRequest,
 };
+use sotto_crypto::EnvelopeHeader;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -102,6 +103,37 @@ fn member_view(m: &MemberRecord) -> Member {
     }
 }
 
+/// Whether a room of this kind and visibility may be end-to-end encrypted: direct
+/// messages, and private channels, teams and discussions.
+fn encryptable(kind: RoomKind, private: bool) -> bool {
+    kind == RoomKind::Direct || private
+}
+
+/// The key-free checks of an envelope (protocol.md §7.5): it parses, it is for this
+/// room, and its sender is the caller. Returns its header.
+pub(crate) fn peek_envelope(
+    room_id: &str,
+    sender: &str,
+    ciphertext: &str,
+) -> Result<EnvelopeHeader, ServiceError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(ciphertext.as_bytes())
+        .map_err(|_| ServiceError::InvalidInput("ciphertext: non-empty standard base64".into()))?;
+    let header = EnvelopeHeader::peek(&bytes)
+        .map_err(|e| ServiceError::InvalidInput(format!("ciphertext: not an envelope: {e}")))?;
+    if header.room.as_str() != room_id {
+        return Err(ServiceError::InvalidInput(
+            "ciphertext: the envelope is for another room".into(),
+        ));
+    }
+    if header.sender.as_str() != sender {
+        return Err(ServiceError::InvalidInput(
+            "ciphertext: the envelope's sender is not you".into(),
+        ));
+    }
+    Ok(header)
+}
+
 /// The content of a send or edit, checked against the room's encryption.
 fn content(
     room: &RoomRecord,
@@ -112,7 +144,9 @@ fn content(
         (Some(t), None) => {
             if room.encrypted {
                 return Err(ServiceError::InvalidInput(
-                    "text: this room is encrypted; send ciphertext".into(),
+                    "text: this room is end-to-end encrypted; plaintext is refused, send a \
+                     ciphertext envelope"
+                        .into(),
                 ));
             }
             if t.len() > TEXT_MAX_BYTES {
@@ -355,6 +389,24 @@ impl RoomService {
                 (None, req.private.unwrap_or(false))
             }
         };
+        let encrypted = req.encrypted.unwrap_or(false);
+        let private = if encrypted {
+            self.e2e_enabled().await?;
+            match (req.kind, req.private) {
+                // An encrypted discussion is members-only, whatever its parent.
+                (RoomKind::Discussion, Some(false)) | (RoomKind::Channel | RoomKind::Team, _)
+                    if !private =>
+                {
+                    return Err(ServiceError::InvalidInput(
+                        "encrypted: public channels, teams and discussions cannot be encrypted"
+                            .into(),
+                    ));
+                }
+                _ => true,
+            }
+        } else {
+            private
+        };
         let mut members = Vec::with_capacity(people.len());
         for id in &people {
             let mut m = self.existing_user(id).await?;
@@ -369,7 +421,7 @@ impl RoomService {
             name: Some(name),
             topic,
             parent_id,
-            encrypted: false,
+            encrypted,
             created_by: me.to_owned(),
             created_at: now,
             seq: 1,
@@ -410,6 +462,10 @@ impl RoomService {
                 "members: a direct message has 2 to {max} people, you included"
             )));
         }
+        let encrypted = req.encrypted.unwrap_or(false);
+        if encrypted {
+            self.e2e_enabled().await?;
+        }
         let key = people.iter().cloned().collect::<Vec<_>>().join(",");
         if let Some(room) = self.rooms.room_by_dm_key(&key).await? {
             return Ok(Opened {
@@ -430,7 +486,7 @@ impl RoomService {
             name: None,
             topic: topic(req.topic.as_deref().unwrap_or(""))?,
             parent_id: None,
-            encrypted: false,
+            encrypted,
             created_by: me.to_owned(),
             created_at: now,
             seq: 1,
@@ -607,6 +663,46 @@ impl RoomService {
         self.members(actor, room_id).await
     }
 
+    /// Refuses with `Forbidden` when the workspace has end-to-end encryption turned off.
+    async fn e2e_enabled(&self) -> Result<(), ServiceError> {
+        if self.settings.get(&Actor::Operator).await?.e2e_enabled {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(
+                "end-to-end encryption is turned off in this workspace (e2e.enabled)",
+            ))
+        }
+    }
+
+    /// Turns end-to-end encryption on or off (E6): owners, or any member of a DM; only
+    /// direct messages and private rooms. Turning it on needs `e2e.enabled`. Setting the
+    /// value it already has changes nothing. Stored messages stay as they are.
+    pub async fn set_encryption(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        req: SetEncryptionRequest,
+    ) -> Result<Room, ServiceError> {
+        let me = user_of(actor)?;
+        let (room, mine) = self.as_member(me, room_id).await?;
+        if room.kind != RoomKind::Direct && !mine.owner {
+            return Err(ServiceError::Forbidden("only room owners may do this"));
+        }
+        if !encryptable(room.kind, room.private) {
+            return Err(ServiceError::InvalidInput(
+                "public channels, teams and discussions cannot be encrypted".into(),
+            ));
+        }
+        if req.on {
+            self.e2e_enabled().await?;
+        }
+        if let Some(event) = self.rooms.set_encrypted(room_id, req.on, me).await? {
+            tracing::info!(room_id, encrypted = req.on, "room encryption changed");
+            self.publish_event(event);
+        }
+        self.get(actor, room_id).await
+    }
+
     /// Renames and/or sets the topic (owners only).
     pub async fn update(
         &self,
@@ -667,6 +763,15 @@ impl RoomService {
         let (room, _) = self.as_member(me, room_id).await?;
         protocol_id("id", &req.id)?;
         let (text, ciphertext) = content(&room, req.text, req.ciphertext)?;
+        if let Some(c) = &ciphertext {
+            let header = peek_envelope(room_id, me, c)?;
+            // The stored id is the envelope's, so the server cannot re-file a message.
+            if header.message.to_hex() != req.id {
+                return Err(ServiceError::InvalidInput(
+                    "id: must be the envelope's message id in lowercase hex".into(),
+                ));
+            }
+        }
         let hash = content_hash(text.as_deref(), ciphertext.as_deref());
         let mentions = self.mentions(room_id, text.as_deref()).await?;
         let record = MessageRecord {
@@ -804,6 +909,9 @@ impl RoomService {
             ));
         }
         let (text, ciphertext) = content(&room, req.text, req.ciphertext)?;
+        if let Some(c) = &ciphertext {
+            peek_envelope(room_id, me, c)?;
+        }
         let mentions = self.mentions(room_id, text.as_deref()).await?;
         let m = self
             .messages

@@ -46,6 +46,7 @@ pub(crate) async fn run(stores: &Stores) {
     search(stores).await;
     audit(stores).await;
     keys(stores).await;
+    encryption(stores).await;
 }
 
 async fn users(s: &Stores) {
@@ -1108,4 +1109,43 @@ async fn keys(s: &Stores) {
             .unwrap()
     );
     assert_eq!(k.bundle("k1").await.unwrap().unwrap().bytes, b"bundle-4");
+}
+
+async fn encryption(s: &Stores) {
+    let rooms = &s.rooms;
+    s.users
+        .insert_user(&user("ea", "encrypter", false))
+        .await
+        .unwrap();
+    let mut r = room("e1", RoomKind::Channel, true, None);
+    r.created_by = "ea".into();
+    rooms.insert_room(&r, &[member("ea", true)]).await.unwrap();
+    // Each real change takes the next seq and is logged; a repeat changes nothing.
+    let on = rooms
+        .set_encrypted("e1", true, "ea")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(on.seq, 2);
+    assert_eq!(
+        on.kind,
+        sotto_api::EventKind::EncryptionChanged {
+            encrypted: true,
+            by: "ea".into()
+        }
+    );
+    assert_eq!(rooms.set_encrypted("e1", true, "ea").await.unwrap(), None);
+    assert!(rooms.room_by_id("e1").await.unwrap().unwrap().encrypted);
+    let off = rooms
+        .set_encrypted("e1", false, "ea")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(off.seq, 3);
+    let r = rooms.room_by_id("e1").await.unwrap().unwrap();
+    assert!(!r.encrypted);
+    assert_eq!(r.seq, 3);
+    assert_eq!(rooms.set_encrypted("zz", true, "ea").await.unwrap(), None);
+    let logged = rooms.changes_since("e1", 1, 10).await.unwrap();
+    assert_eq!(logged, vec![on, off]);
 }

@@ -165,6 +165,14 @@ pub trait RoomStore: Send + Sync {
     ) -> Result<Option<Event>, StoreError>;
     /// Everyone who shares at least one room with `user_id`, the user excluded, sorted.
     async fn room_peers(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
+    /// Turns encryption on or off; the logged `encryption_changed`, or `None` if there is
+    /// no such room or the flag already has that value.
+    async fn set_encrypted(
+        &self,
+        room_id: &str,
+        on: bool,
+        by: &str,
+    ) -> Result<Option<Event>, StoreError>;
 }
 
 /// Messages.
@@ -658,6 +666,35 @@ macro_rules! room_stores {
                 .await?;
                 row.map(|r| parse_event(room_id.to_owned(), r.try_get("seq")?, r.try_get("payload")?))
                     .transpose()
+            }
+
+            async fn set_encrypted(
+                &self,
+                room_id: &str,
+                on: bool,
+                by: &str,
+            ) -> Result<Option<Event>, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                let Some(seq) = bump(&mut tx, room_id).await? else {
+                    return Ok(None);
+                };
+                let done = sqlx::query(
+                    "UPDATE rooms SET encrypted = $2 WHERE id = $1 AND encrypted <> $2",
+                )
+                .bind(room_id)
+                .bind(on)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                let kind = EventKind::EncryptionChanged {
+                    encrypted: on,
+                    by: by.to_owned(),
+                };
+                let event = log_event(&mut tx, room_id, seq, kind).await?;
+                tx.commit().await?;
+                Ok(Some(event))
             }
 
             async fn room_peers(&self, user_id: &str) -> Result<Vec<String>, StoreError> {

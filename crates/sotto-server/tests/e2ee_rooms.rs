@@ -1,0 +1,273 @@
+//! Encrypted rooms over the router with real envelopes from `sotto-crypto`: which rooms
+//! may be encrypted, turning encryption on and off, plaintext refused, and the key-free
+//! envelope checks. Every test runs on SQLite and, when configured, PostgreSQL.
+
+mod common;
+
+use axum::http::Method;
+use base64::Engine;
+use common::{PASSWORD, TestApp};
+use serde_json::{Value, json};
+use sotto_api::{EventKind, SettingsPatch};
+use sotto_crypto::envelope::seal;
+use sotto_crypto::{EnvelopeHeader, EpochKey, IdentityKeys, MessageBody, RoomId, UserId};
+use sotto_server::service::Actor;
+
+struct Person {
+    id: String,
+    token: String,
+    keys: IdentityKeys,
+}
+
+async fn person(t: &TestApp, name: &str) -> Person {
+    let id = t.create_user(name, false).await;
+    let token = t.login(name, PASSWORD).await;
+    Person {
+        id,
+        token,
+        keys: IdentityKeys::generate(&mut sotto_crypto::os_rng()),
+    }
+}
+
+async fn create(t: &TestApp, who: &Person, body: Value) -> common::Answer {
+    t.post("/api/v1/rooms", Some(&who.token), body).await
+}
+
+/// A real envelope from `sender` for `room` under `key`, and its message id in hex.
+fn envelope(room: &str, sender: &Person, key: &EpochKey, text: &str) -> (String, String) {
+    let mut rng = sotto_crypto::os_rng();
+    let room = RoomId::new(room).unwrap();
+    let user = UserId::new(sender.id.as_str()).unwrap();
+    let header = EnvelopeHeader::new(room.clone(), key.epoch(), user.clone(), &mut rng);
+    let body = MessageBody::text(room, user, text);
+    let bytes = seal(&body, &header, key, &sender.keys, &mut rng).unwrap();
+    (
+        header.message.to_hex(),
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+    )
+}
+
+async fn send(t: &TestApp, who: &Person, room: &str, body: Value) -> common::Answer {
+    t.post(
+        &format!("/api/v1/rooms/{room}/messages"),
+        Some(&who.token),
+        body,
+    )
+    .await
+}
+
+async fn set_encryption(t: &TestApp, who: &Person, room: &str, on: bool) -> common::Answer {
+    t.call(
+        Method::PUT,
+        &format!("/api/v1/rooms/{room}/encryption"),
+        Some(&who.token),
+        Some(json!({ "on": on })),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn which_rooms_may_be_encrypted() {
+    for t in TestApp::every_backend().await {
+        let (a, b) = (person(&t, "alice").await, person(&t, "bob").await);
+        let c = person(&t, "carol").await;
+        let ok = |body: Value| {
+            let t = &t;
+            let a = &a;
+            async move {
+                let r = create(t, a, body).await;
+                assert_eq!(r.status.as_u16(), 201, "{}: {}", t.backend(), r.body);
+                assert_eq!(r.body["encrypted"], true);
+                assert_eq!(r.body["private"], true);
+                r.body["id"].as_str().unwrap().to_owned()
+            }
+        };
+        ok(json!({"kind": "direct", "members": [b.id], "encrypted": true})).await;
+        ok(json!({"kind": "direct", "members": [b.id, c.id], "encrypted": true})).await;
+        ok(json!({"kind": "channel", "name": "p", "private": true, "encrypted": true})).await;
+        ok(json!({"kind": "team", "name": "t", "private": true, "encrypted": true})).await;
+        // A discussion of a public channel, created encrypted, is members-only.
+        let public = create(&t, &a, json!({"kind": "channel", "name": "pub"})).await;
+        let public = public.body["id"].as_str().unwrap().to_owned();
+        ok(json!({"kind": "discussion", "name": "d", "parent_id": public, "encrypted": true}))
+            .await;
+        for refused in [
+            json!({"kind": "channel", "name": "x", "encrypted": true}),
+            json!({"kind": "team", "name": "x", "private": false, "encrypted": true}),
+            json!({"kind": "discussion", "name": "x", "parent_id": public, "private": false,
+                   "encrypted": true}),
+        ] {
+            create(&t, &a, refused)
+                .await
+                .expect_error(400, "invalid_input");
+        }
+        // Not encrypted unless asked for.
+        let plain = create(
+            &t,
+            &a,
+            json!({"kind": "channel", "name": "q", "private": true}),
+        )
+        .await;
+        assert_eq!(plain.body["encrypted"], false);
+
+        // With e2e.enabled off, nothing new is encrypted.
+        let patch: SettingsPatch = serde_json::from_value(json!({"e2e.enabled": false})).unwrap();
+        t.state
+            .services
+            .settings
+            .update(&Actor::Operator, patch)
+            .await
+            .unwrap();
+        create(
+            &t,
+            &a,
+            json!({"kind": "channel", "name": "y", "private": true, "encrypted": true}),
+        )
+        .await
+        .expect_error(403, "forbidden");
+        let plain = plain.body["id"].as_str().unwrap().to_owned();
+        set_encryption(&t, &a, &plain, true)
+            .await
+            .expect_error(403, "forbidden");
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn owners_and_dm_members_toggle_encryption_as_a_room_event() {
+    for t in TestApp::every_backend().await {
+        let (a, b) = (person(&t, "alice").await, person(&t, "bob").await);
+        let room = create(
+            &t,
+            &a,
+            json!({"kind": "channel", "name": "p", "private": true, "members": [b.id]}),
+        )
+        .await;
+        let room = room.body["id"].as_str().unwrap().to_owned();
+        // A plain member may not; the owner may; a repeat changes nothing.
+        set_encryption(&t, &b, &room, true)
+            .await
+            .expect_error(403, "forbidden");
+        let before = t.stores.rooms.room_by_id(&room).await.unwrap().unwrap().seq;
+        let on = set_encryption(&t, &a, &room, true).await;
+        assert_eq!(on.status.as_u16(), 200, "{}", on.body);
+        assert_eq!(on.body["encrypted"], true);
+        assert_eq!(on.body["seq"], before + 1);
+        let again = set_encryption(&t, &a, &room, true).await;
+        assert_eq!(again.body["seq"], before + 1);
+        let events = t
+            .stores
+            .rooms
+            .changes_since(&room, before, 10)
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].kind,
+            EventKind::EncryptionChanged {
+                encrypted: true,
+                by: a.id.clone()
+            }
+        );
+        // Either person in a DM may.
+        let dm = create(&t, &a, json!({"kind": "direct", "members": [b.id]})).await;
+        let dm = dm.body["id"].as_str().unwrap().to_owned();
+        let on = set_encryption(&t, &b, &dm, true).await;
+        assert_eq!(on.body["encrypted"], true, "{}", on.body);
+        // Public rooms cannot be encrypted; strangers do not see private rooms.
+        let public = create(&t, &a, json!({"kind": "channel", "name": "pub"})).await;
+        let public = public.body["id"].as_str().unwrap().to_owned();
+        set_encryption(&t, &a, &public, true)
+            .await
+            .expect_error(400, "invalid_input");
+        let c = person(&t, "carol").await;
+        set_encryption(&t, &c, &room, false)
+            .await
+            .expect_error(404, "not_found");
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn encrypted_rooms_take_envelopes_only() {
+    for t in TestApp::every_backend().await {
+        let (a, b) = (person(&t, "alice").await, person(&t, "bob").await);
+        let room = create(
+            &t,
+            &a,
+            json!({"kind": "direct", "members": [b.id], "encrypted": true}),
+        )
+        .await;
+        let room = room.body["id"].as_str().unwrap().to_owned();
+        let key = EpochKey::generate(&mut sotto_crypto::os_rng());
+
+        // Plaintext is refused with a clear error.
+        let r = send(&t, &a, &room, json!({"id": "m1", "text": "hello"})).await;
+        r.expect_error(400, "invalid_input");
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("encrypted")
+        );
+
+        // A real envelope is stored unchanged and served to the other member.
+        let (id, c) = envelope(&room, &a, &key, "secret words");
+        let r = send(&t, &a, &room, json!({"id": id, "ciphertext": c})).await;
+        assert_eq!(r.status.as_u16(), 201, "{}: {}", t.backend(), r.body);
+        let h = t
+            .get(&format!("/api/v1/rooms/{room}/messages"), Some(&b.token))
+            .await;
+        assert_eq!(h.body["messages"][0]["ciphertext"], c.as_str());
+        assert_eq!(h.body["messages"][0]["text"], Value::Null);
+
+        // Forged or malformed envelopes are refused.
+        let (other_id, for_other_room) = envelope("another-room", &a, &key, "x");
+        let (bob_id, from_bob) = envelope(&room, &b, &key, "x");
+        let (ok_id, good) = envelope(&room, &a, &key, "y");
+        let mut bytes = base64::engine::general_purpose::STANDARD
+            .decode(&good)
+            .unwrap();
+        bytes.truncate(bytes.len() - 70);
+        let truncated = base64::engine::general_purpose::STANDARD.encode(bytes);
+        for (who, body) in [
+            (&a, json!({"id": other_id, "ciphertext": for_other_room})),
+            // Alice cannot send what claims to be Bob's.
+            (&a, json!({"id": bob_id, "ciphertext": from_bob})),
+            (&a, json!({"id": ok_id, "ciphertext": truncated})),
+            (
+                &a,
+                json!({"id": ok_id, "ciphertext": "bm90IGFuIGVudmVsb3Bl"}),
+            ),
+            // The stored id must be the envelope's.
+            (&a, json!({"id": "another-id", "ciphertext": good})),
+        ] {
+            send(&t, who, &room, body)
+                .await
+                .expect_error(400, "invalid_input");
+        }
+
+        // Turning encryption off keeps the stored ciphertext; then text is taken and
+        // envelopes are not.
+        let off = set_encryption(&t, &b, &room, false).await;
+        assert_eq!(off.body["encrypted"], false, "{}", off.body);
+        let (id2, c2) = envelope(&room, &a, &key, "late");
+        send(&t, &a, &room, json!({"id": id2, "ciphertext": c2}))
+            .await
+            .expect_error(400, "invalid_input");
+        let r = send(
+            &t,
+            &a,
+            &room,
+            json!({"id": "plain", "text": "in the clear"}),
+        )
+        .await;
+        assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+        let h = t
+            .get(&format!("/api/v1/rooms/{room}/messages"), Some(&b.token))
+            .await;
+        assert_eq!(h.body["messages"][0]["ciphertext"], c.as_str());
+        assert_eq!(h.body["messages"][1]["text"], "in the clear");
+        t.finish().await;
+    }
+}
