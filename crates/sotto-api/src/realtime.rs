@@ -103,6 +103,13 @@ pub enum EventKind {
         /// The tombstone.
         message: Message,
     },
+    /// A signed statement was added to the room's state chain (docs/protocol.md §5).
+    StatementAdded {
+        /// The statement's own sequence number in the chain.
+        chain_seq: u64,
+        /// The statement, standard base64.
+        statement: String,
+    },
     /// End-to-end encryption was turned on or off.
     EncryptionChanged {
         /// Encrypted now.

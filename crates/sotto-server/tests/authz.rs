@@ -123,6 +123,18 @@ fn endpoints() -> Vec<Endpoint> {
             [401, 404, 404],
         ),
         e(
+            Method::GET,
+            "/api/v1/rooms/{id}/statements",
+            None,
+            [401, 404, 404],
+        ),
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/statements",
+            Some(json!({"statement": "AAAA"})),
+            [401, 404, 404],
+        ),
+        e(
             Method::PUT,
             "/api/v1/rooms/{id}/encryption",
             Some(json!({"on": true})),

@@ -43,6 +43,21 @@ fn endpoints() -> Vec<Endpoint> {
             [404, 403, 200, 404],
             [403, 403, 200, 403],
         ),
+        e(
+            Method::GET,
+            "/api/v1/rooms/{id}/statements",
+            None,
+            [404, 200, 200, 404],
+            [403, 200, 200, 403],
+        ),
+        // Membership is checked before the (malformed) statement.
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/statements",
+            Some(json!({"statement": "AAAA"})),
+            [404, 400, 400, 404],
+            [403, 400, 400, 403],
+        ),
         // Public rooms cannot be encrypted.
         e(
             Method::PUT,

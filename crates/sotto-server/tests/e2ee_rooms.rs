@@ -9,9 +9,11 @@ use base64::Engine;
 use common::{PASSWORD, TestApp};
 use serde_json::{Value, json};
 use sotto_api::{EventKind, SettingsPatch};
+use sotto_crypto::chain::{Action, Create, RoomKind, Statement};
 use sotto_crypto::envelope::seal;
 use sotto_crypto::{EnvelopeHeader, EpochKey, IdentityKeys, MessageBody, RoomId, UserId};
 use sotto_server::service::Actor;
+use std::collections::BTreeSet;
 
 struct Person {
     id: String,
@@ -19,14 +21,58 @@ struct Person {
     keys: IdentityKeys,
 }
 
+/// A user with published keys. The key directory's own API is not used here: the
+/// bundle goes straight into the key store (the backup is not read by anything here).
 async fn person(t: &TestApp, name: &str) -> Person {
     let id = t.create_user(name, false).await;
     let token = t.login(name, PASSWORD).await;
-    Person {
-        id,
-        token,
-        keys: IdentityKeys::generate(&mut sotto_crypto::os_rng()),
-    }
+    let keys = IdentityKeys::generate(&mut sotto_crypto::os_rng());
+    let bundle = keys.bundle(&UserId::new(id.as_str()).unwrap()).encode();
+    assert!(
+        t.stores
+            .keys
+            .publish_keys(&id, &bundle, b"backup", 1)
+            .await
+            .unwrap()
+    );
+    Person { id, token, keys }
+}
+
+fn uid(p: &Person) -> UserId {
+    UserId::new(p.id.as_str()).unwrap()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The creation statement of `room`, signed by `by`, listing `members`.
+fn create_stmt(room: &str, kind: RoomKind, by: &Person, members: &[&Person]) -> Statement {
+    let create = Create {
+        kind,
+        members: members.iter().map(|p| uid(p)).collect::<BTreeSet<_>>(),
+        encrypted: true,
+        history_shared: true,
+    };
+    Statement::create(&RoomId::new(room).unwrap(), create, &uid(by), &by.keys).unwrap()
+}
+
+fn next(head: &Statement, action: Action, by: &Person) -> Statement {
+    Statement::next(head, action, &uid(by), &by.keys).unwrap()
+}
+
+async fn post_statement(t: &TestApp, who: &Person, room: &str, s: &Statement) -> common::Answer {
+    t.post(
+        &format!("/api/v1/rooms/{room}/statements"),
+        Some(&who.token),
+        json!({ "statement": b64(&s.encode()) }),
+    )
+    .await
+}
+
+async fn stored(t: &TestApp, who: &Person, room: &str, s: &Statement) {
+    let r = post_statement(t, who, room, s).await;
+    assert_eq!(r.status.as_u16(), 201, "{}: {}", t.backend(), r.body);
 }
 
 async fn create(t: &TestApp, who: &Person, body: Value) -> common::Answer {
@@ -201,6 +247,16 @@ async fn encrypted_rooms_take_envelopes_only() {
         let room = room.body["id"].as_str().unwrap().to_owned();
         let key = EpochKey::generate(&mut sotto_crypto::os_rng());
 
+        // Envelopes need the chain to declare their epoch first.
+        let (id, c) = envelope(&room, &a, &key, "too early");
+        send(&t, &a, &room, json!({"id": id, "ciphertext": c}))
+            .await
+            .expect_error(409, "conflict");
+        let create = create_stmt(&room, RoomKind::DirectMessage, &a, &[&a, &b]);
+        stored(&t, &a, &room, &create).await;
+        let epoch = next(&create, Action::NewEpoch(key.epoch()), &b);
+        stored(&t, &b, &room, &epoch).await;
+
         // Plaintext is refused with a clear error.
         let r = send(&t, &a, &room, json!({"id": "m1", "text": "hello"})).await;
         r.expect_error(400, "invalid_input");
@@ -249,7 +305,21 @@ async fn encrypted_rooms_take_envelopes_only() {
 
         // Turning encryption off keeps the stored ciphertext; then text is taken and
         // envelopes are not.
-        let off = set_encryption(&t, &b, &room, false).await;
+        // Without a statement the chain's room refuses the change.
+        set_encryption(&t, &b, &room, false)
+            .await
+            .expect_error(400, "invalid_input");
+        let off = t
+            .call(
+                Method::PUT,
+                &format!("/api/v1/rooms/{room}/encryption"),
+                Some(&b.token),
+                Some(json!({
+                    "on": false,
+                    "statement": b64(&next(&epoch, Action::SetEncryption(false), &b).encode()),
+                })),
+            )
+            .await;
         assert_eq!(off.body["encrypted"], false, "{}", off.body);
         let (id2, c2) = envelope(&room, &a, &key, "late");
         send(&t, &a, &room, json!({"id": id2, "ciphertext": c2}))
@@ -268,6 +338,185 @@ async fn encrypted_rooms_take_envelopes_only() {
             .await;
         assert_eq!(h.body["messages"][0]["ciphertext"], c.as_str());
         assert_eq!(h.body["messages"][1]["text"], "in the clear");
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn the_state_chain_is_checked_and_compare_and_set() {
+    for t in TestApp::every_backend().await {
+        let (a, b) = (person(&t, "alice").await, person(&t, "bob").await);
+        let c = person(&t, "carol").await;
+        let room = create(
+            &t,
+            &a,
+            json!({"kind": "channel", "name": "p", "private": true, "members": [b.id],
+                   "encrypted": true}),
+        )
+        .await;
+        let room = room.body["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/rooms/{room}/statements");
+
+        // The creation must match the room and be signed by the caller's published key.
+        let wrong_members = create_stmt(&room, RoomKind::PrivateChannel, &a, &[&a]);
+        post_statement(&t, &a, &room, &wrong_members)
+            .await
+            .expect_error(400, "invalid_input");
+        let wrong_kind = create_stmt(&room, RoomKind::PrivateTeam, &a, &[&a, &b]);
+        post_statement(&t, &a, &room, &wrong_kind)
+            .await
+            .expect_error(400, "invalid_input");
+        let mut forged = create_stmt(&room, RoomKind::PrivateChannel, &a, &[&a, &b]);
+        let a_with_b_keys = Person {
+            id: a.id.clone(),
+            token: a.token.clone(),
+            keys: IdentityKeys::generate(&mut sotto_crypto::os_rng()),
+        };
+        forged = Statement::create(
+            forged.room(),
+            match forged.action() {
+                Action::Create(c) => c.clone(),
+                _ => unreachable!(),
+            },
+            &uid(&a),
+            &a_with_b_keys.keys,
+        )
+        .unwrap();
+        let r = post_statement(&t, &a, &room, &forged).await;
+        r.expect_error(400, "invalid_input");
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("signature")
+        );
+        // Bob cannot submit what Alice signed.
+        let create = create_stmt(&room, RoomKind::PrivateChannel, &a, &[&a, &b]);
+        post_statement(&t, &b, &room, &create)
+            .await
+            .expect_error(400, "invalid_input");
+        stored(&t, &a, &room, &create).await;
+        let chain = t.get(&path, Some(&b.token)).await;
+        assert_eq!(chain.body["statements"], json!([b64(&create.encode())]));
+        t.get(&path, Some(&c.token))
+            .await
+            .expect_error(404, "not_found");
+
+        // Two statements extending the same head, sent at once: exactly one is stored.
+        let e1 = next(
+            &create,
+            Action::NewEpoch(sotto_crypto::EpochId([1; 16])),
+            &a,
+        );
+        let e2 = next(
+            &create,
+            Action::NewEpoch(sotto_crypto::EpochId([2; 16])),
+            &b,
+        );
+        let (r1, r2) = tokio::join!(
+            post_statement(&t, &a, &room, &e1),
+            post_statement(&t, &b, &room, &e2)
+        );
+        let mut statuses = [r1.status.as_u16(), r2.status.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [201, 409],
+            "{}: {} {}",
+            t.backend(),
+            r1.body,
+            r2.body
+        );
+        let head = if r1.status.as_u16() == 201 { e1 } else { e2 };
+        let chain = t.get(&path, Some(&a.token)).await;
+        assert_eq!(chain.body["statements"].as_array().unwrap().len(), 2);
+        assert_eq!(chain.body["statements"][1], b64(&head.encode()));
+
+        // Membership now changes only with a statement, in the same transaction.
+        t.post(
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(&a.token),
+            json!({"user_id": c.id}),
+        )
+        .await
+        .expect_error(400, "invalid_input");
+        // Chain rules hold: Bob is not an owner.
+        let by_bob = next(&head, Action::Invite(uid(&c)), &b);
+        post_statement(&t, &b, &room, &by_bob)
+            .await
+            .expect_error(400, "invalid_input");
+        let invite = next(&head, Action::Invite(uid(&c)), &a);
+        let before = t.stores.rooms.room_by_id(&room).await.unwrap().unwrap().seq;
+        stored(&t, &a, &room, &invite).await;
+        assert!(t.stores.rooms.member(&room, &c.id).await.unwrap().is_some());
+        let events = t
+            .stores
+            .rooms
+            .changes_since(&room, before, 10)
+            .await
+            .unwrap();
+        let kinds: Vec<_> = events.iter().map(|e| &e.kind).collect();
+        assert!(matches!(
+            kinds.as_slice(),
+            [
+                EventKind::StatementAdded { chain_seq: 2, .. },
+                EventKind::MemberAdded { .. }
+            ]
+        ));
+        // A stale head is a conflict, not a rule error.
+        let stale = next(&head, Action::Remove(uid(&b)), &a);
+        post_statement(&t, &a, &room, &stale)
+            .await
+            .expect_error(409, "conflict");
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn removal_makes_the_old_epoch_unusable() {
+    for t in TestApp::every_backend().await {
+        let (a, b) = (person(&t, "alice").await, person(&t, "bob").await);
+        let c = person(&t, "carol").await;
+        let room = create(
+            &t,
+            &a,
+            json!({"kind": "team", "name": "t", "private": true, "members": [b.id, c.id],
+                   "encrypted": true}),
+        )
+        .await;
+        let room = room.body["id"].as_str().unwrap().to_owned();
+        let old = EpochKey::generate(&mut sotto_crypto::os_rng());
+        let create = create_stmt(&room, RoomKind::PrivateTeam, &a, &[&a, &b, &c]);
+        stored(&t, &a, &room, &create).await;
+        let e1 = next(&create, Action::NewEpoch(old.epoch()), &a);
+        stored(&t, &a, &room, &e1).await;
+        let (id, env) = envelope(&room, &b, &old, "before");
+        let r = send(&t, &b, &room, json!({"id": id, "ciphertext": env})).await;
+        assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+
+        // Carol is removed: the room is due a new epoch and the old one takes nothing.
+        let remove = next(&e1, Action::Remove(uid(&c)), &a);
+        stored(&t, &a, &room, &remove).await;
+        assert!(t.stores.rooms.member(&room, &c.id).await.unwrap().is_none());
+        let (id, env) = envelope(&room, &b, &old, "after");
+        send(&t, &b, &room, json!({"id": id, "ciphertext": env}))
+            .await
+            .expect_error(409, "conflict");
+        let new = EpochKey::generate(&mut sotto_crypto::os_rng());
+        stored(
+            &t,
+            &b,
+            &room,
+            &next(&remove, Action::NewEpoch(new.epoch()), &b),
+        )
+        .await;
+        let (id, env) = envelope(&room, &b, &old, "still old");
+        send(&t, &b, &room, json!({"id": id, "ciphertext": env}))
+            .await
+            .expect_error(409, "conflict");
+        let (id, env) = envelope(&room, &b, &new, "new");
+        let r = send(&t, &b, &room, json!({"id": id, "ciphertext": env})).await;
+        assert_eq!(r.status.as_u16(), 201, "{}", r.body);
         t.finish().await;
     }
 }

@@ -710,6 +710,7 @@ async fn changes_are_published_in_room_order() {
             EventKind::MessageEdited { .. } => "edited",
             EventKind::MessageDeleted { .. } => "deleted",
             EventKind::EncryptionChanged { .. } => "encryption",
+            EventKind::StatementAdded { .. } => "statement",
         })
         .collect();
     assert_eq!(

@@ -145,13 +145,7 @@ impl Services {
         ));
         let settings = Arc::new(SettingsService::new(stores.settings.clone()));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
-        let rooms = Arc::new(RoomService::new(
-            stores.users.clone(),
-            stores.rooms.clone(),
-            stores.messages.clone(),
-            settings.clone(),
-            bus.clone(),
-        ));
+        let rooms = Arc::new(RoomService::new(stores, settings.clone(), bus.clone()));
         let files = Arc::new(FileService::new(
             rooms.clone(),
             stores.files.clone(),

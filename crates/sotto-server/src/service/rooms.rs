@@ -13,8 +13,8 @@ use super::{Actor, ServiceError, now_ms, tokens, validate};
 use crate::bus::{Bus, BusEvent, Event, EventKind};
 use crate::service::SettingsService;
 use crate::store::{
-    Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, StoreError,
-    UserStore, message_view,
+    E2eeStore, Inserted, KeyStore, MemberRecord, MessageRecord, MessageStore, RoomRecord,
+    RoomStore, StoreError, UserStore, message_view,
 };
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -37,11 +37,15 @@ pub const PAGE_DEFAULT: u32 = 50;
 /// Largest history page.
 pub const PAGE_MAX: u32 = 200;
 
-/// Rooms, members and messages.
+mod chain;
+
+/// Rooms, members and messages, and the state chains and keys of encrypted rooms.
 pub struct RoomService {
     users: Arc<dyn UserStore>,
     rooms: Arc<dyn RoomStore>,
     messages: Arc<dyn MessageStore>,
+    keys: Arc<dyn KeyStore>,
+    e2ee: Arc<dyn E2eeStore>,
     settings: Arc<SettingsService>,
     bus: Arc<dyn Bus>,
 }
@@ -227,18 +231,19 @@ pub fn mentioned_usernames(text: &str) -> BTreeSet<String> {
 }
 
 impl RoomService {
-    /// Over the stores, the settings (for the group DM limit) and the bus.
+    /// Over the stores, the settings (for the group DM limit and `e2e.enabled`) and the
+    /// bus.
     pub fn new(
-        users: Arc<dyn UserStore>,
-        rooms: Arc<dyn RoomStore>,
-        messages: Arc<dyn MessageStore>,
+        stores: &crate::store::Stores,
         settings: Arc<SettingsService>,
         bus: Arc<dyn Bus>,
     ) -> Self {
         Self {
-            users,
-            rooms,
-            messages,
+            users: stores.users.clone(),
+            rooms: stores.rooms.clone(),
+            messages: stores.messages.clone(),
+            keys: stores.keys.clone(),
+            e2ee: stores.e2ee.clone(),
             settings,
             bus,
         }
@@ -590,6 +595,7 @@ impl RoomService {
                 "only owners may invite to a private room",
             ));
         }
+        self.unsigned_allowed(room_id).await?;
         let m = self.existing_user(user_id).await?;
         self.add(room_id, m).await?;
         self.members(actor, room_id).await
@@ -609,6 +615,7 @@ impl RoomService {
     }
 
     async fn drop_member(&self, room_id: &str, user_id: &str) -> Result<(), ServiceError> {
+        self.unsigned_allowed(room_id).await?;
         self.keeps_an_owner(room_id, user_id).await?;
         match self.rooms.remove_member(room_id, user_id).await? {
             Some(event) => {
@@ -651,6 +658,7 @@ impl RoomService {
         owner: bool,
     ) -> Result<MemberList, ServiceError> {
         self.as_owner(user_of(actor)?, room_id).await?;
+        self.unsigned_allowed(room_id).await?;
         if !owner {
             self.keeps_an_owner(room_id, user_id).await?;
         }
@@ -693,6 +701,27 @@ impl RoomService {
                 "public channels, teams and discussions cannot be encrypted".into(),
             ));
         }
+        if let Some(statement) = &req.statement {
+            // The statement must sign exactly this change: turning it on or off, or
+            // (no chain yet) starting the chain with that flag.
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(statement.as_bytes())
+                .map_err(|_| ServiceError::InvalidInput("statement: standard base64".into()))?;
+            let parsed = sotto_crypto::chain::Statement::decode(&bytes)
+                .map_err(|e| ServiceError::InvalidInput(format!("statement: {e}")))?;
+            let matches = match parsed.action() {
+                sotto_crypto::chain::Action::SetEncryption(on) => *on == req.on,
+                sotto_crypto::chain::Action::Create(c) => c.encrypted == req.on,
+                _ => false,
+            };
+            if !matches {
+                return Err(ServiceError::InvalidInput(
+                    "statement: it does not sign this change".into(),
+                ));
+            }
+            return self.add_statement(actor, room_id, statement).await;
+        }
+        self.unsigned_allowed(room_id).await?;
         if req.on {
             self.e2e_enabled().await?;
         }
@@ -765,6 +794,7 @@ impl RoomService {
         let (text, ciphertext) = content(&room, req.text, req.ciphertext)?;
         if let Some(c) = &ciphertext {
             let header = peek_envelope(room_id, me, c)?;
+            self.check_epoch(room_id, &header).await?;
             // The stored id is the envelope's, so the server cannot re-file a message.
             if header.message.to_hex() != req.id {
                 return Err(ServiceError::InvalidInput(
@@ -910,7 +940,8 @@ impl RoomService {
         }
         let (text, ciphertext) = content(&room, req.text, req.ciphertext)?;
         if let Some(c) = &ciphertext {
-            peek_envelope(room_id, me, c)?;
+            let header = peek_envelope(room_id, me, c)?;
+            self.check_epoch(room_id, &header).await?;
         }
         let mentions = self.mentions(room_id, text.as_deref()).await?;
         let m = self

@@ -6,6 +6,7 @@
 mod accounts;
 mod audit;
 mod blobs;
+mod e2ee;
 mod files;
 mod keys;
 mod migrations;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 pub use audit::AuditStore;
 pub use blobs::{BlobStore, ByteStream, LocalBlobStore, PG_CHUNK, PgBlobStore, PutError};
+pub use e2ee::{E2eeStore, RoomKeyRecord, SignedChange};
 pub use files::{FileRecord, FileStore};
 pub use keys::{KeyRecord, KeyStore};
 pub use postgres::PgStore;
@@ -229,6 +231,8 @@ pub struct Stores {
     pub files: Arc<dyn FileStore>,
     /// Public key bundles and key backups.
     pub keys: Arc<dyn KeyStore>,
+    /// Room state chains and room keys of encrypted rooms.
+    pub e2ee: Arc<dyn E2eeStore>,
     /// File contents.
     pub blobs: Arc<dyn BlobStore>,
     /// Message search.
@@ -273,6 +277,7 @@ impl Stores {
         Self {
             files: store.clone(),
             keys: store.clone(),
+            e2ee: store.clone(),
             blobs: Arc::new(blobs),
             users: store.clone(),
             sessions: store.clone(),
@@ -293,6 +298,7 @@ impl Stores {
         Self {
             files: store.clone(),
             keys: store.clone(),
+            e2ee: store.clone(),
             blobs,
             users: store.clone(),
             sessions: store.clone(),

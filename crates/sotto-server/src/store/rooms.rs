@@ -869,7 +869,7 @@ macro_rules! room_stores {
 }
 
 /// Takes the next room seq inside `tx`; `None` if there is no such room.
-async fn bump<'c, DB>(
+pub(super) async fn bump<'c, DB>(
     tx: &mut sqlx::Transaction<'c, DB>,
     room_id: &str,
 ) -> Result<Option<i64>, StoreError>
@@ -893,7 +893,7 @@ where
 }
 
 /// Logs a room or membership change inside `tx`, and returns it as an event.
-async fn log_event<'c, DB>(
+pub(super) async fn log_event<'c, DB>(
     tx: &mut sqlx::Transaction<'c, DB>,
     room_id: &str,
     seq: i64,
