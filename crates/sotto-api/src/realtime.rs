@@ -34,6 +34,28 @@ pub enum Notice {
     },
     /// Every room of the `resume` frame before it is caught up; live events follow.
     Resumed,
+    /// To members who hold a room's current epoch key: these members lack it and have
+    /// published keys; seal it to them (`POST /api/v1/rooms/{id}/keys`).
+    RoomKeyRequest {
+        /// The room.
+        room_id: String,
+        /// The current epoch, 32 lowercase hex digits.
+        epoch_id: String,
+        /// Who lacks it.
+        user_ids: Vec<String>,
+    },
+    /// A room-key box was just stored for you.
+    RoomKey {
+        /// The room.
+        room_id: String,
+        /// Its epoch, 32 lowercase hex digits.
+        epoch_id: String,
+        /// Who sealed and signed it.
+        distributor_id: String,
+        /// The box, base64.
+        #[serde(rename = "box")]
+        sealed: String,
+    },
 }
 
 /// `GET /api/v1/presence`.

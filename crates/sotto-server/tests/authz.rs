@@ -135,6 +135,18 @@ fn endpoints() -> Vec<Endpoint> {
             [401, 404, 404],
         ),
         e(
+            Method::GET,
+            "/api/v1/rooms/{id}/keys",
+            None,
+            [401, 404, 404],
+        ),
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/keys",
+            Some(json!({"boxes": ["AAAA"]})),
+            [401, 404, 404],
+        ),
+        e(
             Method::PUT,
             "/api/v1/rooms/{id}/encryption",
             Some(json!({"on": true})),

@@ -58,6 +58,21 @@ fn endpoints() -> Vec<Endpoint> {
             [404, 400, 400, 404],
             [403, 400, 400, 403],
         ),
+        e(
+            Method::GET,
+            "/api/v1/rooms/{id}/keys",
+            None,
+            [404, 200, 200, 404],
+            [403, 200, 200, 403],
+        ),
+        // Membership is checked before the (malformed) box.
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/keys",
+            Some(json!({"boxes": ["AAAA"]})),
+            [404, 409, 409, 404],
+            [403, 409, 409, 403],
+        ),
         // Public rooms cannot be encrypted.
         e(
             Method::PUT,

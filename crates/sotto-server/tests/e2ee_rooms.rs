@@ -11,8 +11,12 @@ use serde_json::{Value, json};
 use sotto_api::{EventKind, SettingsPatch};
 use sotto_crypto::chain::{Action, Create, RoomKind, Statement};
 use sotto_crypto::envelope::seal;
-use sotto_crypto::{EnvelopeHeader, EpochKey, IdentityKeys, MessageBody, RoomId, UserId};
+use sotto_crypto::roomkey::RoomKeyBox;
+use sotto_crypto::{
+    EnvelopeHeader, EpochKey, IdentityKeys, MessageBody, PublicBundle, RoomId, UserId,
+};
 use sotto_server::service::Actor;
+use sotto_server::testing;
 use std::collections::BTreeSet;
 
 struct Person {
@@ -517,6 +521,199 @@ async fn removal_makes_the_old_epoch_unusable() {
         let (id, env) = envelope(&room, &b, &new, "new");
         let r = send(&t, &b, &room, json!({"id": id, "ciphertext": env})).await;
         assert_eq!(r.status.as_u16(), 201, "{}", r.body);
+        t.finish().await;
+    }
+}
+
+/// Serves the app on a local port, for the realtime socket.
+async fn serve(t: &TestApp) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = t
+        .router
+        .clone()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// The next frame of `type`, skipping others (presence, room events).
+async fn next_of(socket: &mut testing::Socket, ty: &str) -> Value {
+    loop {
+        let f = testing::next_frame(socket).await;
+        if f["type"] == ty {
+            return f;
+        }
+    }
+}
+
+/// `key` sealed by `from` to `to`, base64.
+fn sealed(t_room: &str, key: &EpochKey, from: &Person, to: &Person) -> String {
+    let bundle = PublicBundle::decode(&to.keys.bundle(&uid(to)).encode()).unwrap();
+    let b = RoomKeyBox::seal(
+        key,
+        &RoomId::new(t_room).unwrap(),
+        &from.keys,
+        &uid(from),
+        &bundle,
+        &mut sotto_crypto::os_rng(),
+    )
+    .unwrap();
+    b64(&b.encode())
+}
+
+async fn upload(t: &TestApp, who: &Person, room: &str, boxes: Vec<String>) -> common::Answer {
+    t.post(
+        &format!("/api/v1/rooms/{room}/keys"),
+        Some(&who.token),
+        json!({ "boxes": boxes }),
+    )
+    .await
+}
+
+async fn key_state(t: &TestApp, who: &Person, room: &str) -> common::Answer {
+    t.get(&format!("/api/v1/rooms/{room}/keys"), Some(&who.token))
+        .await
+}
+
+#[tokio::test]
+async fn late_joiner_gets_the_key_pushed_and_removal_rotates() {
+    for t in TestApp::every_backend().await {
+        let addr = serve(&t).await;
+        let (a, b) = (person(&t, "alice").await, person(&t, "bob").await);
+        let c = person(&t, "carol").await;
+        let room = create(
+            &t,
+            &a,
+            json!({"kind": "team", "name": "t", "private": true, "members": [b.id],
+                   "encrypted": true}),
+        )
+        .await;
+        let room = room.body["id"].as_str().unwrap().to_owned();
+        let rid = RoomId::new(room.as_str()).unwrap();
+        let k1 = EpochKey::generate(&mut sotto_crypto::os_rng());
+        let create = create_stmt(&room, RoomKind::PrivateTeam, &a, &[&a, &b]);
+        stored(&t, &a, &room, &create).await;
+        let s = key_state(&t, &a, &room).await;
+        assert_eq!(s.body["rotation_due"], true, "{}", s.body);
+        let e1 = next(&create, Action::NewEpoch(k1.epoch()), &a);
+        stored(&t, &a, &room, &e1).await;
+        let s = key_state(&t, &b, &room).await;
+        assert_eq!(s.body["current_epoch"], k1.epoch().to_hex());
+        assert_eq!(s.body["rotation_due"], false);
+        assert_eq!(s.body["waiting"], true);
+
+        // Alice hands the key to herself and Bob; Bob's copy is his alone.
+        let r = upload(
+            &t,
+            &a,
+            &room,
+            vec![sealed(&room, &k1, &a, &a), sealed(&room, &k1, &a, &b)],
+        )
+        .await;
+        assert_eq!(r.body["stored"], 2, "{}: {}", t.backend(), r.body);
+        let s = key_state(&t, &b, &room).await;
+        assert_eq!(s.body["waiting"], false);
+        assert_eq!(s.body["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(s.body["keys"][0]["distributor_id"], a.id.as_str());
+
+        // Boxes are refused unless the chain allows them.
+        let outsider_box = sealed(&room, &k1, &a, &c);
+        upload(&t, &a, &room, vec![outsider_box])
+            .await
+            .expect_error(400, "invalid_input");
+        let undeclared = EpochKey::generate(&mut sotto_crypto::os_rng());
+        upload(&t, &a, &room, vec![sealed(&room, &undeclared, &a, &b)])
+            .await
+            .expect_error(400, "invalid_input");
+        // Bob cannot upload a box Alice signed.
+        upload(&t, &b, &room, vec![sealed(&room, &k1, &a, &b)])
+            .await
+            .expect_error(400, "invalid_input");
+
+        // Carol joins while Alice is online: Alice is asked, hands the key on, and
+        // Carol's socket gets it without asking.
+        let mut alice_ws = testing::connect(addr, &a.token).await;
+        let mut carol_ws = testing::connect(addr, &c.token).await;
+        let invite = next(&e1, Action::Invite(uid(&c)), &a);
+        stored(&t, &a, &room, &invite).await;
+        let ask = next_of(&mut alice_ws, "room_key_request").await;
+        assert_eq!(ask["room_id"], room.as_str());
+        assert_eq!(ask["epoch_id"], k1.epoch().to_hex());
+        assert_eq!(ask["user_ids"], json!([c.id]));
+        let s = key_state(&t, &c, &room).await;
+        assert_eq!(s.body["waiting"], true);
+        assert_eq!(s.body["lacking"], json!([c.id]));
+        let r = upload(&t, &a, &room, vec![sealed(&room, &k1, &a, &c)]).await;
+        assert_eq!(r.body["stored"], 1, "{}", r.body);
+        let pushed = next_of(&mut carol_ws, "room_key").await;
+        assert_eq!(pushed["room_id"], room.as_str());
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(pushed["box"].as_str().unwrap())
+            .unwrap();
+        let chain = sotto_crypto::chain::RoomChain::verify(
+            &rid,
+            [create.clone(), e1.clone(), invite.clone()],
+            |u| (u == &uid(&a)).then(|| a.keys.identity_public()),
+        )
+        .unwrap();
+        let opened = RoomKeyBox::decode(&bytes)
+            .unwrap()
+            .open(&uid(&c), &c.keys, chain.state(), |u| {
+                (u == &uid(&a)).then(|| a.keys.identity_public())
+            })
+            .unwrap();
+        assert_eq!(opened.key_bytes(), k1.key_bytes());
+        assert_eq!(key_state(&t, &c, &room).await.body["waiting"], false);
+
+        // Carol is removed: a new epoch is due; once declared, Carol cannot fetch it.
+        let remove = next(&invite, Action::Remove(uid(&c)), &a);
+        stored(&t, &a, &room, &remove).await;
+        assert_eq!(key_state(&t, &b, &room).await.body["rotation_due"], true);
+        let k2 = EpochKey::generate(&mut sotto_crypto::os_rng());
+        let e2 = next(&remove, Action::NewEpoch(k2.epoch()), &b);
+        stored(&t, &b, &room, &e2).await;
+        upload(&t, &b, &room, vec![sealed(&room, &k2, &b, &c)])
+            .await
+            .expect_error(400, "invalid_input");
+        let r = upload(
+            &t,
+            &b,
+            &room,
+            vec![sealed(&room, &k2, &b, &b), sealed(&room, &k2, &b, &a)],
+        )
+        .await;
+        assert_eq!(r.body["stored"], 2, "{}", r.body);
+        key_state(&t, &c, &room)
+            .await
+            .expect_error(404, "not_found");
+        assert!(
+            t.stores
+                .e2ee
+                .room_keys(&room, &c.id)
+                .await
+                .unwrap()
+                .iter()
+                .all(|k| k.epoch_id != k2.epoch().to_hex())
+        );
+        assert_eq!(key_state(&t, &a, &room).await.body["rotation_due"], false);
+
+        // The room side of a key reset: Bob's copies are gone and a new epoch is due.
+        let rooms = t
+            .state
+            .services
+            .rooms
+            .reset_user_room_keys(&b.id)
+            .await
+            .unwrap();
+        assert_eq!(rooms, vec![room.clone()]);
+        let s = key_state(&t, &b, &room).await;
+        assert_eq!(s.body["keys"], json!([]));
+        assert_eq!(s.body["rotation_due"], true);
+        let (id, env) = envelope(&room, &a, &k2, "after reset");
+        send(&t, &a, &room, json!({"id": id, "ciphertext": env}))
+            .await
+            .expect_error(409, "conflict");
         t.finish().await;
     }
 }

@@ -17,6 +17,17 @@ pub enum BusEvent {
     Room(Event),
     /// A user came online or went offline.
     Presence(PresenceChange),
+    /// A notice for some users' sockets only.
+    Notice(UserNotice),
+}
+
+/// A notice and the users whose sockets get it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserNotice {
+    /// The recipients.
+    pub to: Arc<BTreeSet<String>>,
+    /// The notice.
+    pub notice: sotto_api::Notice,
 }
 
 /// A presence change and who may see it.

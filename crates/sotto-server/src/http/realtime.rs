@@ -200,6 +200,8 @@ impl Connection {
                 .await
             }
             BusEvent::Presence(_) => Ok(()),
+            BusEvent::Notice(n) if n.to.contains(&self.user_id) => self.send(&n.notice).await,
+            BusEvent::Notice(_) => Ok(()),
         }
     }
 

@@ -38,6 +38,7 @@ pub const PAGE_DEFAULT: u32 = 50;
 pub const PAGE_MAX: u32 = 200;
 
 mod chain;
+mod keys;
 
 /// Rooms, members and messages, and the state chains and keys of encrypted rooms.
 pub struct RoomService {

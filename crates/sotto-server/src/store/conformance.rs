@@ -1152,7 +1152,7 @@ async fn encryption(s: &Stores) {
 }
 
 async fn chains_and_room_keys(s: &Stores) {
-    use super::{RoomKeyRecord, SignedChange};
+    use super::{NewStatement, RoomKeyRecord, SignedChange};
     let e = &s.e2ee;
     for (id, name) in [("ca", "chainer-a"), ("cb", "chainer-b")] {
         s.users.insert_user(&user(id, name, false)).await.unwrap();
@@ -1169,12 +1169,14 @@ async fn chains_and_room_keys(s: &Stores) {
     let events = e
         .append_statement(
             "ch",
-            0,
-            "ca",
-            b"first",
+            NewStatement {
+                seq: 0,
+                actor: "ca",
+                bytes: b"first",
+                new_epoch: false,
+                at: 7,
+            },
             &SignedChange::SetEncrypted(true),
-            false,
-            7,
         )
         .await
         .unwrap();
@@ -1187,12 +1189,14 @@ async fn chains_and_room_keys(s: &Stores) {
     assert!(matches!(
         e.append_statement(
             "ch",
-            0,
-            "ca",
-            b"other",
-            &SignedChange::AddMember(bob.clone()),
-            false,
-            8
+            NewStatement {
+                seq: 0,
+                actor: "ca",
+                bytes: b"other",
+                new_epoch: false,
+                at: 8
+            },
+            &SignedChange::AddMember(bob.clone())
         )
         .await,
         Err(StoreError::Conflict)
@@ -1202,12 +1206,14 @@ async fn chains_and_room_keys(s: &Stores) {
     let events = e
         .append_statement(
             "ch",
-            1,
-            "ca",
-            b"invite",
+            NewStatement {
+                seq: 1,
+                actor: "ca",
+                bytes: b"invite",
+                new_epoch: false,
+                at: 9,
+            },
             &SignedChange::AddMember(bob),
-            false,
-            9,
         )
         .await
         .unwrap();
@@ -1218,10 +1224,20 @@ async fn chains_and_room_keys(s: &Stores) {
         vec![b"first".to_vec(), b"invite".to_vec()]
     );
     assert!(
-        e.append_statement("none", 0, "ca", b"x", &SignedChange::None, false, 9)
-            .await
-            .unwrap()
-            .is_empty()
+        e.append_statement(
+            "none",
+            NewStatement {
+                seq: 0,
+                actor: "ca",
+                bytes: b"x",
+                new_epoch: false,
+                at: 9
+            },
+            &SignedChange::None
+        )
+        .await
+        .unwrap()
+        .is_empty()
     );
 
     // Room keys: one per recipient and epoch; a new epoch clears the rotation mark.
@@ -1249,8 +1265,18 @@ async fn chains_and_room_keys(s: &Stores) {
     assert_eq!(e.drop_room_keys("cb").await.unwrap(), ["ch"]);
     assert!(e.room_keys("ch", "cb").await.unwrap().is_empty());
     assert_eq!(e.epoch_holders("ch", "e1").await.unwrap(), ["ca"]);
-    e.append_statement("ch", 2, "ca", b"epoch", &SignedChange::None, true, 11)
-        .await
-        .unwrap();
+    e.append_statement(
+        "ch",
+        NewStatement {
+            seq: 2,
+            actor: "ca",
+            bytes: b"epoch",
+            new_epoch: true,
+            at: 11,
+        },
+        &SignedChange::None,
+    )
+    .await
+    .unwrap();
     assert!(!e.rotation_marked("ch").await.unwrap());
 }

@@ -24,6 +24,21 @@ pub enum SignedChange {
     SetEncrypted(bool),
 }
 
+/// A statement to append, as the service checked it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewStatement<'a> {
+    /// Its own sequence number in the chain.
+    pub seq: u64,
+    /// Who signed it.
+    pub actor: &'a str,
+    /// Its encoding.
+    pub bytes: &'a [u8],
+    /// It declares a new epoch (clears the room's rotation mark).
+    pub new_epoch: bool,
+    /// Unix milliseconds.
+    pub at: i64,
+}
+
 /// A member's sealed copy of one epoch key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomKeyRecord {
@@ -46,19 +61,15 @@ pub struct RoomKeyRecord {
 pub trait E2eeStore: Send + Sync {
     /// The room's statements, first to last.
     async fn statements(&self, room_id: &str) -> Result<Vec<Vec<u8>>, StoreError>;
-    /// Appends statement number `seq` and makes `change`, in one transaction: the
-    /// logged `statement_added` and then the change's event. A `new_epoch` clears the
-    /// room's rotation mark. [`StoreError::Conflict`] if statement `seq` exists already
+    /// Appends the statement and makes `change`, in one transaction: the logged
+    /// `statement_added` and then the change's event. A new epoch clears the room's
+    /// rotation mark. [`StoreError::Conflict`] if a statement with its seq exists already
     /// (someone else extended the head first); `Ok(vec![])` if there is no such room.
     async fn append_statement(
         &self,
         room_id: &str,
-        seq: u64,
-        actor: &str,
-        statement: &[u8],
+        statement: NewStatement<'_>,
         change: &SignedChange,
-        new_epoch: bool,
-        at: i64,
     ) -> Result<Vec<Event>, StoreError>;
     /// Stores a sealed room key; false (nothing written) if the recipient already has
     /// one for that epoch.
@@ -114,14 +125,17 @@ macro_rules! e2ee_store {
             async fn append_statement(
                 &self,
                 room_id: &str,
-                seq: u64,
-                actor: &str,
-                statement: &[u8],
+                st: NewStatement<'_>,
                 change: &SignedChange,
-                new_epoch: bool,
-                at: i64,
             ) -> Result<Vec<Event>, StoreError> {
                 use base64::Engine;
+                let NewStatement {
+                    seq,
+                    actor,
+                    bytes: statement,
+                    new_epoch,
+                    at,
+                } = st;
                 let chain_seq =
                     i64::try_from(seq).map_err(|_| StoreError::Corrupt("statement seq".into()))?;
                 let mut tx = self.pool().begin().await?;

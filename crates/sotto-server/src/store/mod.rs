@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 pub use audit::AuditStore;
 pub use blobs::{BlobStore, ByteStream, LocalBlobStore, PG_CHUNK, PgBlobStore, PutError};
-pub use e2ee::{E2eeStore, RoomKeyRecord, SignedChange};
+pub use e2ee::{E2eeStore, NewStatement, RoomKeyRecord, SignedChange};
 pub use files::{FileRecord, FileStore};
 pub use keys::{KeyRecord, KeyStore};
 pub use postgres::PgStore;

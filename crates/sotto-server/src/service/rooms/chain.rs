@@ -9,7 +9,7 @@
 
 use super::{RoomService, encryptable, user_of};
 use crate::service::{Actor, ServiceError, now_ms};
-use crate::store::{RoomRecord, SignedChange, StoreError};
+use crate::store::{NewStatement, RoomRecord, SignedChange, StoreError};
 use base64::Engine;
 use sotto_api::{Room, RoomKind, StatementList};
 use sotto_crypto::chain::{Action, ChainError, RoomChain, RoomKind as ChainKind, Statement};
@@ -144,12 +144,14 @@ impl RoomService {
             .e2ee
             .append_statement(
                 room_id,
-                stmt.seq(),
-                me,
-                &bytes,
+                NewStatement {
+                    seq: stmt.seq(),
+                    actor: me,
+                    bytes: &bytes,
+                    new_epoch,
+                    at: now_ms(),
+                },
                 &change,
-                new_epoch,
-                now_ms(),
             )
             .await
             .map_err(|e| match e {
@@ -159,6 +161,12 @@ impl RoomService {
         tracing::info!(room_id, seq = stmt.seq(), "room statement stored");
         for event in events {
             self.publish_event(event);
+        }
+        // A new member or a new epoch: someone may now lack the current key.
+        if matches!(stmt.action(), Action::Invite(_) | Action::NewEpoch(_))
+            && let Err(e) = self.request_missing_keys(room_id).await
+        {
+            tracing::warn!(room_id, error = %e, "asking for room keys failed");
         }
         self.get(actor, room_id).await
     }
