@@ -717,3 +717,56 @@ async fn late_joiner_gets_the_key_pushed_and_removal_rotates() {
         t.finish().await;
     }
 }
+
+#[tokio::test]
+async fn a_member_who_publishes_keys_is_queued_for_the_room_key() {
+    for t in TestApp::every_backend().await {
+        let addr = serve(&t).await;
+        let a = person(&t, "alice").await;
+        // Bob has no keys yet.
+        let bob_id = t.create_user("bob", false).await;
+        let bob_keys = IdentityKeys::generate(&mut sotto_crypto::os_rng());
+        let b = Person {
+            id: bob_id.clone(),
+            token: t.login("bob", PASSWORD).await,
+            keys: bob_keys,
+        };
+        let room = create(
+            &t,
+            &a,
+            json!({"kind": "channel", "name": "c", "private": true, "members": [b.id],
+                   "encrypted": true}),
+        )
+        .await;
+        let room = room.body["id"].as_str().unwrap().to_owned();
+        let k = EpochKey::generate(&mut sotto_crypto::os_rng());
+        let create = create_stmt(&room, RoomKind::PrivateChannel, &a, &[&a, &b]);
+        stored(&t, &a, &room, &create).await;
+        stored(
+            &t,
+            &a,
+            &room,
+            &next(&create, Action::NewEpoch(k.epoch()), &a),
+        )
+        .await;
+        let r = upload(&t, &a, &room, vec![sealed(&room, &k, &a, &a)]).await;
+        assert_eq!(r.body["stored"], 1, "{}", r.body);
+        // Without keys Bob cannot be given one, so nobody is asked for him.
+        let s = key_state(&t, &a, &room).await;
+        assert_eq!(s.body["lacking"], json!([]), "{}", s.body);
+
+        let mut alice_ws = testing::connect(addr, &a.token).await;
+        let bundle = b.keys.bundle(&uid(&b)).encode();
+        t.stores
+            .keys
+            .publish_keys(&b.id, &bundle, b"backup", 2)
+            .await
+            .unwrap();
+        t.state.services.rooms.keys_published(&b.id).await.unwrap();
+        let ask = next_of(&mut alice_ws, "room_key_request").await;
+        assert_eq!(ask["room_id"], room.as_str());
+        assert_eq!(ask["user_ids"], json!([b.id]));
+        assert_eq!(key_state(&t, &b, &room).await.body["waiting"], true);
+        t.finish().await;
+    }
+}
