@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod e2ee;
 pub mod error;
 pub mod files;
 pub mod keys;
@@ -17,6 +18,7 @@ pub mod settings;
 pub use accounts::*;
 pub use admin::*;
 pub use audit::*;
+pub use e2ee::*;
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use files::{FileInfo, UploadQuery};
 pub use keys::*;

@@ -40,6 +40,28 @@ pub enum Notice {
         /// The user.
         user_id: String,
     },
+    /// To members who hold a room's current epoch key: these members lack it and have
+    /// published keys; seal it to them (`POST /api/v1/rooms/{id}/keys`).
+    RoomKeyRequest {
+        /// The room.
+        room_id: String,
+        /// The current epoch, 32 lowercase hex digits.
+        epoch_id: String,
+        /// Who lacks it.
+        user_ids: Vec<String>,
+    },
+    /// A room-key box was just stored for you.
+    RoomKey {
+        /// The room.
+        room_id: String,
+        /// Its epoch, 32 lowercase hex digits.
+        epoch_id: String,
+        /// Who sealed and signed it.
+        distributor_id: String,
+        /// The box, base64.
+        #[serde(rename = "box")]
+        sealed: String,
+    },
 }
 
 /// `GET /api/v1/presence`.
@@ -108,5 +130,19 @@ pub enum EventKind {
     MessageDeleted {
         /// The tombstone.
         message: Message,
+    },
+    /// A signed statement was added to the room's state chain (docs/protocol.md §5).
+    StatementAdded {
+        /// The statement's own sequence number in the chain.
+        chain_seq: u64,
+        /// The statement, standard base64.
+        statement: String,
+    },
+    /// End-to-end encryption was turned on or off.
+    EncryptionChanged {
+        /// Encrypted now.
+        encrypted: bool,
+        /// The member who changed it.
+        by: String,
     },
 }

@@ -33,7 +33,7 @@ pub struct Room {
     pub topic: String,
     /// The channel or team a discussion belongs to.
     pub parent_id: Option<String>,
-    /// Messages are end-to-end encrypted (always false until encrypted rooms exist).
+    /// New messages must be end-to-end encrypted envelopes.
     pub encrypted: bool,
     /// Creator's user id.
     pub created_by: String,
@@ -75,6 +75,23 @@ pub struct CreateRoomRequest {
     /// User ids to add besides the creator. For a direct message: the other people.
     #[serde(default)]
     pub members: Vec<String>,
+    /// Create it end-to-end encrypted (default false): direct messages, private
+    /// channels and teams, and discussions (an encrypted discussion is always private).
+    /// Needs `e2e.enabled`.
+    #[serde(default)]
+    pub encrypted: Option<bool>,
+}
+
+/// `PUT /api/v1/rooms/{id}/encryption`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetEncryptionRequest {
+    /// Encrypt new messages (true) or not.
+    pub on: bool,
+    /// The signed room state statement for the change, base64 (see `docs/api.md`):
+    /// required once the room has a state chain.
+    #[serde(default)]
+    pub statement: Option<String>,
 }
 
 /// `PATCH /api/v1/rooms/{id}`: absent fields are unchanged.

@@ -130,6 +130,36 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         e(
             Method::GET,
+            "/api/v1/rooms/{id}/statements",
+            None,
+            [401, 404, 404],
+        ),
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/statements",
+            Some(json!({"statement": "AAAA"})),
+            [401, 404, 404],
+        ),
+        e(
+            Method::GET,
+            "/api/v1/rooms/{id}/keys",
+            None,
+            [401, 404, 404],
+        ),
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/keys",
+            Some(json!({"boxes": ["AAAA"]})),
+            [401, 404, 404],
+        ),
+        e(
+            Method::PUT,
+            "/api/v1/rooms/{id}/encryption",
+            Some(json!({"on": true})),
+            [401, 404, 404],
+        ),
+        e(
+            Method::GET,
             "/api/v1/rooms/{id}/members",
             None,
             [401, 404, 404],

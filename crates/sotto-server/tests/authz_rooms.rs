@@ -45,6 +45,44 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         e(
             Method::GET,
+            "/api/v1/rooms/{id}/statements",
+            None,
+            [404, 200, 200, 404],
+            [403, 200, 200, 403],
+        ),
+        // Membership is checked before the (malformed) statement.
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/statements",
+            Some(json!({"statement": "AAAA"})),
+            [404, 400, 400, 404],
+            [403, 400, 400, 403],
+        ),
+        e(
+            Method::GET,
+            "/api/v1/rooms/{id}/keys",
+            None,
+            [404, 200, 200, 404],
+            [403, 200, 200, 403],
+        ),
+        // Membership is checked before the (malformed) box.
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/keys",
+            Some(json!({"boxes": ["AAAA"]})),
+            [404, 409, 409, 404],
+            [403, 409, 409, 403],
+        ),
+        // Public rooms cannot be encrypted.
+        e(
+            Method::PUT,
+            "/api/v1/rooms/{id}/encryption",
+            Some(json!({"on": true})),
+            [404, 403, 200, 404],
+            [403, 403, 400, 403],
+        ),
+        e(
+            Method::GET,
             "/api/v1/rooms/{id}/members",
             None,
             [404, 200, 200, 404],

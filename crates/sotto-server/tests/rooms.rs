@@ -709,6 +709,8 @@ async fn changes_are_published_in_room_order() {
             EventKind::MessageCreated { .. } => "message",
             EventKind::MessageEdited { .. } => "edited",
             EventKind::MessageDeleted { .. } => "deleted",
+            EventKind::EncryptionChanged { .. } => "encryption",
+            EventKind::StatementAdded { .. } => "statement",
         })
         .collect();
     assert_eq!(

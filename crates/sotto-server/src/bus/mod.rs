@@ -19,6 +19,17 @@ pub enum BusEvent {
     Presence(PresenceChange),
     /// A user's keys were published or reset.
     KeysChanged(KeysChange),
+    /// A notice for some users' sockets only.
+    Notice(UserNotice),
+}
+
+/// A notice and the users whose sockets get it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserNotice {
+    /// The recipients.
+    pub to: Arc<BTreeSet<String>>,
+    /// The notice.
+    pub notice: sotto_api::Notice,
 }
 
 /// A presence change and who may see it.

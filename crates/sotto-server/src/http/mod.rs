@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod audit;
+mod e2ee;
 pub mod error;
 mod extract;
 mod files;
@@ -59,6 +60,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(settings::router())
         .merge(rooms::router())
+        .merge(e2ee::router())
         .merge(files::router())
         .merge(search::router())
         .merge(keys::router())

@@ -204,6 +204,8 @@ impl Connection {
                 self.send(&Notice::KeysChanged { user_id: k.user_id }).await
             }
             BusEvent::KeysChanged(_) => Ok(()),
+            BusEvent::Notice(n) if n.to.contains(&self.user_id) => self.send(&n.notice).await,
+            BusEvent::Notice(_) => Ok(()),
         }
     }
 

@@ -7,7 +7,8 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::{StatusCode, request::Parts};
 use sotto_api::{
     CreateRoomRequest, EditMessageRequest, ErrorBody, ErrorCode, HistoryQuery, InviteRequest,
-    MemberList, Message, MessagePage, Room, RoomList, SendMessageRequest, UpdateRoomRequest,
+    MemberList, Message, MessagePage, Room, RoomList, SendMessageRequest, SetEncryptionRequest,
+    UpdateRoomRequest,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,6 +18,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_room, my_rooms))
         .routes(routes!(public_rooms))
         .routes(routes!(get_room, update_room))
+        .routes(routes!(set_encryption))
         .routes(routes!(members, invite))
         .routes(routes!(remove_member))
         .routes(routes!(join))
@@ -147,6 +149,34 @@ async fn update_room(
 ) -> Result<axum::Json<Room>, ApiError> {
     Ok(axum::Json(
         state.services.rooms.update(&auth.actor(), &id, req).await?,
+    ))
+}
+
+/// Turn end-to-end encryption on or off: owners, or any member of a direct message;
+/// direct messages and private rooms only. Setting the current value changes nothing.
+#[utoipa::path(put, path = "/api/v1/rooms/{id}/encryption", tag = "rooms", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Room id")),
+    request_body = SetEncryptionRequest,
+    responses(
+        (status = 200, description = "The room after the change", body = Room),
+        (status = 400, description = "`invalid_json` or `invalid_input` (a public room; a bad statement)", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden` (not an owner; `e2e.enabled` is off) or `account_deactivated`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`: the room's state chain moved on", body = ErrorBody),
+    ))]
+async fn set_encryption(
+    State(state): State<AppState>,
+    auth: Auth,
+    PathId(id): PathId,
+    Json(req): Json<SetEncryptionRequest>,
+) -> Result<axum::Json<Room>, ApiError> {
+    Ok(axum::Json(
+        state
+            .services
+            .rooms
+            .set_encryption(&auth.actor(), &id, req)
+            .await?,
     ))
 }
 

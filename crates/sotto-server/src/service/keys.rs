@@ -8,10 +8,11 @@
 //! with them, so their clients fetch the new bundle and check it against their pins.
 
 use super::rate_limit::RateLimiter;
+use super::rooms::RoomService;
 use super::settings::SettingsService;
 use super::{Actor, Principal, ServiceError, now_ms, password};
 use crate::bus::{Bus, BusEvent, KeysChange};
-use crate::store::{KeyRecord, KeyStore, RoomStore, SessionKind, SessionStore, UserStore};
+use crate::store::{KeyRecord, KeyStore, SessionKind, SessionStore, UserStore};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sotto_api::{
@@ -31,7 +32,8 @@ pub struct KeyService {
     keys: Arc<dyn KeyStore>,
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
-    rooms: Arc<dyn RoomStore>,
+    /// The room side of key changes (room keys, rotation, key requests), and room peers.
+    room_keys: Arc<RoomService>,
     settings: Arc<SettingsService>,
     bus: Arc<dyn Bus>,
     /// Wrong login passwords on an own reset, per user: a stolen token must not become
@@ -53,7 +55,7 @@ impl KeyService {
         keys: Arc<dyn KeyStore>,
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
-        rooms: Arc<dyn RoomStore>,
+        room_keys: Arc<RoomService>,
         settings: Arc<SettingsService>,
         bus: Arc<dyn Bus>,
     ) -> Self {
@@ -61,7 +63,7 @@ impl KeyService {
             keys,
             users,
             sessions,
-            rooms,
+            room_keys,
             settings,
             bus,
             reset_attempts: RateLimiter::new(10, Duration::from_secs(30), 100_000),
@@ -95,6 +97,11 @@ impl KeyService {
         }
         tracing::info!(user_id = %p.user.id, "keys published");
         self.tell_keys_changed(&p.user.id).await;
+        // The keys are stored: a failure to ask for room keys now is logged, and the user's
+        // clients ask again when they read their room keys.
+        if let Err(e) = self.room_keys.keys_published(&p.user.id).await {
+            tracing::warn!(error = %e, "asking for the new member's room keys failed");
+        }
         Ok(KeyBundle {
             user_id: p.user.id.clone(),
             bundle: STANDARD.encode(&bundle),
@@ -258,6 +265,10 @@ impl KeyService {
     /// removal, before the notice.
     async fn reset_keys(&self, user_id: &str, by: Resetter) -> Result<bool, ServiceError> {
         let removed = self.keys.remove_keys(user_id).await?;
+        if removed {
+            // Their sealed room keys go too, and their encrypted rooms need a new epoch.
+            self.room_keys.reset_user_room_keys(user_id).await?;
+        }
         if let Resetter::Admin = by {
             self.sessions
                 .delete_sessions_of_user(user_id, Some(SessionKind::Login))
@@ -278,7 +289,7 @@ impl KeyService {
     /// failure to compute the audience is logged, not returned: the change is committed,
     /// and clients also check bundles against their pins when they fetch them.
     async fn tell_keys_changed(&self, user_id: &str) {
-        match self.rooms.room_peers(user_id).await {
+        match self.room_keys.store().room_peers(user_id).await {
             Ok(peers) => {
                 let mut audience: BTreeSet<String> = peers.into_iter().collect();
                 audience.insert(user_id.to_owned());

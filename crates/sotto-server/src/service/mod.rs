@@ -154,13 +154,7 @@ impl Services {
         ));
         let settings = Arc::new(SettingsService::new(stores.settings.clone()));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
-        let rooms = Arc::new(RoomService::new(
-            stores.users.clone(),
-            stores.rooms.clone(),
-            stores.messages.clone(),
-            settings.clone(),
-            bus.clone(),
-        ));
+        let rooms = Arc::new(RoomService::new(stores, settings.clone(), bus.clone()));
         let files = Arc::new(FileService::new(
             rooms.clone(),
             stores.files.clone(),
@@ -172,7 +166,7 @@ impl Services {
             stores.keys.clone(),
             stores.users.clone(),
             stores.sessions.clone(),
-            stores.rooms.clone(),
+            rooms.clone(),
             settings.clone(),
             bus.clone(),
         ));

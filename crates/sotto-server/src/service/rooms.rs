@@ -13,15 +13,16 @@ use super::{Actor, ServiceError, now_ms, tokens, validate};
 use crate::bus::{Bus, BusEvent, Event, EventKind};
 use crate::service::SettingsService;
 use crate::store::{
-    Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, StoreError,
-    UserStore, message_view, room_view,
+    E2eeStore, Inserted, KeyStore, MemberRecord, MessageRecord, MessageStore, RoomRecord,
+    RoomStore, StoreError, UserStore, message_view, room_view,
 };
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use sotto_api::{
     CreateRoomRequest, EditMessageRequest, HistoryQuery, Member, MemberList, Message, MessagePage,
-    Room, RoomKind, RoomList, SendMessageRequest, UpdateRoomRequest,
+    Room, RoomKind, RoomList, SendMessageRequest, SetEncryptionRequest, UpdateRoomRequest,
 };
+use sotto_crypto::EnvelopeHeader;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -36,11 +37,16 @@ pub const PAGE_DEFAULT: u32 = 50;
 /// Largest history page.
 pub const PAGE_MAX: u32 = 200;
 
-/// Rooms, members and messages.
+mod chain;
+mod keys;
+
+/// Rooms, members and messages, and the state chains and keys of encrypted rooms.
 pub struct RoomService {
     users: Arc<dyn UserStore>,
     rooms: Arc<dyn RoomStore>,
     messages: Arc<dyn MessageStore>,
+    keys: Arc<dyn KeyStore>,
+    e2ee: Arc<dyn E2eeStore>,
     settings: Arc<SettingsService>,
     bus: Arc<dyn Bus>,
 }
@@ -102,6 +108,37 @@ fn member_view(m: &MemberRecord) -> Member {
     }
 }
 
+/// Whether a room of this kind and visibility may be end-to-end encrypted: direct
+/// messages, and private channels, teams and discussions.
+fn encryptable(kind: RoomKind, private: bool) -> bool {
+    kind == RoomKind::Direct || private
+}
+
+/// The key-free checks of an envelope (protocol.md §7.5): it parses, it is for this
+/// room, and its sender is the caller. Returns its header.
+pub(crate) fn peek_envelope(
+    room_id: &str,
+    sender: &str,
+    ciphertext: &str,
+) -> Result<EnvelopeHeader, ServiceError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(ciphertext.as_bytes())
+        .map_err(|_| ServiceError::InvalidInput("ciphertext: non-empty standard base64".into()))?;
+    let header = EnvelopeHeader::peek(&bytes)
+        .map_err(|e| ServiceError::InvalidInput(format!("ciphertext: not an envelope: {e}")))?;
+    if header.room.as_str() != room_id {
+        return Err(ServiceError::InvalidInput(
+            "ciphertext: the envelope is for another room".into(),
+        ));
+    }
+    if header.sender.as_str() != sender {
+        return Err(ServiceError::InvalidInput(
+            "ciphertext: the envelope's sender is not you".into(),
+        ));
+    }
+    Ok(header)
+}
+
 /// The content of a send or edit, checked against the room's encryption.
 fn content(
     room: &RoomRecord,
@@ -112,7 +149,9 @@ fn content(
         (Some(t), None) => {
             if room.encrypted {
                 return Err(ServiceError::InvalidInput(
-                    "text: this room is encrypted; send ciphertext".into(),
+                    "text: this room is end-to-end encrypted; plaintext is refused, send a \
+                     ciphertext envelope"
+                        .into(),
                 ));
             }
             if t.len() > TEXT_MAX_BYTES {
@@ -193,18 +232,19 @@ pub fn mentioned_usernames(text: &str) -> BTreeSet<String> {
 }
 
 impl RoomService {
-    /// Over the stores, the settings (for the group DM limit) and the bus.
+    /// Over the stores, the settings (for the group DM limit and `e2e.enabled`) and the
+    /// bus.
     pub fn new(
-        users: Arc<dyn UserStore>,
-        rooms: Arc<dyn RoomStore>,
-        messages: Arc<dyn MessageStore>,
+        stores: &crate::store::Stores,
         settings: Arc<SettingsService>,
         bus: Arc<dyn Bus>,
     ) -> Self {
         Self {
-            users,
-            rooms,
-            messages,
+            users: stores.users.clone(),
+            rooms: stores.rooms.clone(),
+            messages: stores.messages.clone(),
+            keys: stores.keys.clone(),
+            e2ee: stores.e2ee.clone(),
             settings,
             bus,
         }
@@ -339,6 +379,24 @@ impl RoomService {
                 (None, req.private.unwrap_or(false))
             }
         };
+        let encrypted = req.encrypted.unwrap_or(false);
+        let private = if encrypted {
+            self.e2e_enabled().await?;
+            match (req.kind, req.private) {
+                // An encrypted discussion is members-only, whatever its parent.
+                (RoomKind::Discussion, Some(false)) | (RoomKind::Channel | RoomKind::Team, _)
+                    if !private =>
+                {
+                    return Err(ServiceError::InvalidInput(
+                        "encrypted: public channels, teams and discussions cannot be encrypted"
+                            .into(),
+                    ));
+                }
+                _ => true,
+            }
+        } else {
+            private
+        };
         let mut members = Vec::with_capacity(people.len());
         for id in &people {
             let mut m = self.existing_user(id).await?;
@@ -353,7 +411,7 @@ impl RoomService {
             name: Some(name),
             topic,
             parent_id,
-            encrypted: false,
+            encrypted,
             created_by: me.to_owned(),
             created_at: now,
             seq: 1,
@@ -394,6 +452,10 @@ impl RoomService {
                 "members: a direct message has 2 to {max} people, you included"
             )));
         }
+        let encrypted = req.encrypted.unwrap_or(false);
+        if encrypted {
+            self.e2e_enabled().await?;
+        }
         let key = people.iter().cloned().collect::<Vec<_>>().join(",");
         if let Some(room) = self.rooms.room_by_dm_key(&key).await? {
             return Ok(Opened {
@@ -414,7 +476,7 @@ impl RoomService {
             name: None,
             topic: topic(req.topic.as_deref().unwrap_or(""))?,
             parent_id: None,
-            encrypted: false,
+            encrypted,
             created_by: me.to_owned(),
             created_at: now,
             seq: 1,
@@ -518,12 +580,14 @@ impl RoomService {
                 "only owners may invite to a private room",
             ));
         }
+        self.unsigned_allowed(room_id).await?;
         let m = self.existing_user(user_id).await?;
         self.add(room_id, m).await?;
         self.members(actor, room_id).await
     }
 
     async fn drop_member(&self, room_id: &str, user_id: &str) -> Result<(), ServiceError> {
+        self.unsigned_allowed(room_id).await?;
         match self.rooms.remove_member(room_id, user_id).await? {
             Some(event) => {
                 self.publish_event(event);
@@ -565,6 +629,7 @@ impl RoomService {
         owner: bool,
     ) -> Result<MemberList, ServiceError> {
         self.as_owner(user_of(actor)?, room_id).await?;
+        self.unsigned_allowed(room_id).await?;
         let event = self
             .rooms
             .set_owner(room_id, user_id, owner)
@@ -572,6 +637,67 @@ impl RoomService {
             .ok_or(ServiceError::NotFound("member"))?;
         self.publish_event(event);
         self.members(actor, room_id).await
+    }
+
+    /// Refuses with `Forbidden` when the workspace has end-to-end encryption turned off.
+    async fn e2e_enabled(&self) -> Result<(), ServiceError> {
+        if self.settings.get(&Actor::Operator).await?.e2e_enabled {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(
+                "end-to-end encryption is turned off in this workspace (e2e.enabled)",
+            ))
+        }
+    }
+
+    /// Turns end-to-end encryption on or off (E6): owners, or any member of a DM; only
+    /// direct messages and private rooms. Turning it on needs `e2e.enabled`. Setting the
+    /// value it already has changes nothing. Stored messages stay as they are.
+    pub async fn set_encryption(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        req: SetEncryptionRequest,
+    ) -> Result<Room, ServiceError> {
+        let me = user_of(actor)?;
+        let (room, mine) = self.as_member(me, room_id).await?;
+        if room.kind != RoomKind::Direct && !mine.owner {
+            return Err(ServiceError::Forbidden("only room owners may do this"));
+        }
+        if !encryptable(room.kind, room.private) {
+            return Err(ServiceError::InvalidInput(
+                "public channels, teams and discussions cannot be encrypted".into(),
+            ));
+        }
+        if let Some(statement) = &req.statement {
+            // The statement must sign exactly this change: turning it on or off, or
+            // (no chain yet) starting the chain with that flag.
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(statement.as_bytes())
+                .map_err(|_| ServiceError::InvalidInput("statement: standard base64".into()))?;
+            let parsed = sotto_crypto::chain::Statement::decode(&bytes)
+                .map_err(|e| ServiceError::InvalidInput(format!("statement: {e}")))?;
+            let matches = match parsed.action() {
+                sotto_crypto::chain::Action::SetEncryption(on) => *on == req.on,
+                sotto_crypto::chain::Action::Create(c) => c.encrypted == req.on,
+                _ => false,
+            };
+            if !matches {
+                return Err(ServiceError::InvalidInput(
+                    "statement: it does not sign this change".into(),
+                ));
+            }
+            return self.add_statement(actor, room_id, statement).await;
+        }
+        self.unsigned_allowed(room_id).await?;
+        if req.on {
+            self.e2e_enabled().await?;
+        }
+        if let Some(event) = self.rooms.set_encrypted(room_id, req.on, me).await? {
+            tracing::info!(room_id, encrypted = req.on, "room encryption changed");
+            self.publish_event(event);
+        }
+        self.get(actor, room_id).await
     }
 
     /// Renames and/or sets the topic (owners only).
@@ -634,6 +760,16 @@ impl RoomService {
         let (room, _) = self.as_member(me, room_id).await?;
         protocol_id("id", &req.id)?;
         let (text, ciphertext) = content(&room, req.text, req.ciphertext)?;
+        if let Some(c) = &ciphertext {
+            let header = peek_envelope(room_id, me, c)?;
+            self.check_epoch(room_id, &header).await?;
+            // The stored id is the envelope's, so the server cannot re-file a message.
+            if header.message.to_hex() != req.id {
+                return Err(ServiceError::InvalidInput(
+                    "id: must be the envelope's message id in lowercase hex".into(),
+                ));
+            }
+        }
         let hash = content_hash(text.as_deref(), ciphertext.as_deref());
         let mentions = self.mentions(room_id, text.as_deref()).await?;
         let record = MessageRecord {
@@ -771,6 +907,10 @@ impl RoomService {
             ));
         }
         let (text, ciphertext) = content(&room, req.text, req.ciphertext)?;
+        if let Some(c) = &ciphertext {
+            let header = peek_envelope(room_id, me, c)?;
+            self.check_epoch(room_id, &header).await?;
+        }
         let mentions = self.mentions(room_id, text.as_deref()).await?;
         let m = self
             .messages

@@ -48,6 +48,8 @@ pub(crate) async fn run(stores: &Stores) {
     keys(stores).await;
     owners(stores).await;
     concurrent_sends(stores).await;
+    encryption(stores).await;
+    chains_and_room_keys(stores).await;
 }
 
 async fn users(s: &Stores) {
@@ -1196,4 +1198,173 @@ async fn concurrent_sends(s: &Stores) {
         let expected: Vec<i64> = (room.seq - count as i64 + 1..=room.seq).collect();
         assert_eq!(seqs, expected, "{room_id}: contiguous seqs");
     }
+}
+
+async fn encryption(s: &Stores) {
+    let rooms = &s.rooms;
+    s.users
+        .insert_user(&user("ea", "encrypter", false))
+        .await
+        .unwrap();
+    let mut r = room("e1", RoomKind::Channel, true, None);
+    r.created_by = "ea".into();
+    rooms.insert_room(&r, &[member("ea", true)]).await.unwrap();
+    // Each real change takes the next seq and is logged; a repeat changes nothing.
+    let on = rooms
+        .set_encrypted("e1", true, "ea")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(on.seq, 2);
+    assert_eq!(
+        on.kind,
+        sotto_api::EventKind::EncryptionChanged {
+            encrypted: true,
+            by: "ea".into()
+        }
+    );
+    assert_eq!(rooms.set_encrypted("e1", true, "ea").await.unwrap(), None);
+    assert!(rooms.room_by_id("e1").await.unwrap().unwrap().encrypted);
+    let off = rooms
+        .set_encrypted("e1", false, "ea")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(off.seq, 3);
+    let r = rooms.room_by_id("e1").await.unwrap().unwrap();
+    assert!(!r.encrypted);
+    assert_eq!(r.seq, 3);
+    assert_eq!(rooms.set_encrypted("zz", true, "ea").await.unwrap(), None);
+    let logged = rooms.changes_since("e1", 1, 10).await.unwrap();
+    assert_eq!(logged, vec![on, off]);
+}
+
+async fn chains_and_room_keys(s: &Stores) {
+    use super::{NewStatement, RoomKeyRecord, SignedChange};
+    let e = &s.e2ee;
+    for (id, name) in [("ca", "chainer-a"), ("cb", "chainer-b")] {
+        s.users.insert_user(&user(id, name, false)).await.unwrap();
+    }
+    let mut r = room("ch", RoomKind::Team, true, None);
+    r.created_by = "ca".into();
+    s.rooms
+        .insert_room(&r, &[member("ca", true)])
+        .await
+        .unwrap();
+    assert!(e.statements("ch").await.unwrap().is_empty());
+
+    // Each statement takes a room seq, then its change takes the next.
+    let events = e
+        .append_statement(
+            "ch",
+            NewStatement {
+                seq: 0,
+                actor: "ca",
+                bytes: b"first",
+                new_epoch: false,
+                at: 7,
+            },
+            &SignedChange::SetEncrypted(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    assert!(s.rooms.room_by_id("ch").await.unwrap().unwrap().encrypted);
+    // The compare-and-set: statement 0 exists, so another one is refused, and its
+    // change and seq are rolled back with it.
+    let mut bob = member("cb", false);
+    bob.username = "chainer-b".into();
+    assert!(matches!(
+        e.append_statement(
+            "ch",
+            NewStatement {
+                seq: 0,
+                actor: "ca",
+                bytes: b"other",
+                new_epoch: false,
+                at: 8
+            },
+            &SignedChange::AddMember(bob.clone())
+        )
+        .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(s.rooms.member("ch", "cb").await.unwrap().is_none());
+    assert_eq!(s.rooms.room_by_id("ch").await.unwrap().unwrap().seq, 3);
+    let events = e
+        .append_statement(
+            "ch",
+            NewStatement {
+                seq: 1,
+                actor: "ca",
+                bytes: b"invite",
+                new_epoch: false,
+                at: 9,
+            },
+            &SignedChange::AddMember(bob),
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(s.rooms.member("ch", "cb").await.unwrap().is_some());
+    assert_eq!(
+        e.statements("ch").await.unwrap(),
+        vec![b"first".to_vec(), b"invite".to_vec()]
+    );
+    assert!(
+        e.append_statement(
+            "none",
+            NewStatement {
+                seq: 0,
+                actor: "ca",
+                bytes: b"x",
+                new_epoch: false,
+                at: 9
+            },
+            &SignedChange::None
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+
+    // Room keys: one per recipient and epoch; a new epoch clears the rotation mark.
+    let key = |epoch: &str, to: &str| RoomKeyRecord {
+        room_id: "ch".into(),
+        epoch_id: epoch.into(),
+        recipient_id: to.into(),
+        distributor_id: "ca".into(),
+        sealed: format!("{epoch}-{to}").into_bytes(),
+        created_at: 10,
+    };
+    assert!(e.put_room_key(&key("e1", "ca")).await.unwrap());
+    assert!(!e.put_room_key(&key("e1", "ca")).await.unwrap());
+    assert!(e.put_room_key(&key("e1", "cb")).await.unwrap());
+    assert_eq!(
+        e.room_keys("ch", "cb").await.unwrap(),
+        vec![key("e1", "cb")]
+    );
+    assert_eq!(e.epoch_holders("ch", "e1").await.unwrap(), ["ca", "cb"]);
+    assert!(!e.rotation_marked("ch").await.unwrap());
+    e.mark_rotation("ch").await.unwrap();
+    e.mark_rotation("ch").await.unwrap();
+    e.mark_rotation("none").await.unwrap();
+    assert!(e.rotation_marked("ch").await.unwrap());
+    assert_eq!(e.drop_room_keys("cb").await.unwrap(), ["ch"]);
+    assert!(e.room_keys("ch", "cb").await.unwrap().is_empty());
+    assert_eq!(e.epoch_holders("ch", "e1").await.unwrap(), ["ca"]);
+    e.append_statement(
+        "ch",
+        NewStatement {
+            seq: 2,
+            actor: "ca",
+            bytes: b"epoch",
+            new_epoch: true,
+            at: 11,
+        },
+        &SignedChange::None,
+    )
+    .await
+    .unwrap();
+    assert!(!e.rotation_marked("ch").await.unwrap());
 }

@@ -39,6 +39,11 @@ pub(super) const SQLITE: Embedded = &[
         "keys",
         include_str!("../../migrations/sqlite/0006_keys.sql"),
     ),
+    (
+        8,
+        "room e2ee",
+        include_str!("../../migrations/sqlite/0008_room_e2ee.sql"),
+    ),
 ];
 
 pub(super) const POSTGRES: Embedded = &[
@@ -71,6 +76,11 @@ pub(super) const POSTGRES: Embedded = &[
         6,
         "keys",
         include_str!("../../migrations/postgres/0006_keys.sql"),
+    ),
+    (
+        8,
+        "room e2ee",
+        include_str!("../../migrations/postgres/0008_room_e2ee.sql"),
     ),
 ];
 

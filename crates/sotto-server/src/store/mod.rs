@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod batch;
 mod blobs;
+mod e2ee;
 mod files;
 mod keys;
 mod migrations;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 pub use audit::AuditStore;
 pub use blobs::{BlobStore, ByteStream, LocalBlobStore, PG_CHUNK, PgBlobStore, PutError};
+pub use e2ee::{E2eeStore, NewStatement, RoomKeyRecord, SignedChange};
 pub use files::{FileRecord, FileStore};
 pub use keys::{KeyRecord, KeyStore};
 pub use postgres::PgStore;
@@ -240,6 +242,8 @@ pub struct Stores {
     pub files: Arc<dyn FileStore>,
     /// Public key bundles and key backups.
     pub keys: Arc<dyn KeyStore>,
+    /// Room state chains and room keys of encrypted rooms.
+    pub e2ee: Arc<dyn E2eeStore>,
     /// File contents.
     pub blobs: Arc<dyn BlobStore>,
     /// Message search.
@@ -284,6 +288,7 @@ impl Stores {
         Self {
             files: store.clone(),
             keys: store.clone(),
+            e2ee: store.clone(),
             blobs: Arc::new(blobs),
             users: store.clone(),
             sessions: store.clone(),
@@ -304,6 +309,7 @@ impl Stores {
         Self {
             files: store.clone(),
             keys: store.clone(),
+            e2ee: store.clone(),
             blobs,
             users: store.clone(),
             sessions: store.clone(),

@@ -167,6 +167,14 @@ pub trait RoomStore: Send + Sync {
     ) -> Result<Option<Event>, StoreError>;
     /// Everyone who shares at least one room with `user_id`, the user excluded, sorted.
     async fn room_peers(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
+    /// Turns encryption on or off; the logged `encryption_changed`, or `None` if there is
+    /// no such room or the flag already has that value.
+    async fn set_encrypted(
+        &self,
+        room_id: &str,
+        on: bool,
+        by: &str,
+    ) -> Result<Option<Event>, StoreError>;
 }
 
 /// Messages.
@@ -709,6 +717,35 @@ macro_rules! room_stores {
                     .transpose()
             }
 
+            async fn set_encrypted(
+                &self,
+                room_id: &str,
+                on: bool,
+                by: &str,
+            ) -> Result<Option<Event>, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                let Some(seq) = bump(&mut tx, room_id).await? else {
+                    return Ok(None);
+                };
+                let done = sqlx::query(
+                    "UPDATE rooms SET encrypted = $2 WHERE id = $1 AND encrypted <> $2",
+                )
+                .bind(room_id)
+                .bind(on)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                let kind = EventKind::EncryptionChanged {
+                    encrypted: on,
+                    by: by.to_owned(),
+                };
+                let event = log_event(&mut tx, room_id, seq, kind).await?;
+                tx.commit().await?;
+                Ok(Some(event))
+            }
+
             async fn room_peers(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
                 use sqlx::Row;
                 sqlx::query(
@@ -844,7 +881,7 @@ macro_rules! room_stores {
 }
 
 /// Takes the next room seq inside `tx`; `None` if there is no such room.
-async fn bump<'c, DB>(
+pub(super) async fn bump<'c, DB>(
     tx: &mut sqlx::Transaction<'c, DB>,
     room_id: &str,
 ) -> Result<Option<i64>, StoreError>
@@ -870,7 +907,7 @@ where
 /// Fails with [`StoreError::LastOwner`] if `user_id` is the room's only owner and others
 /// remain. Called after [`bump`] has locked the room row, so two owners stepping down at
 /// once cannot both pass (PostgreSQL re-reads after the lock; SQLite has one writer).
-async fn an_owner_remains<'c, DB>(
+pub(super) async fn an_owner_remains<'c, DB>(
     tx: &mut sqlx::Transaction<'c, DB>,
     room_id: &str,
     user_id: &str,
@@ -902,7 +939,7 @@ where
 }
 
 /// Logs a room or membership change inside `tx`, and returns it as an event.
-async fn log_event<'c, DB>(
+pub(super) async fn log_event<'c, DB>(
     tx: &mut sqlx::Transaction<'c, DB>,
     room_id: &str,
     seq: i64,
