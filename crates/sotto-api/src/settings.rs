@@ -20,7 +20,8 @@ pub struct Settings {
     /// Files in encrypted rooms are encrypted too. Default `true`.
     #[serde(rename = "e2e.encrypt_files")]
     pub e2e_encrypt_files: bool,
-    /// Off-the-record conversations are offered. Default `true`.
+    /// Off-the-record conversations are offered (the server relays `otr` frames).
+    /// Default `false`.
     #[serde(rename = "otr.enabled")]
     pub otr_enabled: bool,
     /// Largest file upload in bytes, 1 byte to 10 GiB. Default 100 MiB.
@@ -38,7 +39,7 @@ impl Default for Settings {
             e2e_default_direct: true,
             e2e_default_private: true,
             e2e_encrypt_files: true,
-            otr_enabled: true,
+            otr_enabled: false,
             files_max_size_bytes: 100 * 1024 * 1024,
             rooms_max_group_dm_members: 30,
         }

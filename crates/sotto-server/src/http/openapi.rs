@@ -25,6 +25,7 @@ use utoipa_axum::routes;
         sotto_api::EventKind,
         sotto_api::Notice,
         sotto_api::ClientFrame,
+        sotto_api::OtrErrorCode,
     )),
     tags(
         (name = "setup", description = "Creating the first admin"),
@@ -32,7 +33,7 @@ use utoipa_axum::routes;
         (name = "admin", description = "User management (C2) and the audit of rooms and messages (C10)"),
         (name = "settings", description = "Workspace settings (C2)"),
         (name = "files", description = "Files posted in rooms (C8)"),
-        (name = "realtime", description = "The WebSocket carrying room events (C6) and presence (C7)"),
+        (name = "realtime", description = "The WebSocket carrying room events (C6), presence (C7) and off-the-record frames (O1–O8)"),
         (name = "meta", description = "This document"),
     )
 )]

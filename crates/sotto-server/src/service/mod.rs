@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod files;
+pub mod otr;
 pub mod password;
 pub mod presence;
 pub mod rate_limit;
@@ -24,6 +25,7 @@ pub use accounts::AccountService;
 pub use admin::AdminService;
 pub use audit::AuditService;
 pub use files::FileService;
+pub use otr::OtrService;
 pub use presence::PresenceService;
 pub use rooms::RoomService;
 pub use search::SearchService;
@@ -128,6 +130,8 @@ pub struct Services {
     pub files: Arc<FileService>,
     /// Who is online.
     pub presence: Arc<PresenceService>,
+    /// The off-the-record relay between live connections.
+    pub otr: Arc<OtrService>,
     /// Message search.
     pub search: Arc<SearchService>,
     /// The admin audit.
@@ -159,6 +163,11 @@ impl Services {
             settings.clone(),
         ));
         let presence = Arc::new(PresenceService::new(stores.rooms.clone(), bus.clone()));
+        let otr = Arc::new(OtrService::new(
+            stores.rooms.clone(),
+            stores.keys.clone(),
+            settings.clone(),
+        ));
         Self {
             search: Arc::new(SearchService::new(rooms.clone(), stores.search.clone())),
             audit: Arc::new(AuditService::new(
@@ -168,6 +177,7 @@ impl Services {
             )),
             rooms,
             presence,
+            otr,
             files,
             bus,
             admin: Arc::new(AdminService::new(
