@@ -138,6 +138,8 @@ struct Inbox {
     id: u64,
     tx: mpsc::Sender<Arc<str>>,
     queued_bytes: Arc<AtomicUsize>,
+    /// The most bytes that may wait in this queue.
+    max_bytes: usize,
 }
 
 /// The relay: live connections per user, and the checks a frame must pass.
@@ -185,6 +187,7 @@ impl OtrService {
                 id,
                 tx,
                 queued_bytes: queued_bytes.clone(),
+                max_bytes: limits.queue_bytes,
             });
         let now = Instant::now();
         OtrLink {
@@ -210,7 +213,7 @@ impl OtrService {
 
     /// Puts `text` into every queue of `user_id` that has room; how many took it, and
     /// how many queues there were.
-    fn deliver(&self, user_id: &str, text: &Arc<str>, limits: &OtrLimits) -> (usize, usize) {
+    fn deliver(&self, user_id: &str, text: &Arc<str>) -> (usize, usize) {
         let inboxes = self.lock();
         let Some(list) = inboxes.get(user_id) else {
             return (0, 0);
@@ -219,7 +222,7 @@ impl OtrService {
         let mut taken = 0;
         for inbox in list {
             let before = inbox.queued_bytes.fetch_add(len, Ordering::AcqRel);
-            if before + len > limits.queue_bytes || inbox.tx.try_send(text.clone()).is_err() {
+            if before + len > inbox.max_bytes || inbox.tx.try_send(text.clone()).is_err() {
                 inbox.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             } else {
                 taken += 1;
@@ -346,7 +349,7 @@ impl OtrLink {
         })
         .map_err(|e| ServiceError::Internal(format!("otr notice: {e}")))?
         .into();
-        match self.service.deliver(&peer, &text, &self.limits) {
+        match self.service.deliver(&peer, &text) {
             (0, 0) => Err(OtrRefusal::new(
                 OtrErrorCode::PeerOffline,
                 "the other person is not online",
@@ -452,6 +455,132 @@ impl Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{MemberRecord, RoomRecord, Stores, UserRecord};
+    use crate::test_support::sqlite_stores;
+
+    /// Users a and b with key bundles, their DM "dm", and OTR on.
+    async fn relay() -> (tempfile::TempDir, Stores, Arc<OtrService>) {
+        let (dir, s) = sqlite_stores().await;
+        for id in ["a", "b"] {
+            s.users
+                .insert_user(&UserRecord {
+                    id: id.into(),
+                    username: id.into(),
+                    display_name: id.into(),
+                    password_hash: "x".into(),
+                    admin: false,
+                    deactivated: false,
+                    created_at: 1,
+                })
+                .await
+                .unwrap();
+            assert!(
+                s.keys
+                    .publish_keys(id, b"bundle", b"backup", 1)
+                    .await
+                    .unwrap()
+            );
+        }
+        let member = |id: &str| MemberRecord {
+            user_id: id.into(),
+            username: String::new(),
+            owner: false,
+            joined_at: 1,
+        };
+        s.rooms
+            .insert_room(
+                &RoomRecord {
+                    id: "dm".into(),
+                    kind: RoomKind::Direct,
+                    private: true,
+                    name: None,
+                    topic: String::new(),
+                    parent_id: None,
+                    encrypted: false,
+                    created_by: "a".into(),
+                    created_at: 1,
+                    seq: 1,
+                    dm_key: Some("a,b".into()),
+                },
+                &[member("a"), member("b")],
+            )
+            .await
+            .unwrap();
+        s.settings
+            .save_settings(&[("otr.enabled".into(), "true".into())])
+            .await
+            .unwrap();
+        let settings = Arc::new(SettingsService::new(s.settings.clone()));
+        let service = Arc::new(OtrService::new(s.rooms.clone(), s.keys.clone(), settings));
+        (dir, s, service)
+    }
+
+    fn end_frame(n: u8) -> String {
+        let mut f = vec![FRAME_VERSION, 7];
+        f.extend([n; 16]);
+        STANDARD.encode(f)
+    }
+
+    fn code(r: Result<(), RelayError>) -> Option<OtrErrorCode> {
+        match r {
+            Ok(()) => None,
+            Err(RelayError::Refused(r)) => Some(r.code),
+            Err(RelayError::Internal(e)) => panic!("{e}"),
+        }
+    }
+
+    /// A connection that does not take its frames holds at most its queue; then the
+    /// sender hears `peer_busy`, and a closed connection leaves nothing behind.
+    #[tokio::test]
+    async fn queues_are_bounded_and_go_with_their_connection() {
+        let (_dir, _s, service) = relay().await;
+        let limits = OtrLimits {
+            queue_frames: 2,
+            ..OtrLimits::default()
+        };
+        let mut a = service.link("a", limits);
+        let mut b = service.link("b", limits);
+        assert_eq!(code(a.relay("dm", &end_frame(1)).await), None);
+        assert_eq!(code(a.relay("dm", &end_frame(2)).await), None);
+        assert_eq!(
+            code(a.relay("dm", &end_frame(3)).await),
+            Some(OtrErrorCode::PeerBusy)
+        );
+        let first = b.next().await;
+        assert!(first.contains(&end_frame(1)), "{first}");
+        assert_eq!(code(a.relay("dm", &end_frame(4)).await), None);
+        assert!(b.next().await.contains(&end_frame(2)));
+        assert!(b.next().await.contains(&end_frame(4)));
+        assert_eq!(b.queued_bytes.load(Ordering::Acquire), 0);
+
+        // Bytes bound the queue too: room for one frame's notice only.
+        let one = first.len();
+        let mut b2 = service.link(
+            "b",
+            OtrLimits {
+                queue_bytes: one + 10,
+                ..OtrLimits::default()
+            },
+        );
+        assert_eq!(code(a.relay("dm", &end_frame(5)).await), None);
+        assert_eq!(code(a.relay("dm", &end_frame(6)).await), None);
+        // b took both, b2 only the first.
+        assert!(b.next().await.contains(&end_frame(5)));
+        assert!(b.next().await.contains(&end_frame(6)));
+        assert!(b2.next().await.contains(&end_frame(5)));
+        assert_eq!(b2.queued_bytes.load(Ordering::Acquire), 0);
+
+        drop(b);
+        drop(b2);
+        assert!(!service.is_connected("b"));
+        assert!(!service.lock().contains_key("b"), "no entry left behind");
+        assert_eq!(
+            code(a.relay("dm", &end_frame(7)).await),
+            Some(OtrErrorCode::PeerOffline)
+        );
+        drop(a);
+        assert!(service.lock().is_empty());
+    }
 
     #[test]
     fn bucket_allows_a_burst_then_refills() {
