@@ -64,4 +64,17 @@ mod tests {
         let all: std::collections::HashSet<_> = OtrErrorCode::ALL.iter().collect();
         assert_eq!(all.len(), OtrErrorCode::ALL.len());
     }
+
+    #[test]
+    fn every_code_is_in_the_api_docs() {
+        let doc = include_str!("../../../docs/api.md");
+        let (_, section) = doc
+            .split_once("### Off the record")
+            .expect("the OTR section");
+        for code in OtrErrorCode::ALL {
+            let name = serde_json::to_value(code).unwrap();
+            let row = format!("| `{}` | ", name.as_str().unwrap());
+            assert!(section.contains(&row), "docs/api.md lacks the row {row}");
+        }
+    }
 }
