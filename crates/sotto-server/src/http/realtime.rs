@@ -15,7 +15,6 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUp
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use sotto_api::{
     ClientFrame, ErrorBody, ErrorCode, Notice, OTR_FRAME_ID_MAX, PresenceList, RESUME_MAX_ROOMS,
@@ -198,14 +197,13 @@ struct Connection {
 }
 
 /// Just enough of a client frame to answer one that did not parse: its type and id.
+/// Other fields are skipped unread (not buffered), so a long frame costs no copy.
 #[derive(Deserialize)]
 struct FrameHead {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
     id: Option<String>,
-    #[serde(flatten)]
-    _rest: IgnoredAny,
 }
 
 /// A client's OTR frame id: 1–64 characters of `A-Z a-z 0-9 . _ : -`.
