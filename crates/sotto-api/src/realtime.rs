@@ -1,6 +1,7 @@
 //! The realtime wire types: what `GET /api/v1/ws` sends ([`Event`], [`Notice`]) and what a
 //! client may send ([`ClientFrame`]). Every frame is one JSON object with a `type` field.
 
+use crate::otr::OtrErrorCode;
 use crate::rooms::{Member, Message, Room};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -18,6 +19,18 @@ pub enum ClientFrame {
     Resume {
         /// Room id → largest seq seen in that room (0 for none).
         rooms: BTreeMap<String, i64>,
+    },
+    /// An off-the-record frame for the other person of a two-person direct message. The
+    /// server relays it to that person's live connections and stores nothing; when it
+    /// cannot, it answers an `otr_error` notice with the same `id` at once.
+    Otr {
+        /// Chosen by the client (1–64 characters of `A-Z a-z 0-9 . _ : -`), echoed in
+        /// an `otr_error`.
+        id: String,
+        /// The direct message.
+        room_id: String,
+        /// The sotto-crypto OTR frame (protocol §9.1), standard base64 with padding.
+        frame: String,
     },
 }
 
@@ -61,6 +74,28 @@ pub enum Notice {
         /// The box, base64.
         #[serde(rename = "box")]
         sealed: String,
+    },
+    /// An off-the-record frame from the other person of a direct message, as they sent
+    /// it. Never stored: only connections open when it arrives receive it.
+    Otr {
+        /// The direct message.
+        room_id: String,
+        /// The sender.
+        sender_id: String,
+        /// The sotto-crypto OTR frame, standard base64 with padding.
+        frame: String,
+    },
+    /// The `otr` frame with this `id` was not relayed.
+    OtrError {
+        /// The client's frame id.
+        id: String,
+        /// Why.
+        code: OtrErrorCode,
+        /// Explanation for people.
+        message: String,
+        /// With `rate_limited`: seconds until the connection may send again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_secs: Option<u64>,
     },
 }
 

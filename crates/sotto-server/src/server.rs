@@ -98,6 +98,12 @@ impl Server {
         self
     }
 
+    /// Limits of the OTR relay per connection; mainly for tests.
+    pub fn with_otr_limits(mut self, limits: crate::service::otr::OtrLimits) -> Self {
+        self.state.realtime.otr = limits;
+        self
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()

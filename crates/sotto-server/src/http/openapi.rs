@@ -25,6 +25,7 @@ use utoipa_axum::routes;
         sotto_api::EventKind,
         sotto_api::Notice,
         sotto_api::ClientFrame,
+        sotto_api::OtrErrorCode,
     )),
     tags(
         (name = "setup", description = "Creating the first admin"),
@@ -33,7 +34,7 @@ use utoipa_axum::routes;
         (name = "settings", description = "Workspace settings (C2)"),
         (name = "files", description = "Files posted in rooms (C8)"),
         (name = "keys", description = "End-to-end encryption keys: the key directory, key backups and resets (E1, E2, E10, E11)"),
-        (name = "realtime", description = "The WebSocket carrying room events (C6) and presence (C7)"),
+        (name = "realtime", description = "The WebSocket carrying room events (C6), presence (C7) and off-the-record frames (O1–O8)"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -1,27 +1,37 @@
 //! `GET /api/v1/ws`: the realtime socket, and `GET /api/v1/presence`. Authentication
 //! happens before the upgrade; after it the connection delivers what the user's
-//! [`Feed`] lets through, presence and key changes addressed to the user, and answers `resume`
-//! frames. The rules about who sees what stay in the service layer.
+//! [`Feed`] lets through, presence and key changes addressed to the user, OTR frames
+//! relayed to them, and answers `resume` and `otr` frames. The rules about who sees what
+//! stay in the service layer.
 
 use super::error::ApiError;
 use super::extract::Auth;
 use crate::AppState;
 use crate::bus::{BusEvent, Event, Subscription};
+use crate::service::otr::{OtrLimits, OtrLink, RelayError};
 use crate::service::realtime::Feed;
 use axum::Json;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
-use serde::Serialize;
-use sotto_api::{ClientFrame, ErrorBody, ErrorCode, Notice, PresenceList, RESUME_MAX_ROOMS};
+use serde::{Deserialize, Serialize};
+use sotto_api::{
+    ClientFrame, ErrorBody, ErrorCode, Notice, OTR_FRAME_ID_MAX, PresenceList, RESUME_MAX_ROOMS,
+};
+use std::sync::Arc;
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Largest frame or message a client may send: a `resume` of 1,000 rooms (ids of 32
-/// characters, seqs of up to 19 digits) takes under 60 KiB.
+/// Largest frame or message a client may send other than `otr`: a `resume` of 1,000
+/// rooms (ids of 32 characters, seqs of up to 19 digits) takes under 60 KiB.
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// Room for the JSON around an `otr` frame's base64 (type, id, room id), and some more
+/// so that a frame just over the OTR limit is answered `frame_too_large` rather than
+/// ending the connection.
+const OTR_ENVELOPE_SLACK: usize = 64 * 1024;
 
 /// Close code for a client that fell behind: reconnect and fetch missed history.
 pub const CLOSE_LAGGED: u16 = 4000;
@@ -37,6 +47,15 @@ pub struct RealtimeConfig {
     /// Sending one frame may take at most this long before the client counts as too
     /// slow and is closed with [`CLOSE_LAGGED`].
     pub send_timeout: Duration,
+    /// Limits of the OTR relay per connection.
+    pub otr: OtrLimits,
+}
+
+impl RealtimeConfig {
+    /// The largest message the socket reads; anything longer ends the connection.
+    pub fn max_message(&self) -> usize {
+        MAX_CLIENT_MESSAGE.max(self.otr.max_frame_text() + OTR_ENVELOPE_SLACK)
+    }
 }
 
 impl Default for RealtimeConfig {
@@ -44,6 +63,7 @@ impl Default for RealtimeConfig {
         Self {
             heartbeat: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
+            otr: OtrLimits::default(),
         }
     }
 }
@@ -106,15 +126,18 @@ async fn connect(
     let user_id = auth.0.user.id.clone();
     let feed = Feed::open(state.services.rooms.store().clone(), &user_id).await?;
     let online = state.services.presence.connect(&user_id);
+    let otr = state.services.otr.link(&user_id, state.realtime.otr);
+    let max_message = state.realtime.max_message();
     Ok(upgrade
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
         .on_upgrade(move |socket| async move {
             let mut conn = Connection {
                 state,
                 user_id,
                 feed,
                 socket,
+                otr,
             };
             let mut subscription = subscription;
             let end = conn.run(&mut subscription).await;
@@ -123,6 +146,8 @@ async fn connect(
                 tracing::debug!(user_id = conn.user_id, code, "closing realtime connection");
             }
             let timeout = conn.state.realtime.heartbeat;
+            // No more OTR frames for this connection; what was queued for it is dropped.
+            drop(conn.otr);
             close(&mut conn.socket, timeout, end).await;
             drop(online);
         }))
@@ -153,13 +178,46 @@ async fn send<T: Serialize>(
     }
 }
 
-/// One connection: its feed, and the user's socket.
+/// Sends one text frame, already JSON, within the send timeout.
+async fn send_text(socket: &mut WebSocket, timeout: Duration, text: &str) -> Result<(), End> {
+    match tokio::time::timeout(timeout, socket.send(WsMessage::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Gone),
+        Err(_) => Err(TOO_SLOW),
+    }
+}
+
+/// One connection: its feed, the user's socket and its end of the OTR relay.
 struct Connection {
     state: AppState,
     user_id: String,
     feed: Feed,
     socket: WebSocket,
+    otr: OtrLink,
 }
+
+/// Just enough of a client frame to answer one that did not parse: its type and id.
+/// Other fields are skipped unread (not buffered), so a long frame costs no copy.
+#[derive(Deserialize)]
+struct FrameHead {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// A client's OTR frame id: 1–64 characters of `A-Z a-z 0-9 . _ : -`.
+fn valid_frame_id(id: &str) -> bool {
+    (1..=OTR_FRAME_ID_MAX).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
+}
+
+const BAD_OTR_ID: End = End::Close(
+    1008,
+    "bad frame: an otr id is 1-64 characters of A-Z a-z 0-9 . _ : -",
+);
 
 impl Connection {
     async fn send<T: Serialize>(&mut self, frame: &T) -> Result<(), End> {
@@ -210,9 +268,66 @@ impl Connection {
     }
 
     async fn on_text(&mut self, text: &str) -> Result<(), End> {
-        let Ok(ClientFrame::Resume { rooms }) = serde_json::from_str::<ClientFrame>(text) else {
-            return Err(End::Close(1008, "bad frame: expected a resume frame"));
-        };
+        // Only `otr` frames may be long; parse nothing else of that size.
+        let long = text.len() > MAX_CLIENT_MESSAGE;
+        if long && !matches!(serde_json::from_str::<FrameHead>(text), Ok(h) if h.kind == "otr") {
+            return Err(End::Close(1008, "bad frame: over 64 KiB"));
+        }
+        match serde_json::from_str::<ClientFrame>(text) {
+            Ok(ClientFrame::Resume { rooms }) => self.on_resume(rooms).await,
+            Ok(ClientFrame::Otr { id, room_id, frame }) => self.on_otr(id, &room_id, &frame).await,
+            Err(_) => match serde_json::from_str::<FrameHead>(text) {
+                Ok(FrameHead {
+                    kind, id: Some(id), ..
+                }) if kind == "otr" => {
+                    if !valid_frame_id(&id) {
+                        return Err(BAD_OTR_ID);
+                    }
+                    self.send(&Notice::OtrError {
+                        id,
+                        code: sotto_api::OtrErrorCode::InvalidFrame,
+                        message: "an otr frame has exactly id, room_id and frame, all strings"
+                            .into(),
+                        retry_after_secs: None,
+                    })
+                    .await
+                }
+                _ => Err(End::Close(
+                    1008,
+                    "bad frame: expected a resume or otr frame",
+                )),
+            },
+        }
+    }
+
+    /// Relays an OTR frame, or tells the client at once why not. Nothing of it is
+    /// logged or kept.
+    async fn on_otr(&mut self, id: String, room_id: &str, frame: &str) -> Result<(), End> {
+        if !valid_frame_id(&id) {
+            return Err(BAD_OTR_ID);
+        }
+        match self.otr.relay(room_id, frame).await {
+            Ok(()) => Ok(()),
+            Err(RelayError::Refused(r)) => {
+                self.send(&Notice::OtrError {
+                    id,
+                    code: r.code,
+                    message: r.message,
+                    retry_after_secs: r.retry_after_secs,
+                })
+                .await
+            }
+            Err(RelayError::Internal(e)) => {
+                tracing::warn!(error = %e, "otr relay failed");
+                Err(FAILED)
+            }
+        }
+    }
+
+    async fn on_resume(
+        &mut self,
+        rooms: std::collections::BTreeMap<String, i64>,
+    ) -> Result<(), End> {
         if rooms.len() > RESUME_MAX_ROOMS {
             return Err(End::Close(1008, "bad frame: at most 1000 rooms per resume"));
         }
@@ -227,6 +342,11 @@ impl Connection {
             self.deliver(out).await?;
         }
         self.send(&Notice::Resumed).await
+    }
+
+    /// An OTR frame relayed to this connection.
+    async fn send_otr(&mut self, text: Arc<str>) -> Result<(), End> {
+        send_text(&mut self.socket, self.state.realtime.send_timeout, &text).await
     }
 
     /// The current presence of the user's room peers, once.
@@ -269,6 +389,7 @@ impl Connection {
                         Some(Ok(_)) => Ok(()),
                     }
                 },
+                text = self.otr.next() => self.send_otr(text).await,
                 event = events.next() => match event {
                     Ok(Some(event)) => self.on_bus(event).await,
                     Ok(None) => Err(End::Close(1001, "server shutting down")),

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod files;
 pub mod keys;
+pub mod otr;
 pub mod password;
 pub mod presence;
 pub mod rate_limit;
@@ -26,6 +27,7 @@ pub use admin::AdminService;
 pub use audit::AuditService;
 pub use files::FileService;
 pub use keys::KeyService;
+pub use otr::OtrService;
 pub use presence::PresenceService;
 pub use rooms::RoomService;
 pub use search::SearchService;
@@ -137,6 +139,8 @@ pub struct Services {
     pub presence: Arc<PresenceService>,
     /// E2EE user keys: directory, backups, resets.
     pub keys: Arc<KeyService>,
+    /// The off-the-record relay between live connections.
+    pub otr: Arc<OtrService>,
     /// Message search.
     pub search: Arc<SearchService>,
     /// The admin audit.
@@ -170,6 +174,11 @@ impl Services {
             settings.clone(),
             bus.clone(),
         ));
+        let otr = Arc::new(OtrService::new(
+            stores.rooms.clone(),
+            stores.keys.clone(),
+            settings.clone(),
+        ));
         Self {
             search: Arc::new(SearchService::new(rooms.clone(), stores.search.clone())),
             audit: Arc::new(AuditService::new(
@@ -180,6 +189,7 @@ impl Services {
             rooms,
             presence,
             keys,
+            otr,
             files,
             bus,
             admin: Arc::new(AdminService::new(

@@ -56,7 +56,8 @@ impl SettingsService {
         self.current().await
     }
 
-    async fn current(&self) -> Result<Settings, ServiceError> {
+    /// The current settings, for the services' own checks.
+    pub(crate) async fn current(&self) -> Result<Settings, ServiceError> {
         let Value::Object(mut all) = to_json(&Settings::default())? else {
             return Err(ServiceError::Internal("settings are not an object".into()));
         };
