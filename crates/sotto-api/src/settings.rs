@@ -122,7 +122,7 @@ mod tests {
     #[test]
     fn settings_use_dotted_keys_and_refuse_unknown_ones() {
         let json = serde_json::to_value(Settings::default()).unwrap();
-        assert_eq!(json["e2e.enabled"], true);
+        assert_eq!(json["e2e.enabled"], false);
         assert_eq!(json["rooms.max_group_dm_members"], 30);
         let patch: SettingsPatch = serde_json::from_str(r#"{"otr.enabled": false}"#).unwrap();
         assert_eq!(patch.otr_enabled, Some(false));

@@ -9,21 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use common::{PASSWORD, TestApp};
 use serde_json::json;
 use sotto_crypto::{EncryptionPassword, IdentityKeys, KdfParams, KeyBackup, UserId, os_rng};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use sotto_server::testing::LogCapture;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -31,16 +17,9 @@ fn hex(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn no_key_backup_or_password_is_logged() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let captured = LogCapture::start();
     let t = TestApp::new().await;
+    t.enable_encryption().await;
     t.create_user("admin", true).await;
     let admin = t.login("admin", PASSWORD).await;
     let alice_id = t.create_user("alice", false).await;
@@ -109,7 +88,7 @@ async fn no_key_backup_or_password_is_logged() {
     )
     .await;
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(log.contains("keys published"), "capture works: {log}");
     assert!(log.contains("keys reset"));
     for secret in [
