@@ -182,6 +182,7 @@ async fn every_room_endpoint_as_every_role() {
 }
 
 async fn walk_every_room_endpoint(t: &TestApp) {
+    t.enable_encryption().await;
     t.create_user("admin", true).await;
     let sender = t.create_user("sender", false).await;
     let newcomer = t.create_user("newcomer", false).await;
