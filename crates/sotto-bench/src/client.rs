@@ -68,9 +68,12 @@ impl Http {
             Some(c) => c,
             None => handshake(TcpStream::connect(self.addr).await?).await?,
         };
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, send(&mut conn, self.addr, method, path, token, body))
-            .await
-            .context("no answer in time")??;
+        let answer = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            send(&mut conn, self.addr, method, path, token, body),
+        )
+        .await
+        .context("no answer in time")??;
         if !conn.is_closed() {
             self.idle
                 .lock()
@@ -94,9 +97,12 @@ impl Http {
             .bind(SocketAddr::new(from, 0))
             .with_context(|| format!("binding to {from}"))?;
         let mut conn = handshake(socket.connect(self.addr).await?).await?;
-        tokio::time::timeout(REQUEST_TIMEOUT, send(&mut conn, self.addr, method, path, None, Some(body)))
-            .await
-            .context("no answer in time")?
+        tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            send(&mut conn, self.addr, method, path, None, Some(body)),
+        )
+        .await
+        .context("no answer in time")?
     }
 
     fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {

@@ -91,15 +91,15 @@ async fn read(
         match frame {
             Some(Ok(Ws::Text(text))) => {
                 let now = Instant::now();
-                let Some(due) = find_message_id(&tag, &text).and_then(|id| due_of(&tag, id))
-                else {
+                let Some(due) = find_message_id(&tag, &text).and_then(|id| due_of(&tag, id)) else {
                     continue;
                 };
                 // Only new messages count: their id appears once per socket.
                 if !text.contains("\"message_created\"") {
                     continue;
                 }
-                seen.latency.record(now.saturating_duration_since(epoch + due));
+                seen.latency
+                    .record(now.saturating_duration_since(epoch + due));
                 seen.count.fetch_add(1, Ordering::Relaxed);
                 let micros = now.saturating_duration_since(epoch).as_micros() as u64;
                 seen.last_micros.fetch_max(micros, Ordering::Relaxed);

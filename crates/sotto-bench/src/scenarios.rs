@@ -86,7 +86,10 @@ pub(crate) async fn fanout(target: &Target, args: &FanoutArgs) -> anyhow::Result
     let got = wait_for(&readers.seen.count, want, Duration::from_secs(10)).await;
     let after = target.sample()?;
     let end = Duration::from_micros(
-        readers.seen.last_micros.load(Ordering::Relaxed)
+        readers
+            .seen
+            .last_micros
+            .load(Ordering::Relaxed)
             .max(sender.done.last_micros.load(Ordering::Relaxed)),
     );
     let window = end.saturating_sub(began);
@@ -211,12 +214,19 @@ pub(crate) async fn capacity(target: &Target, args: &CapacityArgs) -> anyhow::Re
         let errors = sender.done.errors.load(Ordering::Relaxed);
         // Failed sends deliver nothing; expect deliveries for the successful share.
         let want = want * ok / (ok + errors).max(1);
-        let got = wait_for(&readers.seen.count, delivered_before + want, Duration::from_secs(10))
-            .await
+        let got = wait_for(
+            &readers.seen.count,
+            delivered_before + want,
+            Duration::from_secs(10),
+        )
+        .await
             - delivered_before;
         let after = target.sample()?;
         let end = Duration::from_micros(
-            readers.seen.last_micros.load(Ordering::Relaxed)
+            readers
+                .seen
+                .last_micros
+                .load(Ordering::Relaxed)
                 .max(sender.done.last_micros.load(Ordering::Relaxed)),
         );
         let window = end.saturating_sub(start - epoch);
@@ -343,7 +353,10 @@ pub(crate) async fn idle(target: &Target, args: &IdleArgs) -> anyhow::Result<()>
     if args.storm > 0 {
         // The storm: `storm` clients reconnect, due evenly over the window; latency is due
         // time → upgrade complete.
-        let schedule = Schedule::for_duration(args.storm as f64 / args.storm_window.as_secs_f64(), args.storm_window);
+        let schedule = Schedule::for_duration(
+            args.storm as f64 / args.storm_window.as_secs_f64(),
+            args.storm_window,
+        );
         let latency = Arc::new(crate::report::SharedLatencies::default());
         let errors = Arc::new(AtomicU64::new(0));
         let mut sockets = Vec::with_capacity(args.storm);
@@ -465,7 +478,12 @@ pub(crate) async fn history(target: &Target, args: &HistoryArgs) -> anyhow::Resu
     }
     let fill_time = filled.elapsed();
     let top: sotto_api::Room = http
-        .call("GET", &format!("/api/v1/rooms/{room}"), Some(&owner.token), None)
+        .call(
+            "GET",
+            &format!("/api/v1/rooms/{room}"),
+            Some(&owner.token),
+            None,
+        )
         .await?
         .json()?;
     println!(

@@ -73,36 +73,63 @@ mod tests {
         assert_eq!(s.offset(499), Duration::from_millis(9_980));
         let fractional = Schedule::for_duration(3.0, Duration::from_secs(1));
         assert_eq!(fractional.count, 3);
-        assert!(fractional.offset(1).abs_diff(Duration::from_nanos(333_333_333)) < Duration::from_nanos(2));
+        assert!(
+            fractional
+                .offset(1)
+                .abs_diff(Duration::from_nanos(333_333_333))
+                < Duration::from_nanos(2)
+        );
         assert_eq!(Schedule::for_duration(0.1, Duration::from_secs(1)).count, 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn events_fire_at_their_due_times() {
-        let s = Schedule { rate: 10.0, count: 5 };
+        let s = Schedule {
+            rate: 10.0,
+            count: 5,
+        };
         let start = Instant::now();
         let mut seen = Vec::new();
-        s.run(start, |i, due| seen.push((i, due - start, Instant::now() - start)))
-            .await;
+        s.run(start, |i, due| {
+            seen.push((i, due - start, Instant::now() - start))
+        })
+        .await;
         let want: Vec<_> = (0..5)
-            .map(|i| (i, Duration::from_millis(100 * i), Duration::from_millis(100 * i)))
+            .map(|i| {
+                (
+                    i,
+                    Duration::from_millis(100 * i),
+                    Duration::from_millis(100 * i),
+                )
+            })
             .collect();
         assert_eq!(seen, want);
     }
 
     #[tokio::test(start_paused = true)]
     async fn overdue_events_fire_at_once_with_their_original_due_time() {
-        let s = Schedule { rate: 100.0, count: 4 };
+        let s = Schedule {
+            rate: 100.0,
+            count: 4,
+        };
         let start = Instant::now();
         tokio::time::advance(Duration::from_millis(25)).await;
         let mut seen = Vec::new();
-        s.run(start, |i, due| seen.push((i, due - start, Instant::now() - start)))
-            .await;
+        s.run(start, |i, due| {
+            seen.push((i, due - start, Instant::now() - start))
+        })
+        .await;
         // Events 0..=2 were due before "now" (25 ms): they fire immediately but keep
         // their due times, so their latency includes the delay.
         assert_eq!(seen[0], (0, Duration::ZERO, Duration::from_millis(25)));
-        assert_eq!(seen[2], (2, Duration::from_millis(20), Duration::from_millis(25)));
-        assert_eq!(seen[3], (3, Duration::from_millis(30), Duration::from_millis(30)));
+        assert_eq!(
+            seen[2],
+            (2, Duration::from_millis(20), Duration::from_millis(25))
+        );
+        assert_eq!(
+            seen[3],
+            (3, Duration::from_millis(30), Duration::from_millis(30))
+        );
     }
 
     #[test]

@@ -21,8 +21,9 @@ const LOGINS_PER_ADDRESS: usize = 25;
 
 /// The loopback address user `i` logs in from, so no address exceeds its login burst.
 pub(crate) fn login_address(i: usize) -> IpAddr {
-    let k = i / LOGINS_PER_ADDRESS;
-    IpAddr::V4(Ipv4Addr::new(127, 2, (k >> 8) as u8, (k & 0xff) as u8 + 1))
+    // 127.2.0.1 onwards: 65,535 addresses, 1.6 million users.
+    let k = u32::try_from(i / LOGINS_PER_ADDRESS).expect("fewer than 65,535 addresses");
+    IpAddr::V4(Ipv4Addr::from(0x7f02_0001 + k))
 }
 
 /// Creates `n` users through `POST /api/v1/admin/users` and logs each in once. Both hash
@@ -125,7 +126,10 @@ mod tests {
         }
         assert_eq!(room_sizes(2000, 4, 10, 7), room_sizes(2000, 4, 10, 7));
         let sizes = room_sizes(2000, 4, 10, 7);
-        assert!(sizes.contains(&4) && sizes.contains(&10), "both ends are used");
+        assert!(
+            sizes.contains(&4) && sizes.contains(&10),
+            "both ends are used"
+        );
     }
 
     #[test]
@@ -133,6 +137,7 @@ mod tests {
         use std::collections::HashMap;
         let mut per: HashMap<IpAddr, usize> = HashMap::new();
         for i in 0..20_000 {
+            // 20,000 users: more than one octet's worth of addresses.
             let a = login_address(i);
             assert!(a.is_loopback());
             *per.entry(a).or_default() += 1;

@@ -119,7 +119,14 @@ async fn start(args: &TargetArgs, tag: String) -> anyhow::Result<Target> {
     let password = random_hex(16)?;
     let mut create = Command::new(&bin);
     create
-        .args(["admin", "create-user", "--username", &admin, "--password-stdin", "--admin"])
+        .args([
+            "admin",
+            "create-user",
+            "--username",
+            &admin,
+            "--password-stdin",
+            "--admin",
+        ])
         .arg("--data-dir")
         .arg(&data_dir)
         .stdin(Stdio::piped())
@@ -171,14 +178,22 @@ async fn start(args: &TargetArgs, tag: String) -> anyhow::Result<Target> {
         match http.call("GET", "/api/v1/setup", None, None).await {
             Ok(a) if a.status == 200 => break,
             _ if tokio::time::Instant::now() > deadline => {
-                bail!("the server did not answer within 60 s; see its log in {}", dir.path().display())
+                bail!(
+                    "the server did not answer within 60 s; see its log in {}",
+                    dir.path().display()
+                )
             }
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
     let body = serde_json::to_vec(&serde_json::json!({"username": admin, "password": password}))?;
     let login: sotto_api::LoginResponse = http
-        .call_from(IpAddr::V4(Ipv4Addr::LOCALHOST), "POST", "/api/v1/login", body)
+        .call_from(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            "POST",
+            "/api/v1/login",
+            body,
+        )
         .await?
         .json()
         .context("admin login")?;
