@@ -68,6 +68,16 @@ impl Readers {
         Ok(Self { seen, stop, tasks })
     }
 
+    /// Readers made elsewhere (a peer's own way of receiving): `tasks` record into
+    /// `seen` and end when `stop` says so.
+    pub(crate) fn from_tasks(
+        seen: Arc<Deliveries>,
+        stop: watch::Sender<bool>,
+        tasks: Vec<tokio::task::JoinHandle<()>>,
+    ) -> Self {
+        Self { seen, stop, tasks }
+    }
+
     pub(crate) async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {

@@ -10,6 +10,7 @@ mod report;
 mod scenarios;
 mod schedule;
 mod setup;
+mod synapse;
 mod target;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,17 @@ fn main() -> ExitCode {
     }
     let result = runtime.build().map_err(anyhow::Error::from).and_then(|rt| {
         rt.block_on(async {
+            if cli.target.synapse {
+                let (Some(addr), Some(pid)) = (cli.target.addr, cli.target.server_pid) else {
+                    anyhow::bail!("--synapse needs --addr and --server-pid");
+                };
+                let peer = synapse::Synapse::new(addr, pid)?;
+                return match &cli.scenario {
+                    Scenario::Fanout(a) => scenarios::fanout(&peer, a).await,
+                    Scenario::Capacity(a) => scenarios::capacity(&peer, a).await,
+                    _ => anyhow::bail!("only fanout and capacity run against Synapse"),
+                };
+            }
             let target = Target::open(&cli.target).await?;
             let result = match &cli.scenario {
                 Scenario::Fanout(a) => scenarios::fanout(&target, a).await,

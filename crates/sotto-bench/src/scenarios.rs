@@ -28,6 +28,56 @@ fn send_body(id: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({"id": id, "text": "benchmark message"})).expect("JSON")
 }
 
+/// A server the chat scenarios (1 and 2) can drive: Sotto, or a peer to compare with.
+pub(crate) trait Chat {
+    /// This run's random tag, in names and message ids.
+    fn tag(&self) -> &str;
+    fn addr(&self) -> std::net::SocketAddr;
+    fn sample(&self) -> anyhow::Result<crate::procfs::ProcSample>;
+    /// `n` users, each with a token.
+    async fn users(&self, n: usize) -> anyhow::Result<Vec<BenchUser>>;
+    /// A room of `owner` and `members`; its id.
+    async fn room(
+        &self,
+        owner: &BenchUser,
+        members: &[BenchUser],
+        name: &str,
+    ) -> anyhow::Result<String>;
+    /// The request that sends message `id` from `user` to `room`.
+    fn send(&self, room: &str, user: &BenchUser, id: &str) -> Req;
+    /// Starts receiving every user's messages.
+    async fn listen(&self, users: &[BenchUser], epoch: Instant) -> anyhow::Result<Readers>;
+}
+
+impl Chat for Target {
+    fn tag(&self) -> &str {
+        &self.tag
+    }
+    fn addr(&self) -> std::net::SocketAddr {
+        self.http.addr()
+    }
+    fn sample(&self) -> anyhow::Result<crate::procfs::ProcSample> {
+        Target::sample(self)
+    }
+    async fn users(&self, n: usize) -> anyhow::Result<Vec<BenchUser>> {
+        create_users(self, n).await
+    }
+    async fn room(
+        &self,
+        owner: &BenchUser,
+        members: &[BenchUser],
+        name: &str,
+    ) -> anyhow::Result<String> {
+        create_room(&self.http, owner, members, name).await
+    }
+    fn send(&self, room: &str, user: &BenchUser, id: &str) -> Req {
+        send_req(room, user, id)
+    }
+    async fn listen(&self, users: &[BenchUser], epoch: Instant) -> anyhow::Result<Readers> {
+        Readers::connect(self.http.addr(), users, &self.tag, epoch, 64).await
+    }
+}
+
 fn send_req(room: &str, user: &BenchUser, id: &str) -> Req {
     Req {
         method: "POST",
@@ -56,15 +106,15 @@ pub(crate) struct FanoutArgs {
 }
 
 /// Scenario 1: one room of N online members, R messages/s via REST.
-pub(crate) async fn fanout(target: &Target, args: &FanoutArgs) -> anyhow::Result<()> {
+pub(crate) async fn fanout(target: &impl Chat, args: &FanoutArgs) -> anyhow::Result<()> {
     if args.members < 2 || args.senders == 0 {
         bail!("need at least 2 members and 1 sender");
     }
-    let users = create_users(target, args.members).await?;
-    let http = Arc::new(Http::new(target.http.addr()));
-    let room = create_room(&http, &users[0], &users[1..], "fan-out").await?;
+    let users = target.users(args.members).await?;
+    let http = Arc::new(Http::new(target.addr()));
+    let room = target.room(&users[0], &users[1..], "fan-out").await?;
     let epoch = Instant::now();
-    let readers = Readers::connect(http.addr(), &users, &target.tag, epoch, 64).await?;
+    let readers = target.listen(&users, epoch).await?;
     // Everyone coming online sends presence to everyone else; let that settle first.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -76,8 +126,8 @@ pub(crate) async fn fanout(target: &Target, args: &FanoutArgs) -> anyhow::Result
     schedule
         .run(start, |i, due| {
             let user = &users[i as usize % args.senders.min(users.len())];
-            let id = message_id(&target.tag, due - epoch, i);
-            sender.fire(epoch, due, send_req(&room, user, &id));
+            let id = message_id(target.tag(), due - epoch, i);
+            sender.fire(epoch, due, target.send(&room, user, &id));
         })
         .await;
     sender.drain().await;
@@ -152,28 +202,30 @@ pub(crate) struct CapacityArgs {
 
 /// Scenario 2: many users in small rooms; the send rate rises step by step until REST
 /// p99 passes the limit (or sends fail).
-pub(crate) async fn capacity(target: &Target, args: &CapacityArgs) -> anyhow::Result<()> {
+pub(crate) async fn capacity(target: &impl Chat, args: &CapacityArgs) -> anyhow::Result<()> {
     if args.room_min < 2 || args.room_min > args.room_max || args.users < args.room_min {
         bail!("need 2 <= room-min <= room-max <= users");
     }
     if args.factor <= 1.0 {
         bail!("--factor must be above 1");
     }
-    let users = create_users(target, args.users).await?;
-    let http = Arc::new(Http::new(target.http.addr()));
+    let users = target.users(args.users).await?;
+    let http = Arc::new(Http::new(target.addr()));
     // Each user's room, and how many members it has.
     let mut room_of: Vec<(String, u64)> = Vec::with_capacity(users.len());
     let mut next = 0;
     let sizes = room_sizes(users.len(), args.room_min, args.room_max, 0x5077_0b3e);
     for (k, &size) in sizes.iter().enumerate() {
         let group = &users[next..next + size];
-        let room = create_room(&http, &group[0], &group[1..], &format!("room-{k}")).await?;
+        let room = target
+            .room(&group[0], &group[1..], &format!("room-{k}"))
+            .await?;
         room_of.extend(std::iter::repeat_n((room, size as u64), size));
         next += size;
     }
     eprintln!("created {} rooms", sizes.len());
     let epoch = Instant::now();
-    let readers = Readers::connect(http.addr(), &users, &target.tag, epoch, 64).await?;
+    let readers = target.listen(&users, epoch).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     println!(
@@ -203,10 +255,10 @@ pub(crate) async fn capacity(target: &Target, args: &CapacityArgs) -> anyhow::Re
             .run(start, |_, due| {
                 let k = n as usize % users.len();
                 let (room, size) = &room_of[k];
-                let id = message_id(&target.tag, due - epoch, n);
+                let id = message_id(target.tag(), due - epoch, n);
                 n += 1;
                 want += size;
-                sender.fire(epoch, due, send_req(room, &users[k], &id));
+                sender.fire(epoch, due, target.send(room, &users[k], &id));
             })
             .await;
         sender.drain().await;

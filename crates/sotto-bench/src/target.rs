@@ -31,6 +31,10 @@ pub(crate) struct TargetArgs {
     /// temporary data directory.
     #[arg(long, hide_env_values = true)]
     pub(crate) database_url: Option<String>,
+    /// The server at --addr is a Synapse homeserver, driven through the Matrix client
+    /// API (fanout and capacity only), for the side-by-side comparison.
+    #[arg(long, requires = "addr")]
+    pub(crate) synapse: bool,
     /// Pin the started server to these CPUs (`taskset -c` list, e.g. `1`).
     #[arg(long)]
     pub(crate) server_cpus: Option<String>,
