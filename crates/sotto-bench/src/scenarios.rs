@@ -154,7 +154,7 @@ pub(crate) async fn fanout(target: &impl Chat, args: &FanoutArgs) -> anyhow::Res
         schedule.count,
         args.senders
     );
-    println!("  REST send (due → 201):        {}", rest.summary());
+    println!("  REST send (due → answer):     {}", rest.summary());
     println!("  send → receive, every member: {}", delivered.summary());
     println!(
         "  throughput: {:.1} persisted msg/s, {:.0} deliveries/s over {:.1} s",
