@@ -1,0 +1,111 @@
+//! The server process's CPU time and memory, read from `/proc/<pid>`.
+
+use anyhow::Context;
+use std::time::Duration;
+
+/// One reading of the server process.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct ProcSample {
+    /// User plus system CPU time of all its threads so far.
+    pub(crate) cpu: Duration,
+    /// Resident memory now, bytes.
+    pub(crate) rss: u64,
+    /// Highest resident memory since the process started, bytes.
+    pub(crate) peak_rss: u64,
+}
+
+impl ProcSample {
+    pub(crate) fn read(pid: u32) -> anyhow::Result<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("reading /proc/{pid}/stat (is the server running?)"))?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("reading /proc/{pid}/status"))?;
+        let ticks = cpu_ticks(&stat).context("parsing /proc/<pid>/stat")?;
+        Ok(Self {
+            cpu: Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64),
+            rss: status_kib(&status, "VmRSS").context("no VmRSS")? * 1024,
+            peak_rss: status_kib(&status, "VmHWM").context("no VmHWM")? * 1024,
+        })
+    }
+}
+
+/// `utime + stime` in clock ticks. The command name (field 2) may contain spaces and
+/// parentheses, so fields are counted from the last `)`.
+pub(crate) fn cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// A `Name:   123 kB` line of `/proc/<pid>/status`, in KiB.
+pub(crate) fn status_kib(status: &str, name: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(':')?;
+        value.trim().strip_suffix("kB")?.trim().parse().ok()
+    })
+}
+
+/// `getconf CLK_TCK`, which is 100 on every Linux this runs on; asked once.
+fn clock_ticks_per_second() -> u64 {
+    static TCK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|&t| t > 0)
+            .unwrap_or(100)
+    })
+}
+
+/// The soft limit on open files of this process, from `/proc/self/limits`.
+pub(crate) fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Bytes as MiB with one decimal.
+pub(crate) fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_count_from_the_last_parenthesis() {
+        let stat = "4242 (sotto (x) y) S 1 4242 4242 0 -1 4194560 9000 0 0 0 \
+                    1234 567 0 0 20 0 9 0 100 2000000 3000 18446744073709551615";
+        assert_eq!(cpu_ticks(stat), Some(1234 + 567));
+        assert_eq!(cpu_ticks("12 (short) S 1 2"), None);
+        assert_eq!(cpu_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn status_lines_in_kib() {
+        let status = "Name:\tsotto\nVmHWM:\t  204800 kB\nVmRSS:\t   102400 kB\nThreads:\t9\n";
+        assert_eq!(status_kib(status, "VmRSS"), Some(102_400));
+        assert_eq!(status_kib(status, "VmHWM"), Some(204_800));
+        assert_eq!(status_kib(status, "Threads"), None);
+        assert_eq!(status_kib(status, "VmSwap"), None);
+    }
+
+    #[test]
+    fn this_process_can_be_read() {
+        let me = ProcSample::read(std::process::id()).unwrap();
+        assert!(me.rss > 0 && me.peak_rss >= me.rss, "{me:?}");
+        assert!(open_file_limit().unwrap() > 0);
+        assert_eq!(mib(3 * 1024 * 1024 / 2), "1.5 MiB");
+    }
+}
