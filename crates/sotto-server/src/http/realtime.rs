@@ -33,6 +33,9 @@ pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// ending the connection.
 const OTR_ENVELOPE_SLACK: usize = 64 * 1024;
 
+/// Initial read buffer and write batching size of a socket.
+const SOCKET_BUFFER: usize = 4 * 1024;
+
 /// Close code for a client that fell behind: reconnect and fetch missed history.
 pub const CLOSE_LAGGED: u16 = 4000;
 /// Close code for a client that did not answer a ping in time.
@@ -131,6 +134,10 @@ async fn connect(
     Ok(upgrade
         .max_message_size(max_message)
         .max_frame_size(max_message)
+        // Most sockets sit idle: small buffers (they grow for a large message) keep the
+        // memory per connection low; the library's defaults are 128 KiB each.
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
         .on_upgrade(move |socket| async move {
             let mut conn = Connection {
                 state,
