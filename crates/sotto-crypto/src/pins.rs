@@ -151,6 +151,11 @@ impl PinStore {
         self.pins.get(user)
     }
 
+    /// Every pinned user with their pin, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&UserId, &Pin)> {
+        self.pins.iter()
+    }
+
     /// Number of pinned users.
     pub fn len(&self) -> usize {
         self.pins.len()

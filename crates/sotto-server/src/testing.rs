@@ -295,3 +295,144 @@ mod tests {
         assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }
+
+/// A whole server on a loopback socket, over SQLite in a temp dir or a throwaway
+/// PostgreSQL database, with its first admin set up. For tests of clients that talk to
+/// the server as a real client would. Call [`TestServer::finish`] at the end.
+pub struct TestServer {
+    addr: SocketAddr,
+    admin_token: String,
+    _dir: tempfile::TempDir,
+    pg: Option<PgTestDb>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The first admin's username and password on a [`TestServer`].
+pub const TEST_ADMIN: (&str, &str) = ("admin", "correct horse admin");
+
+impl TestServer {
+    /// A server over SQLite.
+    pub async fn sqlite() -> Self {
+        Self::start(None).await
+    }
+
+    /// A server over a fresh PostgreSQL database (`None` as for [`PgTestDb::create`]).
+    pub async fn postgres() -> Option<Self> {
+        Some(Self::start(Some(PgTestDb::create().await?)).await)
+    }
+
+    /// One server per backend: SQLite, and PostgreSQL when configured.
+    pub async fn every_backend() -> Vec<Self> {
+        let mut all = vec![Self::sqlite().await];
+        all.extend(Self::postgres().await);
+        all
+    }
+
+    async fn start(pg: Option<PgTestDb>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = crate::Config {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            data_dir: dir.path().join("data"),
+            database_url: pg.as_ref().map(|p| p.url().to_owned()),
+            public_url: None,
+        };
+        let server = crate::Server::bind(&config).await.expect("server starts");
+        let addr = server.local_addr().expect("bound");
+        let link = server.setup_link().expect("a setup link").to_owned();
+        let setup_token = link.split_once('#').expect("token in link").1.to_owned();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            let _ = server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        let body = serde_json::json!({"setup_token": setup_token,
+            "username": TEST_ADMIN.0, "password": TEST_ADMIN.1});
+        let a = request(addr, "POST", "/api/v1/setup", None, Some(&body)).await;
+        assert_eq!(a.status, 201, "setup: {}", a.body);
+        let admin_token = a.body["token"].as_str().expect("a token").to_owned();
+        Self {
+            addr,
+            admin_token,
+            _dir: dir,
+            pg,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL, `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `"sqlite"` or `"postgres"`, for assertion messages.
+    pub fn backend(&self) -> &'static str {
+        if self.pg.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
+
+    /// The first admin's login token.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// A request as the admin that must succeed; its JSON answer.
+    pub async fn admin_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let a = request(
+            self.addr,
+            method,
+            path,
+            Some(&self.admin_token),
+            body.as_ref(),
+        )
+        .await;
+        assert!(
+            (200..300).contains(&a.status),
+            "{method} {path}: {} {}",
+            a.status,
+            a.body
+        );
+        a.body
+    }
+
+    /// Creates a user with `password` through the admin API; their user id.
+    pub async fn create_user(&self, username: &str, password: &str) -> String {
+        let body = serde_json::json!({"username": username, "password": password});
+        let made = self
+            .admin_call("POST", "/api/v1/admin/users", Some(body))
+            .await;
+        made["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// Turns on `e2e.enabled` and `otr.enabled` (both off by default).
+    pub async fn enable_encryption(&self) {
+        let body = serde_json::json!({"e2e.enabled": true, "otr.enabled": true});
+        self.admin_call("PATCH", "/api/v1/settings", Some(body))
+            .await;
+    }
+
+    /// Stops the server (sockets get `1001`) and drops its PostgreSQL database.
+    pub async fn finish(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = tokio::time::timeout(WAIT, done).await;
+        }
+        if let Some(pg) = self.pg.take() {
+            pg.drop().await;
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The Sotto client library: what the `sotto` command and bots use to take part in a
+//! Sotto workspace, end-to-end encrypted rooms and off-the-record conversations
+//! included.
+//!
+//! A [`Client`] is one logged-in user on one [`Profile`] (a directory holding the
+//! session, pinned keys, seen message ids and, once unlocked, the private keys). All
+//! encryption happens here, with `sotto-crypto`; the server only stores and relays what
+//! the client gives it. The REST API and the realtime socket are described in
+//! `docs/api.md`, the protocol in `docs/protocol.md`.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod api;
+mod client;
+pub mod error;
+mod keys;
+pub mod profile;
+
+pub use api::Api;
+pub use client::Client;
+pub use error::{Error, Result};
+pub use keys::{Contact, KeyStatus, Verification};
+pub use profile::Profile;
+pub use sotto_api;
+pub use sotto_crypto;
