@@ -24,3 +24,32 @@ impl Client {
         Ok(found)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Client, Profile};
+    use sotto_server::testing::TestServer;
+
+    #[tokio::test]
+    async fn users_are_found_by_name_in_any_case() {
+        for server in TestServer::every_backend().await {
+            let dir = tempfile::tempdir().unwrap();
+            let ana = server.create_user("ana", "ana's long password").await;
+            let bob = server.create_user("bob", "bob's long password").await;
+            let profile = Profile::open(dir.path()).unwrap();
+            let client = Client::login(profile, &server.url(), "bob", "bob's long password")
+                .await
+                .unwrap();
+            let found = client.find_user("@ANA").await.unwrap();
+            assert_eq!(
+                (found.id.as_str(), found.username.as_str()),
+                (ana.as_str(), "ana")
+            );
+            assert_eq!(client.find_user("bob").await.unwrap().id, bob);
+            let missing = client.find_user("nobody").await.unwrap_err();
+            assert_eq!(missing.code(), Some("not_found"), "{}", server.backend());
+            assert!(client.find_user("@").await.is_err());
+            server.finish().await;
+        }
+    }
+}
