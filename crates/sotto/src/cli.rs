@@ -90,8 +90,8 @@ pub(crate) enum E2eCommand {
     Unlock(SecretCommand),
     /// Change the encryption password (the current one, then the new one).
     ChangePassword(SecretCommand),
-    /// Reset the keys (asks for the login password); encrypted history becomes
-    /// unreadable here, and contacts are told your key changed.
+    /// Reset the keys, for a lost encryption password (asks for the login password);
+    /// contacts are told your key changed.
     Reset(SecretCommand),
 }
 
