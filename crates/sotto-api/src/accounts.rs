@@ -111,3 +111,15 @@ pub struct SetupStatus {
     /// True once an admin exists; the setup endpoint is then closed.
     pub complete: bool,
 }
+
+/// `GET /api/v1/users/by-name/{username}`: another user as any signed-in user may look
+/// them up (to start a direct message, invite them or check their key). No admin flags.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserSummary {
+    /// Stable id.
+    pub id: String,
+    /// Login name, as the user registered it.
+    pub username: String,
+    /// Name shown to other people.
+    pub display_name: String,
+}

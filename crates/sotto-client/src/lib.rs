@@ -17,6 +17,7 @@ mod client;
 pub mod error;
 mod keys;
 pub mod profile;
+mod users;
 
 pub use api::Api;
 pub use client::Client;

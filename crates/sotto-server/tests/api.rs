@@ -676,3 +676,40 @@ async fn the_setup_link_opens_a_page_that_uses_the_setup_api() {
     // The token is read from the fragment and sent only to the setup endpoint.
     assert!(script.contains("location.hash") && script.contains(r#"fetch("/api/v1/setup""#));
 }
+
+#[tokio::test]
+async fn users_are_found_by_name() {
+    for t in TestApp::every_backend().await {
+        let ana = t.create_user("Ana", false).await;
+        let gone = t.create_user("gone", false).await;
+        let admin = t.create_user("root", true).await;
+        t.create_user("bob", false).await;
+        let bob = t.login("bob", PASSWORD).await;
+        let root = t.login("root", PASSWORD).await;
+
+        // Any case; only id, username and display name, no admin flags.
+        let a = t.get("/api/v1/users/by-name/aNA", Some(&bob)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}: {}", t.backend(), a.body);
+        assert_eq!(
+            a.body,
+            json!({"id": ana, "username": "Ana", "display_name": "Ana"})
+        );
+        let a = t.get("/api/v1/users/by-name/root", Some(&bob)).await;
+        assert_eq!(a.body["id"], admin);
+        assert!(a.body.get("admin").is_none());
+
+        // Deactivated, unknown or impossible names are all simply not found.
+        let path = format!("/api/v1/admin/users/{gone}/deactivate");
+        let d = t.call(Method::POST, &path, Some(&root), None).await;
+        assert_eq!(d.status, StatusCode::OK, "{}", d.body);
+        for name in ["gone", "nobody", "x", "a%20b", "..%2Fme"] {
+            t.get(&format!("/api/v1/users/by-name/{name}"), Some(&bob))
+                .await
+                .expect_error(404, "not_found");
+        }
+        t.get("/api/v1/users/by-name/ana", None)
+            .await
+            .expect_error(401, "unauthorized");
+        t.finish().await;
+    }
+}

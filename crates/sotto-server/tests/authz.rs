@@ -267,6 +267,13 @@ fn endpoints() -> Vec<Endpoint> {
             None,
             [401, 404, 404],
         ),
+        // `{username}` is the bystander: any signed-in user may look anyone up.
+        e(
+            Method::GET,
+            "/api/v1/users/by-name/{username}",
+            None,
+            [401, 200, 200],
+        ),
         // Without `user_ids`: the parameter is required.
         e(Method::GET, "/api/v1/keys", None, [401, 400, 400]),
         e(
@@ -311,7 +318,8 @@ async fn walk_every_endpoint(t: &TestApp) {
                 .path
                 .replace("{id}", id)
                 .replace("{user_id}", "no-such-id")
-                .replace("{message_id}", "no-such-id");
+                .replace("{message_id}", "no-such-id")
+                .replace("{username}", "target");
             let a = t
                 .call(ep.method.clone(), &path, token.as_deref(), ep.body.clone())
                 .await;

@@ -1,5 +1,7 @@
 //! The command line, declared with clap. Every flag of `serve` also reads a `SOTTO_*`
-//! environment variable.
+//! environment variable. Client commands take `--profile` (or `SOTTO_PROFILE`); read
+//! commands take `--json`. No flag ever carries a secret: passwords come from standard
+//! input (`--password-stdin`) or a prompt on the terminal.
 
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -17,9 +19,118 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the server.
     Serve(ServeArgs),
-    /// Administer the workspace from the server's machine (works while the server runs).
+    /// Administer the workspace: `create-user` works on the server's machine (also while
+    /// the server runs); the others go through the API as a logged-in admin.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Log in to a server and keep the session in the profile.
+    Login(LoginArgs),
+    /// End the session and forget it (and the unlocked keys) here.
+    Logout(ProfileArgs),
+    /// Show who is logged in on this profile.
+    Whoami(ReadArgs),
+    /// End-to-end encryption keys: set up, unlock, change the password, reset.
+    #[command(subcommand)]
+    E2e(E2eCommand),
+    /// Show the safety number with a user, mark their key verified or accept its change.
+    Verify(VerifyArgs),
+    /// Search the plaintext messages of your rooms (encrypted rooms are not searchable
+    /// on the server).
+    Search(SearchArgs),
+}
+
+/// Which profile directory holds the session, keys and pinned keys.
+#[derive(Args, Clone)]
+pub(crate) struct ProfileArgs {
+    /// Profile directory (default: $XDG_CONFIG_HOME/sotto/default, or
+    /// ~/.config/sotto/default).
+    #[arg(long, env = "SOTTO_PROFILE", value_name = "DIR")]
+    pub(crate) profile: Option<PathBuf>,
+}
+
+/// A read command: a profile and `--json`.
+#[derive(Args)]
+pub(crate) struct ReadArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// Machine-readable output: one JSON value on standard output.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Where secrets come from.
+#[derive(Args, Clone, Copy)]
+pub(crate) struct SecretArgs {
+    /// Read passwords from standard input, one per line, instead of prompting.
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct LoginArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// The server's base URL, such as https://chat.example.org.
+    #[arg(long, value_name = "URL")]
+    pub(crate) server: String,
+    /// Login name.
+    #[arg(long)]
+    pub(crate) username: String,
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum E2eCommand {
+    /// Whether keys are set up on the server and unlocked here.
+    Status(ReadArgs),
+    /// Make new keys and an encryption password (printed once: write it down).
+    Setup(ProfileArgs),
+    /// Unlock the keys on this profile with the encryption password.
+    Unlock(SecretCommand),
+    /// Change the encryption password (the current one, then the new one).
+    ChangePassword(SecretCommand),
+    /// Reset the keys, for a lost encryption password (asks for the login password);
+    /// contacts are told your key changed.
+    Reset(SecretCommand),
+}
+
+/// A command that reads passwords.
+#[derive(Args)]
+pub(crate) struct SecretCommand {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+}
+
+#[derive(Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+    /// The other user's login name.
+    pub(crate) user: String,
+    /// Mark the key verified: only after comparing the safety number with them in person
+    /// or over a channel you trust.
+    #[arg(long, conflicts_with = "accept_change")]
+    pub(crate) confirm: bool,
+    /// Accept the user's changed key (pinned, unverified until you confirm it again).
+    #[arg(long)]
+    pub(crate) accept_change: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct SearchArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+    /// Words to find (every word must occur).
+    pub(crate) text: String,
+    /// Only this room: a name, an id or @user for the direct message with them.
+    #[arg(long)]
+    pub(crate) room: Option<String>,
+    /// How many results, 1–100.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) limit: u32,
 }
 
 /// Where the data lives.
@@ -48,7 +159,51 @@ pub(crate) struct ServeArgs {
 #[derive(Subcommand)]
 pub(crate) enum AdminCommand {
     /// Create a user; with --admin, an admin (this also closes the first-admin setup link).
+    /// Works directly on the data directory.
     CreateUser(CreateUserArgs),
+    /// Workspace settings (through the API).
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// List every user (through the API).
+    Users(ReadArgs),
+    /// Reset a user's encryption keys, for one who lost their encryption password
+    /// (through the API).
+    ResetE2e(AdminUserArgs),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SettingsCommand {
+    /// Show every setting, or one.
+    Get(SettingsGetArgs),
+    /// Change one setting; VALUE is read as JSON when it is a boolean or number, else as
+    /// a string.
+    Set(SettingsSetArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct SettingsGetArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+    /// A setting such as e2e.enabled.
+    pub(crate) key: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct SettingsSetArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// A setting such as e2e.enabled.
+    pub(crate) key: String,
+    /// The new value.
+    pub(crate) value: String,
+}
+
+#[derive(Args)]
+pub(crate) struct AdminUserArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// The user's login name.
+    pub(crate) user: String,
 }
 
 #[derive(Args)]

@@ -1,6 +1,10 @@
-//! `sotto`: the server and its admin commands.
+//! `sotto`: the server, its admin commands and the terminal client.
+//!
+//! Exit codes: 0 success, 1 an operational error (one line on standard error,
+//! `sotto: error: …`), 2 a usage error (from clap).
 
 mod cli;
+mod client;
 
 use anyhow::Context;
 use clap::Parser;
@@ -15,7 +19,8 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sotto: error: {}", describe(&e));
+            // Errors may quote the server or other people: made safe for the terminal.
+            eprintln!("sotto: error: {}", client::output::sanitize(&describe(&e)));
             ExitCode::FAILURE
         }
     }
@@ -26,7 +31,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Admin(_) => "warn",
+        _ => "warn",
     };
     init_logging(default_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -49,6 +54,7 @@ fn run() -> anyhow::Result<ExitCode> {
             let password = read_password_line(std::io::stdin().lock())?;
             runtime.block_on(create_user(&args.storage, args.to_request(password)))?;
         }
+        command => runtime.block_on(client::run(command))?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -16,6 +16,7 @@ mod rooms;
 mod search;
 mod settings;
 mod setup;
+mod users;
 
 use crate::AppState;
 use axum::Router;
@@ -56,6 +57,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(setup::router())
         .merge(accounts::router())
+        .merge(users::router())
         .merge(admin::router())
         .merge(audit::router())
         .merge(settings::router())

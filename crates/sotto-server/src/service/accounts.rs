@@ -7,7 +7,7 @@ use super::{Principal, ServiceError, now_ms, password, user_view, validate};
 use crate::store::{SessionKind, SessionRecord, SessionStore, StoreError, UserRecord, UserStore};
 use sotto_api::{
     CreatedToken, LoginRequest, LoginResponse, Session, SessionList, SetupRequest, SetupStatus,
-    TokenKind, User,
+    TokenKind, User, UserSummary,
 };
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -154,6 +154,27 @@ impl AccountService {
     /// The caller's own account.
     pub fn me(&self, who: &Principal) -> User {
         user_view(&who.user)
+    }
+
+    /// Another user by login name (any case), for any signed-in user: what a client needs
+    /// to address them. Deactivated users are `not_found`, as nobody can reach them.
+    pub async fn find_by_username(
+        &self,
+        _who: &Principal,
+        username: &str,
+    ) -> Result<UserSummary, ServiceError> {
+        // Anything that cannot be a username is simply not one: no store call.
+        if validate::username(username).is_err() {
+            return Err(ServiceError::NotFound("user"));
+        }
+        match self.users.user_by_username(username).await? {
+            Some(u) if !u.deactivated => Ok(UserSummary {
+                id: u.id,
+                username: u.username,
+                display_name: u.display_name,
+            }),
+            _ => Err(ServiceError::NotFound("user")),
+        }
     }
 
     /// Ends the session (or revokes the token) the caller is using.

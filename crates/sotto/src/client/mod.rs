@@ -1,0 +1,73 @@
+//! The client commands of `sotto`: a thin layer over `sotto-client` that reads secrets
+//! safely, prints other people's text harmlessly and repeats key-change warnings.
+//!
+//! Modules: [`profile`] (which profile directory), [`prompt`] (secrets), [`output`]
+//! (sanitizing, JSON, warnings), [`room`] (naming rooms on the command line), [`names`]
+//! (names of user ids for messages), and one module per command group.
+
+mod account;
+mod admin;
+mod e2e;
+pub(crate) mod names;
+pub(crate) mod output;
+pub(crate) mod profile;
+pub(crate) mod prompt;
+pub(crate) mod room;
+mod search;
+mod users;
+
+use crate::cli::{AdminCommand, Command, E2eCommand, ProfileArgs, SettingsCommand};
+use sotto_client::Client;
+use std::future::Future;
+
+/// Runs a client command. `admin create-user` and `serve` are not client commands.
+pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) | Command::Admin(AdminCommand::CreateUser(_)) => {
+            anyhow::bail!("not a client command")
+        }
+        Command::Login(a) => account::login(&a).await,
+        Command::Logout(a) => account::logout(&a).await,
+        Command::Whoami(a) => with_client(&a.profile, |c| account::whoami(c, &a)).await,
+        Command::E2e(E2eCommand::Status(a)) => {
+            with_client(&a.profile, |c| e2e::status(c, &a)).await
+        }
+        Command::E2e(E2eCommand::Setup(a)) => with_client(&a, e2e::setup).await,
+        Command::E2e(E2eCommand::Unlock(a)) => {
+            with_client(&a.profile, |c| e2e::unlock(c, a.secret)).await
+        }
+        Command::E2e(E2eCommand::ChangePassword(a)) => {
+            with_client(&a.profile, |c| e2e::change_password(c, a.secret)).await
+        }
+        Command::E2e(E2eCommand::Reset(a)) => {
+            with_client(&a.profile, |c| e2e::reset(c, a.secret)).await
+        }
+        Command::Verify(a) => with_client(&a.read.profile, |c| e2e::verify(c, &a)).await,
+        Command::Search(a) => with_client(&a.read.profile, |c| search::search(c, &a)).await,
+        Command::Admin(AdminCommand::Settings(SettingsCommand::Get(a))) => {
+            with_client(&a.read.profile, |c| admin::settings_get(c, &a)).await
+        }
+        Command::Admin(AdminCommand::Settings(SettingsCommand::Set(a))) => {
+            with_client(&a.profile, |c| admin::settings_set(c, &a)).await
+        }
+        Command::Admin(AdminCommand::Users(a)) => {
+            with_client(&a.profile, |c| admin::users(c, &a)).await
+        }
+        Command::Admin(AdminCommand::ResetE2e(a)) => {
+            with_client(&a.profile, |c| admin::reset_e2e(c, &a)).await
+        }
+    }
+}
+
+/// Runs `f` with the profile's client, then warns about changed keys, also when `f`
+/// failed: the warning matters most when something looks wrong.
+pub(crate) async fn with_client<F, Fut>(profile: &ProfileArgs, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let client = profile::open_client(profile)?;
+    let result = f(client.clone()).await;
+    output::warn_key_changes(&client);
+    result
+}
