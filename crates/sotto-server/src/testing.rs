@@ -279,23 +279,6 @@ impl std::io::Write for Sink {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_is_replaced_in_urls() {
-        use super::with_database;
-        assert_eq!(
-            with_database("postgres://u@h:1/test", "x"),
-            "postgres://u@h:1/x"
-        );
-        assert_eq!(
-            with_database("postgres://u@h/test?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
-    }
-}
-
 /// A whole server on a loopback socket, over SQLite in a temp dir or a throwaway
 /// PostgreSQL database, with its first admin set up. For tests of clients that talk to
 /// the server as a real client would. Call [`TestServer::finish`] at the end.
@@ -434,5 +417,22 @@ impl TestServer {
         if let Some(pg) = self.pg.take() {
             pg.drop().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_is_replaced_in_urls() {
+        use super::with_database;
+        assert_eq!(
+            with_database("postgres://u@h:1/test", "x"),
+            "postgres://u@h:1/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/test?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }
