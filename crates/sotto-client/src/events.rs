@@ -397,8 +397,8 @@ impl Follower {
                             if waiting > 0 { continue }
                             held.sort_by(|a, b| (&a.room_id, a.seq).cmp(&(&b.room_id, b.seq)));
                             for e in std::mem::take(&mut held) {
-                                if let Some(ev) = self.admit(e) {
-                                    if self.tx.send(Ok(ev)).await.is_err() { return End::Dropped }
+                                if let Some(ev) = self.admit(e) && self.tx.send(Ok(ev)).await.is_err() {
+                                    return End::Dropped;
                                 }
                             }
                             *attempt = 0;
@@ -451,10 +451,7 @@ impl Follower {
             .ws_url()
             .into_client_request()
             .map_err(|e| End::Fatal(Error::Invalid(format!("realtime URL: {e}"))))?;
-        let token = self
-            .api
-            .token()
-            .ok_or_else(|| End::Fatal(Error::NotLoggedIn))?;
+        let token = self.api.token().ok_or(End::Fatal(Error::NotLoggedIn))?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| End::Fatal(Error::Invalid("the token is not a valid header".into())))?;
         auth.set_sensitive(true);

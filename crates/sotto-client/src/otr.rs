@@ -946,13 +946,13 @@ impl Otr {
             }
         };
         self.shared.wake.notify_one();
-        if let Some(reply) = reply {
-            if self.send(&room_id, &reply, None).await.is_err() {
-                return Some(OtrEvent::Broken {
-                    room_id,
-                    reason: OtrBroken::Disconnected,
-                });
-            }
+        if let Some(reply) = reply
+            && self.send(&room_id, &reply, None).await.is_err()
+        {
+            return Some(OtrEvent::Broken {
+                room_id,
+                reason: OtrBroken::Disconnected,
+            });
         }
         result
     }
