@@ -36,6 +36,9 @@ use tokio::time::Instant;
 /// [`Otr::set_offer_timeout`].
 pub const OTR_OFFER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many sent frame ids are remembered for attributing refusals.
+const SENT_REMEMBERED: usize = 256;
+
 /// Largest file content [`Otr::send_file`] takes (the OTR body limit minus the room for
 /// the longest name and media type and the body's framing).
 pub const MAX_OTR_FILE_BYTES: usize = sotto_crypto::otr::MAX_BODY_LEN - 2 * 255 - 8;
@@ -269,7 +272,7 @@ impl Follower {
                 sessions: Mutex::new(Sessions {
                     by_room: HashMap::new(),
                     offers: HashMap::new(),
-                    frames: HashMap::new(),
+                    frames: VecDeque::new(),
                     queued: VecDeque::new(),
                     timeout: OTR_OFFER_TIMEOUT,
                 }),
@@ -348,8 +351,9 @@ struct Sessions {
     by_room: HashMap<String, Conversation>,
     /// Invitations waiting for an answer, by room.
     offers: HashMap<String, Invitation>,
-    /// What each sent frame id was, to attribute the server's refusals.
-    frames: HashMap<String, Sent>,
+    /// What the latest sent frame ids were, to attribute the server's refusals (which
+    /// come at once, so only the latest [`SENT_REMEMBERED`] are kept).
+    frames: VecDeque<(String, Sent)>,
     /// Events made by this side's own calls, delivered before the next socket event.
     queued: VecDeque<OtrEvent>,
     timeout: Duration,
@@ -748,20 +752,24 @@ impl Otr {
         message: Option<OtrMessageId>,
     ) -> Result<()> {
         let id = self.shared.outbox.frame_id();
-        self.lock().frames.insert(
-            id.clone(),
-            Sent {
+        {
+            let mut s = self.lock();
+            if s.frames.len() == SENT_REMEMBERED {
+                s.frames.pop_front();
+            }
+            let sent = Sent {
                 session: frame.session(),
                 message,
-            },
-        );
+            };
+            s.frames.push_back((id.clone(), sent));
+        }
         let sent = self
             .shared
             .outbox
             .send_otr(&id, room_id, &frame.encode())
             .await;
         if sent.is_err() {
-            self.lock().frames.remove(&id);
+            self.lock().frames.retain(|(i, _)| *i != id);
         }
         sent
     }
@@ -810,7 +818,11 @@ impl Otr {
                 message,
                 retry_after_secs,
             } => {
-                let sent = self.lock().frames.remove(&id);
+                let sent = {
+                    let mut s = self.lock();
+                    let at = s.frames.iter().position(|(i, _)| *i == id);
+                    at.and_then(|at| s.frames.remove(at)).map(|(_, sent)| sent)
+                };
                 match sent {
                     Some(sent) => self.refused(sent, code, message).map(Update::Otr),
                     None => Some(Update::Event(ClientEvent::OtrError {

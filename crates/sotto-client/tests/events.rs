@@ -126,6 +126,15 @@ async fn a_new_stream_resumes_without_losing_or_repeating() {
         .await
         .expect("caught up in time");
         let mut expected: Vec<String> = (0..3).map(|i| format!("while away {i}")).collect();
+        let in_room: Vec<&String> = texts
+            .iter()
+            .filter(|t| t.starts_with("while away"))
+            .collect();
+        assert_eq!(
+            in_room,
+            expected.iter().collect::<Vec<_>>(),
+            "in order within the room"
+        );
         expected.push("in the new room".into());
         texts.sort();
         expected.sort();
