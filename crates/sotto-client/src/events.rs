@@ -221,14 +221,14 @@ impl EventStream {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (cmd_tx, cmd_rx) = mpsc::channel(16);
         let delivered = Arc::new(Mutex::new(positions.clone().unwrap_or_default()));
-        let follower = Follower {
+        let task = Task {
             api: client.api().clone(),
             pushed: positions.clone().unwrap_or_default(),
             fresh: positions.is_none(),
             tx,
             commands: cmd_rx,
         };
-        tokio::spawn(follower.run());
+        tokio::spawn(task.run());
         Self {
             rx,
             outbox: Outbox {
@@ -286,7 +286,7 @@ impl EventStream {
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The background task.
-struct Follower {
+struct Task {
     api: Api,
     /// The largest seq handed to the consumer's queue per room.
     pushed: Positions,
@@ -306,7 +306,7 @@ enum End {
     Fatal(Error),
 }
 
-impl Follower {
+impl Task {
     async fn run(mut self) {
         let mut attempt: u32 = 0;
         loop {

@@ -14,6 +14,25 @@
 //! resend path refuse them (O8). Files during OTR go through the relay inside the
 //! session ([`Otr::send_file`], at most [`MAX_OTR_FILE_BYTES`]), never to the files
 //! endpoint (O9).
+//!
+//! ```no_run
+//! # async fn f(client: sotto_client::Client, dm: &str) -> sotto_client::Result<()> {
+//! use sotto_client::{OtrEvent, Update};
+//! let mut follower = client.follow();
+//! let otr = follower.otr(); // usable from another task
+//! otr.start(dm).await?; // checks O2, then sends the offer
+//! loop {
+//!     match follower.next().await? {
+//!         Update::Otr(OtrEvent::Established { room_id }) => {
+//!             otr.send_text(&room_id, "hello").await?;
+//!         }
+//!         Update::Otr(OtrEvent::Message(m)) => { /* show m.body, marked off the record */ }
+//!         Update::Otr(OtrEvent::Ended { .. } | OtrEvent::Timeout { .. }) => break,
+//!         Update::Otr(_) | Update::Event(_) => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 
 use crate::api::seg;
 use crate::client::Client;

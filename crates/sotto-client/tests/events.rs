@@ -148,3 +148,54 @@ async fn a_new_stream_resumes_without_losing_or_repeating() {
         server.finish().await;
     }
 }
+
+#[tokio::test]
+async fn reconnects_and_resumes_after_the_server_drops_the_socket() {
+    let server = TestServer::sqlite().await;
+    server.enable_encryption().await;
+    let alice = user(&server, "alice", false).await;
+    let bob = user(&server, "bob", false).await;
+    let room = dm(&alice.client, &bob.id).await;
+    let mut events = bob.client.events();
+    connected(&mut events).await;
+    post(&alice.client, &room, "before").await;
+    let e = event_where(&mut events, |e| message_text(e).is_some()).await;
+    assert_eq!(message_text(&e).unwrap(), "before");
+
+    // A message over the socket's limit makes the server end the connection.
+    let outbox = events.outbox();
+    let huge = vec![0u8; 6 * 1024 * 1024];
+    let _ = outbox.send_otr(&outbox.frame_id(), &room, &huge).await;
+    let e = event_where(&mut events, |e| {
+        matches!(e, ClientEvent::Reconnecting { .. })
+    })
+    .await;
+    let ClientEvent::Reconnecting { attempt, .. } = e else {
+        unreachable!()
+    };
+    assert_eq!(attempt, 1);
+    // Sent while reconnecting: caught up by the resume (or live), once each, in order.
+    for i in 0..3 {
+        post(&alice.client, &room, &format!("meanwhile {i}")).await;
+    }
+    let mut texts = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while texts.len() < 3 {
+            let e = events.next().await.unwrap();
+            texts.extend(message_text(&e));
+        }
+    })
+    .await
+    .expect("the messages in time");
+    let expected: Vec<String> = (0..3).map(|i| format!("meanwhile {i}")).collect();
+    assert_eq!(texts, expected);
+    post(&alice.client, &room, "after").await;
+    let e = event_where(&mut events, |e| message_text(e).is_some()).await;
+    assert_eq!(
+        message_text(&e).unwrap(),
+        "after",
+        "nothing delivered twice"
+    );
+    drop(events);
+    server.finish().await;
+}
