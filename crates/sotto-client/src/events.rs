@@ -392,8 +392,10 @@ impl Task {
                     let out = match parsed {
                         Incoming::Room(e) if waiting > 0 => { held.push(e); continue }
                         Incoming::Room(e) => match self.admit(e) { Some(ev) => ev, None => continue },
+                        // Only the `resumed`s of this connection's resume frames count.
+                        Incoming::Resumed if waiting == 0 => continue,
                         Incoming::Resumed => {
-                            waiting = waiting.saturating_sub(1);
+                            waiting -= 1;
                             if waiting > 0 { continue }
                             held.sort_by(|a, b| (&a.room_id, a.seq).cmp(&(&b.room_id, b.seq)));
                             for e in std::mem::take(&mut held) {
