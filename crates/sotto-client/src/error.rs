@@ -61,6 +61,14 @@ pub enum Error {
     /// The request cannot be done as asked (the message says why).
     #[error("{0}")]
     Invalid(String),
+    /// An off-the-record conversation cannot do what was asked; `code` says why.
+    #[error("{message}")]
+    Otr {
+        /// Why, as a stable code.
+        code: crate::otr::OtrCode,
+        /// Explanation for people.
+        message: String,
+    },
 }
 
 impl Error {
@@ -68,6 +76,7 @@ impl Error {
     pub fn code(&self) -> Option<&str> {
         match self {
             Self::Api { code, .. } => Some(code),
+            Self::Otr { code, .. } => Some(code.as_str()),
             _ => None,
         }
     }

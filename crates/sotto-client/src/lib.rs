@@ -15,14 +15,21 @@
 pub mod api;
 mod client;
 pub mod error;
+mod events;
 mod keys;
+mod otr;
 pub mod profile;
 mod users;
 
 pub use api::Api;
 pub use client::Client;
 pub use error::{Error, Result};
+pub use events::{ClientEvent, EventStream, Outbox, Positions};
 pub use keys::{Contact, KeyStatus, Verification};
+pub use otr::{
+    Follower, MAX_OTR_FILE_BYTES, OTR_OFFER_TIMEOUT, Otr, OtrBroken, OtrCode, OtrEvent, OtrMessage,
+    OtrMessageId, Update, is_otr_message_id, refuse_otr_message_id,
+};
 pub use profile::Profile;
 pub use sotto_api;
 pub use sotto_crypto;

@@ -352,6 +352,11 @@ impl TestServer {
         self.addr
     }
 
+    /// Its data directory (the SQLite database and the blob store live here).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
     /// Its base URL, `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
