@@ -15,12 +15,16 @@
 pub mod api;
 mod client;
 pub mod error;
+pub mod export;
+pub mod files;
 mod keys;
 pub mod profile;
 
 pub use api::Api;
 pub use client::Client;
 pub use error::{Error, Result};
+pub use export::{ExportMessage, Transcript, export_json, export_pdf};
+pub use files::{file_message, file_reference};
 pub use keys::{Contact, KeyStatus, Verification};
 pub use profile::Profile;
 pub use sotto_api;
