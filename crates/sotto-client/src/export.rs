@@ -11,8 +11,8 @@ use pdf_writer::{Content, Name, Pdf, Rect, Ref, Str, TextStr};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 
-/// One message as exported.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One message as exported. `Debug` leaves out the text and attachment names.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportMessage {
     /// The message id.
     pub id: String,
@@ -26,6 +26,18 @@ pub struct ExportMessage {
     pub attachments: Vec<String>,
     /// Whether it was end-to-end encrypted.
     pub encrypted: bool,
+}
+
+impl std::fmt::Debug for ExportMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportMessage")
+            .field("id", &self.id)
+            .field("sender", &self.sender)
+            .field("sent_at", &self.sent_at)
+            .field("attachments", &self.attachments.len())
+            .field("encrypted", &self.encrypted)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A JSON export: the room's name and its messages, in the order given.

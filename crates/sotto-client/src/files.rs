@@ -519,9 +519,10 @@ impl PartFile {
             .ok_or_else(|| Error::Invalid(format!("not a file name: {}", target.display())))?;
         // Unique within the process; `create_new` refuses anything already there.
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        // A shortened name keeps the temporary name within file-name length limits.
+        let short: String = name.to_string_lossy().chars().take(64).collect();
         let part = format!(
-            ".{}.{}-{}.part",
-            name.to_string_lossy(),
+            ".{short}.{}-{}.part",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );

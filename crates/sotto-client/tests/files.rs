@@ -289,6 +289,13 @@ async fn plain_files_are_announced_by_a_reference() {
         assert_eq!(last, (300_000, 300_000), "{backend}");
         assert_eq!(std::fs::read(&out).unwrap(), plain, "{backend}");
 
+        // A long target name still gets its temporary file beside it.
+        let long = format!("{}.txt", "n".repeat(240));
+        bob.download_plain(file_id, &out_dir.path().join(&long), |_, _| {})
+            .await
+            .unwrap();
+        std::fs::remove_file(out_dir.path().join(&long)).unwrap();
+
         // An unknown file leaves nothing behind.
         let e = bob
             .download_plain("nope", &out_dir.path().join("x"), |_, _| {})

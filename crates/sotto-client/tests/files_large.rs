@@ -134,6 +134,7 @@ async fn a_200_mib_encrypted_file_streams_in_constant_memory() {
         .unwrap();
     assert_eq!(last, (SIZE, SIZE));
     let grew = peak_rss().saturating_sub(before);
+    eprintln!("peak memory grew by {} MiB", grew / MIB);
     assert!(
         grew < 64 * MIB,
         "peak memory grew by {} MiB for a {} MiB file",
