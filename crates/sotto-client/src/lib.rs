@@ -16,6 +16,8 @@ pub mod api;
 mod client;
 pub mod error;
 mod events;
+pub mod export;
+pub mod files;
 mod keys;
 mod otr;
 pub mod profile;
@@ -25,6 +27,8 @@ pub use api::Api;
 pub use client::Client;
 pub use error::{Error, Result};
 pub use events::{ClientEvent, EventStream, Outbox, Positions};
+pub use export::{ExportMessage, Transcript, export_json, export_pdf};
+pub use files::{file_message, file_reference};
 pub use keys::{Contact, KeyStatus, Verification};
 pub use otr::{
     Follower, MAX_OTR_FILE_BYTES, OTR_OFFER_TIMEOUT, Otr, OtrBroken, OtrCode, OtrEvent, OtrMessage,
