@@ -35,6 +35,18 @@ pub(crate) struct State {
     pub(crate) pins: PinStore,
     /// Accepted message ids per room.
     pub(crate) seen: SeenMessages,
+    /// A digest of each accepted envelope, so re-reading history is not a replay.
+    pub(crate) accepted: crate::messages::Accepted,
+    /// Room state chains verified so far (extended, not re-verified, as they grow).
+    pub(crate) chains:
+        std::collections::HashMap<sotto_crypto::RoomId, sotto_crypto::chain::RoomChain>,
+    /// Opened room keys, per room and epoch; never written to disk.
+    pub(crate) epoch_keys: std::collections::HashMap<
+        sotto_crypto::RoomId,
+        std::collections::HashMap<sotto_crypto::EpochId, sotto_crypto::EpochKey>,
+    >,
+    /// User names seen in member lists, for showing senders.
+    pub(crate) names: std::collections::HashMap<String, String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -107,6 +119,10 @@ impl Client {
             keys: profile.keys()?.map(Arc::new),
             pins: profile.pins()?,
             seen: profile.seen()?,
+            accepted: crate::messages::Accepted::load(&profile)?,
+            chains: Default::default(),
+            epoch_keys: Default::default(),
+            names: Default::default(),
         };
         Ok(Self {
             inner: Arc::new(Inner {

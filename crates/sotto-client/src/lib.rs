@@ -13,15 +13,22 @@
 )]
 
 pub mod api;
+mod chain;
 mod client;
 pub mod error;
 mod keys;
+mod messages;
 pub mod profile;
+mod roomkeys;
+mod rooms;
 
 pub use api::Api;
 pub use client::Client;
 pub use error::{Error, Result};
 pub use keys::{Contact, KeyStatus, Verification};
+pub use messages::{AttachmentView, Draft, MessageView, Undecryptable};
 pub use profile::Profile;
+pub use roomkeys::RoomKeys;
+pub use rooms::{MemberView, NewRoom, NewRoomKind, RoomView};
 pub use sotto_api;
 pub use sotto_crypto;
