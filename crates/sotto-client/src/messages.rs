@@ -64,8 +64,8 @@ impl std::fmt::Display for Undecryptable {
     }
 }
 
-/// A file attached to an encrypted message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A file attached to an encrypted message. `Debug` shows only what the server sees.
+#[derive(Clone, PartialEq, Eq)]
 pub struct AttachmentView {
     /// The file's name.
     pub name: String,
@@ -79,8 +79,8 @@ pub struct AttachmentView {
     pub attachment: Attachment,
 }
 
-/// A message as the user sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A message as the user sees it. `Debug` leaves the text out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct MessageView {
     /// The message id.
     pub id: String,
@@ -114,8 +114,8 @@ pub struct MessageView {
     pub problem: Option<Undecryptable>,
 }
 
-/// A message to send with [`Client::send_message`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A message to send with [`Client::send_message`]. `Debug` leaves the text out.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Draft {
     /// The text.
     pub text: String,
@@ -125,6 +125,44 @@ pub struct Draft {
     pub reply_to: Option<String>,
     /// The message this one replaces: an edit of an own message.
     pub edit_of: Option<String>,
+}
+
+impl std::fmt::Debug for MessageView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Message text is the room's, never a log's.
+        f.debug_struct("MessageView")
+            .field("id", &self.id)
+            .field("room_id", &self.room_id)
+            .field("seq", &self.seq)
+            .field("sender_id", &self.sender_id)
+            .field("text_len", &self.text.len())
+            .field("deleted", &self.deleted)
+            .field("encrypted", &self.encrypted)
+            .field("verified", &self.verified)
+            .field("attachments", &self.attachments.len())
+            .field("problem", &self.problem)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AttachmentView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachmentView")
+            .field("file_id", &self.file_id)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Draft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Draft")
+            .field("text_len", &self.text.len())
+            .field("attachments", &self.attachments)
+            .field("reply_to", &self.reply_to)
+            .field("edit_of", &self.edit_of)
+            .finish()
+    }
 }
 
 /// Digests of the accepted envelopes, per room and message id (lowercase hex), so a

@@ -320,6 +320,100 @@ async fn key_reset_surfaces_as_key_change_and_history_comes_back() {
         texts(&bob_again, &room).await,
         ["before the reset", "after the reset"]
     );
+
+    // A statement signed with a key that is not the pinned one is a key change too:
+    // bob's keys are reset again and he declares an epoch with his third key.
+    server
+        .admin_call(
+            "POST",
+            &format!("/api/v1/admin/users/{}/keys/reset", bob.id.as_str()),
+            None,
+        )
+        .await;
+    let bob_third = Client::login(
+        bob.client.profile().clone(),
+        &server.url(),
+        &bob.name,
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    bob_third.e2e_setup().await.unwrap();
+    bob_third.rotate_key(&room).await.unwrap();
+    let refused = alice.client.room(&room).await.unwrap_err();
+    assert!(matches!(refused, Error::KeyChanged { ref user } if user == bob.id.as_str()));
+    let refused = alice.client.send_text(&room, "not sent").await.unwrap_err();
+    assert!(matches!(refused, Error::KeyChanged { .. }));
+    alice.client.accept_key_change(&bob.id).unwrap();
+    alice.client.send_text(&room, "third key").await.unwrap();
+    let last = bob_third.history(&room, None, None).await.unwrap();
+    assert_eq!(last.last().unwrap().text, "third key");
     drop(bob.dir);
+    server.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plaintext_rooms_and_turning_encryption_off_and_on() {
+    let server = TestServer::sqlite().await;
+    server.enable_encryption().await;
+    let alice = user(&server, "alice", true).await;
+    let bob = user(&server, "bob", true).await;
+
+    // A public channel: plain text, no chain, everyone verified by the room.
+    let public = alice
+        .client
+        .create_room(NewRoom {
+            kind: NewRoomKind::Channel,
+            name: "lobby".into(),
+            private: false,
+            encrypted: false,
+            members: vec![bob.id.clone()],
+        })
+        .await
+        .unwrap();
+    let public = room_id(&public);
+    alice
+        .client
+        .send_text(&public, "plain hello")
+        .await
+        .unwrap();
+    let read = bob.client.history(&public, None, None).await.unwrap();
+    assert_eq!(read[0].text, "plain hello");
+    assert!(!read[0].encrypted && !read[0].verified && read[0].problem.is_none());
+    let view = bob.client.room(&public).await.unwrap();
+    assert!(!view.encrypted && !view.has_chain);
+    assert!(view.members.iter().all(|m| m.verified_by_room));
+    let reply = sotto_client::Draft {
+        text: "x".into(),
+        reply_to: Some(read[0].id.clone()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        alice.client.send_message(&public, reply).await,
+        Err(Error::Invalid(_))
+    ));
+
+    // An encrypted DM turned off by a signed statement takes text; turned on again,
+    // envelopes.
+    let dm = alice
+        .client
+        .open_dm(std::slice::from_ref(&bob.id), true)
+        .await
+        .unwrap();
+    let dm = room_id(&dm);
+    alice.client.send_text(&dm, "sealed").await.unwrap();
+    bob.client.set_encryption(&dm, false).await.unwrap();
+    let plain = alice.client.send_text(&dm, "open").await.unwrap();
+    assert!(!plain.encrypted);
+    alice.client.set_encryption(&dm, true).await.unwrap();
+    let sealed = bob.client.send_text(&dm, "sealed again").await.unwrap();
+    assert!(sealed.encrypted);
+    let all = alice.client.history(&dm, None, None).await.unwrap();
+    let texts: Vec<(&str, bool)> = all.iter().map(|m| (m.text.as_str(), m.encrypted)).collect();
+    assert_eq!(
+        texts,
+        [("sealed", true), ("open", false), ("sealed again", true)]
+    );
+    assert!(all.iter().all(|m| m.problem.is_none()));
     server.finish().await;
 }
