@@ -5,11 +5,12 @@
 use crate::api::seg;
 use crate::client::{Client, base64, unbase64};
 use crate::error::{Error, Result};
+use crate::profile::Profile;
 use reqwest::Method;
 use sotto_api::e2ee::{StatementList, StatementRequest};
 use sotto_api::keys::KeyBundleList;
 use sotto_crypto::chain::{Action, ChainError, RoomChain, RoomState, Statement};
-use sotto_crypto::{RoomId, UserId};
+use sotto_crypto::{IdentityPublicKey, RoomId, UserId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How often a statement is rebuilt on a fresh head when another member's statement won
@@ -55,13 +56,25 @@ impl Client {
         let actors: BTreeSet<UserId> = new.iter().map(|s| s.actor().clone()).collect();
         self.observe_keys(&actors).await?;
         let mut chain = base;
+        // Actors seen signing with their pinned key: from then on, only that key counts.
+        let mut on_current_key = BTreeSet::new();
         for stmt in new {
             let actor = stmt.actor().clone();
-            let outcome = match chain.take() {
-                None => RoomChain::verify(room, [stmt], |u| self.pinned_key(u)),
-                Some(mut c) => c.append(stmt, |u| self.pinned_key(u)).map(|()| c),
-            };
-            chain = Some(outcome.map_err(|e| self.chain_error(&actor, e))?);
+            let mut outcome = extend(room, &mut chain, &stmt, self.pinned_key(&actor));
+            if outcome.is_ok() {
+                on_current_key.insert(actor.clone());
+            } else if matches!(outcome, Err(ChainError::BadSignature))
+                && !on_current_key.contains(&actor)
+            {
+                // Made before an accepted key change, under the key pinned then.
+                for key in self.former_keys(&actor) {
+                    outcome = extend(room, &mut chain, &stmt, Some(key));
+                    if outcome.is_ok() {
+                        break;
+                    }
+                }
+            }
+            outcome.map_err(|e| self.chain_error(&actor, e))?;
         }
         if let Some(c) = &chain {
             self.state().chains.insert(room.clone(), c.clone());
@@ -130,6 +143,11 @@ impl Client {
             .await
     }
 
+    /// Identity keys once pinned for `user` and replaced by an accepted change.
+    pub(crate) fn former_keys(&self, user: &UserId) -> Vec<IdentityPublicKey> {
+        self.state().former.of(user)
+    }
+
     /// The identity key pinned for `user`.
     pub(crate) fn pinned_key(&self, user: &UserId) -> Option<sotto_crypto::IdentityPublicKey> {
         self.state().pins.get(user).map(|p| p.key)
@@ -180,5 +198,80 @@ impl Client {
             },
             other => Error::protocol(format!("room chain: {other}")),
         }
+    }
+}
+
+/// `stmt` verified as the next link of `chain` (or as the first statement) with `key`
+/// as its actor's identity key.
+/// On failure the chain is unchanged.
+fn extend(
+    room: &RoomId,
+    chain: &mut Option<RoomChain>,
+    stmt: &Statement,
+    key: Option<IdentityPublicKey>,
+) -> std::result::Result<(), ChainError> {
+    match chain {
+        None => {
+            *chain = Some(RoomChain::verify(room, [stmt.clone()], |_| key)?);
+            Ok(())
+        }
+        Some(c) => c.append(stmt.clone(), |_| key),
+    }
+}
+
+/// The profile file of replaced identity keys.
+const FORMER_KEYS_FILE: &str = "former-keys.json";
+
+/// Identity keys this profile pinned once and that their owner replaced (a key reset,
+/// accepted by the user). What the owner signed before the change keeps verifying: a
+/// room's older statements, boxes it handed on, its older messages. A key is only ever
+/// added here after it was the pinned one.
+#[derive(Debug, Default)]
+pub(crate) struct FormerKeys {
+    keys: BTreeMap<String, Vec<String>>,
+}
+
+impl FormerKeys {
+    pub(crate) fn load(profile: &Profile) -> Result<Self> {
+        let Some(bytes) = profile.read(FORMER_KEYS_FILE)? else {
+            return Ok(Self::default());
+        };
+        let keys = serde_json::from_slice(&bytes).map_err(|e| Error::Storage {
+            what: format!("reading {FORMER_KEYS_FILE}"),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        })?;
+        Ok(Self { keys })
+    }
+
+    pub(crate) fn save(&self, profile: &Profile) -> Result<()> {
+        let json = serde_json::to_vec(&self.keys).map_err(|e| Error::Storage {
+            what: format!("writing {FORMER_KEYS_FILE}"),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        profile.write(FORMER_KEYS_FILE, &json)
+    }
+
+    /// Adds a replaced key; whether it was new.
+    pub(crate) fn add(&mut self, user: &UserId, key: IdentityPublicKey) -> bool {
+        let hex = hex::encode(key.to_bytes());
+        let list = self.keys.entry(user.to_string()).or_default();
+        if list.contains(&hex) {
+            return false;
+        }
+        list.push(hex);
+        true
+    }
+
+    /// The replaced keys of `user`, newest last; entries that do not decode are skipped.
+    pub(crate) fn of(&self, user: &UserId) -> Vec<IdentityPublicKey> {
+        self.keys
+            .get(user.as_str())
+            .into_iter()
+            .flatten()
+            .filter_map(|h| {
+                let bytes: [u8; 32] = hex::decode(h).ok()?.try_into().ok()?;
+                IdentityPublicKey::from_bytes(&bytes).ok()
+            })
+            .collect()
     }
 }

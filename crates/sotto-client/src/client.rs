@@ -45,6 +45,8 @@ pub(crate) struct State {
         sotto_crypto::RoomId,
         std::collections::HashMap<sotto_crypto::EpochId, sotto_crypto::EpochKey>,
     >,
+    /// Contacts' identity keys that were pinned once and replaced by an accepted change.
+    pub(crate) former: crate::chain::FormerKeys,
     /// User names seen in member lists, for showing senders.
     pub(crate) names: std::collections::HashMap<String, String>,
 }
@@ -121,6 +123,7 @@ impl Client {
             seen: profile.seen()?,
             accepted: crate::messages::Accepted::load(&profile)?,
             chains: Default::default(),
+            former: crate::chain::FormerKeys::load(&profile)?,
             epoch_keys: Default::default(),
             names: Default::default(),
         };
@@ -198,6 +201,17 @@ impl Client {
         let out = f(&mut state.pins);
         if state.pins != before {
             self.inner.profile.save_pins(&state.pins)?;
+            // Keys replaced by an accepted change still sign what their owner made
+            // before the change (statements, boxes, messages): keep them.
+            let mut replaced = false;
+            for (user, old) in before.iter() {
+                if state.pins.get(user).is_none_or(|new| new.key != old.key) {
+                    replaced |= state.former.add(user, old.key);
+                }
+            }
+            if replaced {
+                state.former.save(&self.inner.profile)?;
+            }
         }
         Ok(out)
     }

@@ -478,6 +478,8 @@ impl Client {
         let pin = self.state().pins.get(&sender).cloned();
         let pin = pin.ok_or(Undecryptable::UnknownSender)?;
         let mut chain = chain;
+        // Whether the pinned key (not a replaced one) signed it.
+        let mut by_pinned = true;
         let body = loop {
             let authorized = authorized_senders(&chain, &header);
             match envelope::open(&bytes, &room, &key, &pin.key, &authorized) {
@@ -493,7 +495,17 @@ impl Client {
                 Err(EnvelopeError::BadSignature) if pin.pending.is_some() => {
                     return Err(Undecryptable::KeyChanged);
                 }
-                Err(EnvelopeError::BadSignature) => return Err(Undecryptable::BadSignature),
+                Err(EnvelopeError::BadSignature) => {
+                    // Sent before the sender's accepted key change, under the key pinned
+                    // then: it opens, but is not shown as verified.
+                    let authorized = authorized_senders(&chain, &header);
+                    let former = self
+                        .former_keys(&sender)
+                        .into_iter()
+                        .find_map(|k| envelope::open(&bytes, &room, &key, &k, &authorized).ok());
+                    by_pinned = false;
+                    break former.ok_or(Undecryptable::BadSignature)?;
+                }
                 Err(e) => return Err(Undecryptable::Malformed(e.to_string())),
             }
         };
@@ -509,7 +521,7 @@ impl Client {
             room,
             header,
             body,
-            verified: own || pin.state == PinState::Verified,
+            verified: by_pinned && (own || pin.state == PinState::Verified),
             digest: digest(&bytes),
         })
     }

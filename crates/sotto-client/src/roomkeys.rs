@@ -232,7 +232,21 @@ impl Client {
         let keys = self
             .keys()
             .map_err(|_| sotto_crypto::roomkey::RoomKeyError::DecryptFailed)?;
-        sealed.open(self.user_id(), &keys, chain.state(), |u| self.pinned_key(u))
+        let opened = sealed.open(self.user_id(), &keys, chain.state(), |u| self.pinned_key(u));
+        if !matches!(
+            opened,
+            Err(sotto_crypto::roomkey::RoomKeyError::BadSignature)
+        ) {
+            return opened;
+        }
+        // Handed on before the distributor's accepted key change, under the key pinned then.
+        for key in self.former_keys(sealed.distributor()) {
+            let again = sealed.open(self.user_id(), &keys, chain.state(), |_| Some(key));
+            if again.is_ok() {
+                return again;
+            }
+        }
+        opened
     }
 
     fn remember_key(&self, room: &RoomId, key: EpochKey) {

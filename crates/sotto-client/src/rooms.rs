@@ -45,8 +45,8 @@ pub struct MemberView {
     pub user_id: String,
     /// Their name, when the server lists them.
     pub username: Option<String>,
-    /// Whether the server's list says owner (in a room with a chain, [`RoomView`] tells
-    /// the chain's owners apart through `chain_owner`).
+    /// Whether the server's list says owner (the chain's owners are
+    /// [`RoomView::chain_owners`]).
     pub owner: bool,
     /// Whether the room's verified chain authorizes this member (always true in a room
     /// without a chain). Members that are not get no room key.

@@ -164,6 +164,7 @@ async fn private_channel_late_joiner_and_removal() {
     let view = alice.client.room(&room).await.unwrap();
     assert!(view.members.iter().all(|m| m.verified_by_room));
     carol.client.e2e_setup().await.unwrap();
+    let mut carol_socket = testing::connect(server.addr(), &carol.token()).await;
     let request = loop {
         let frame = testing::next_frame(&mut socket).await;
         if frame["type"] == "room_key_request" && frame["room_id"] == room.as_str() {
@@ -183,6 +184,19 @@ async fn private_channel_late_joiner_and_removal() {
         .await
         .unwrap();
     assert!(stored >= 1);
+    // The box reaches carol's socket as a `room_key` notice; her client takes it.
+    let notice = loop {
+        let frame = testing::next_frame(&mut carol_socket).await;
+        if frame["type"] == "room_key" && frame["room_id"] == room.as_str() {
+            break frame;
+        }
+    };
+    let epoch = carol
+        .client
+        .accept_room_key(room.as_str(), notice["box"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(epoch.to_hex(), notice["epoch_id"].as_str().unwrap());
     assert_eq!(texts(&carol.client, &room).await, ["first"]);
 
     // Removing bob rotates the key at the next message; bob cannot fetch the new key
@@ -415,5 +429,67 @@ async fn plaintext_rooms_and_turning_encryption_off_and_on() {
         [("sealed", true), ("open", false), ("sealed again", true)]
     );
     assert!(all.iter().all(|m| m.problem.is_none()));
+    server.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_creator_key_reset_keeps_the_room_readable_after_the_change_is_accepted() {
+    let server = TestServer::sqlite().await;
+    server.enable_encryption().await;
+    let alice = user(&server, "alice", true).await;
+    let bob = user(&server, "bob", true).await;
+    let dm = alice
+        .client
+        .open_dm(std::slice::from_ref(&bob.id), true)
+        .await
+        .unwrap();
+    let room = room_id(&dm);
+    alice
+        .client
+        .send_text(&room, "from the old key")
+        .await
+        .unwrap();
+    assert_eq!(texts(&bob.client, &room).await, ["from the old key"]);
+
+    // Alice, who signed the room's creation and first epoch, has her keys reset.
+    server
+        .admin_call(
+            "POST",
+            &format!("/api/v1/admin/users/{}/keys/reset", alice.id.as_str()),
+            None,
+        )
+        .await;
+    let alice_again = Client::login(
+        alice.client.profile().clone(),
+        &server.url(),
+        &alice.name,
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    alice_again.e2e_setup().await.unwrap();
+
+    // Bob sees the change, accepts it, and the chain, his box from alice and her old
+    // message still verify under the key he had pinned before.
+    let changed = bob.client.contact(&alice.id).await.unwrap_err();
+    assert!(matches!(changed, Error::KeyChanged { .. }));
+    bob.client.accept_key_change(&alice.id).unwrap();
+    let bob_again = Client::open(bob.client.profile().clone()).unwrap();
+    assert!(bob_again.room(&room).await.unwrap().has_chain);
+    let old = bob_again.history(&room, None, None).await.unwrap();
+    assert_eq!(old[0].text, "from the old key");
+    assert!(old[0].problem.is_none() && !old[0].verified);
+
+    // Alice gets the old epoch back from bob and reads her own old message.
+    assert!(bob_again.distribute_room_keys(&room).await.unwrap() >= 1);
+    assert_eq!(texts(&alice_again, &room).await, ["from the old key"]);
+    // New messages rotate the key and verify under the new pins.
+    alice_again
+        .send_text(&room, "from the new key")
+        .await
+        .unwrap();
+    let new = bob_again.history(&room, None, None).await.unwrap();
+    assert_eq!(new[1].text, "from the new key");
+    assert!(new[1].problem.is_none());
     server.finish().await;
 }
