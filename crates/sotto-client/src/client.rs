@@ -35,6 +35,20 @@ pub(crate) struct State {
     pub(crate) pins: PinStore,
     /// Accepted message ids per room.
     pub(crate) seen: SeenMessages,
+    /// A digest of each accepted envelope, so re-reading history is not a replay.
+    pub(crate) accepted: crate::messages::Accepted,
+    /// Room state chains verified so far (extended, not re-verified, as they grow).
+    pub(crate) chains:
+        std::collections::HashMap<sotto_crypto::RoomId, sotto_crypto::chain::RoomChain>,
+    /// Opened room keys, per room and epoch; never written to disk.
+    pub(crate) epoch_keys: std::collections::HashMap<
+        sotto_crypto::RoomId,
+        std::collections::HashMap<sotto_crypto::EpochId, sotto_crypto::EpochKey>,
+    >,
+    /// Contacts' identity keys that were pinned once and replaced by an accepted change.
+    pub(crate) former: crate::chain::FormerKeys,
+    /// User names seen in member lists, for showing senders.
+    pub(crate) names: std::collections::HashMap<String, String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -107,6 +121,11 @@ impl Client {
             keys: profile.keys()?.map(Arc::new),
             pins: profile.pins()?,
             seen: profile.seen()?,
+            accepted: crate::messages::Accepted::load(&profile)?,
+            chains: Default::default(),
+            former: crate::chain::FormerKeys::load(&profile)?,
+            epoch_keys: Default::default(),
+            names: Default::default(),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -182,6 +201,17 @@ impl Client {
         let out = f(&mut state.pins);
         if state.pins != before {
             self.inner.profile.save_pins(&state.pins)?;
+            // Keys replaced by an accepted change still sign what their owner made
+            // before the change (statements, boxes, messages): keep them.
+            let mut replaced = false;
+            for (user, old) in before.iter() {
+                if state.pins.get(user).is_none_or(|new| new.key != old.key) {
+                    replaced |= state.former.add(user, old.key);
+                }
+            }
+            if replaced {
+                state.former.save(&self.inner.profile)?;
+            }
         }
         Ok(out)
     }

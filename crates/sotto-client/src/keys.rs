@@ -198,7 +198,7 @@ impl Client {
         Ok(out)
     }
 
-    fn check_contact(&self, answer: &KeyBundle) -> Result<Contact> {
+    pub(crate) fn check_contact(&self, answer: &KeyBundle) -> Result<Contact> {
         let user = UserId::new(answer.user_id.clone())
             .map_err(|_| Error::protocol("the server gave an invalid user id"))?;
         let bundle = decode_bundle(&user, &answer.bundle)?;

@@ -13,14 +13,18 @@
 )]
 
 pub mod api;
+mod chain;
 mod client;
 pub mod error;
 mod events;
 pub mod export;
 pub mod files;
 mod keys;
+mod messages;
 mod otr;
 pub mod profile;
+mod roomkeys;
+mod rooms;
 mod users;
 
 pub use api::Api;
@@ -30,10 +34,13 @@ pub use events::{ClientEvent, EventStream, Outbox, Positions};
 pub use export::{ExportMessage, Transcript, export_json, export_pdf};
 pub use files::{file_message, file_reference};
 pub use keys::{Contact, KeyStatus, Verification};
+pub use messages::{AttachmentView, Draft, MessageView, Undecryptable};
 pub use otr::{
     Follower, MAX_OTR_FILE_BYTES, OTR_OFFER_TIMEOUT, Otr, OtrBroken, OtrCode, OtrEvent, OtrMessage,
     OtrMessageId, Update, is_otr_message_id, refuse_otr_message_id,
 };
 pub use profile::Profile;
+pub use roomkeys::RoomKeys;
+pub use rooms::{MemberView, NewRoom, NewRoomKind, RoomView};
 pub use sotto_api;
 pub use sotto_crypto;

@@ -150,7 +150,7 @@ impl Profile {
         self.dir.join(name)
     }
 
-    fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
         match std::fs::read(self.path(name)) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -161,7 +161,7 @@ impl Profile {
         }
     }
 
-    fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let path = self.path(name);
         write_private(&self.dir, &path, bytes)
             .map_err(Error::storage(format!("writing {}", path.display())))
