@@ -37,6 +37,19 @@ pub(crate) enum Command {
     /// Search the plaintext messages of your rooms (encrypted rooms are not searchable
     /// on the server).
     Search(SearchArgs),
+    /// Rooms: create, list, members, invite, remove, leave, encryption, key rotation.
+    #[command(subcommand)]
+    Room(RoomCommand),
+    /// Open (or create) the direct message with one or more users.
+    Dm(DmArgs),
+    /// Send a message (TEXT, or standard input when absent) or a file to a room.
+    Send(SendArgs),
+    /// Show a room's recent messages, decrypted and verified here.
+    Read(ReadRoomArgs),
+    /// Save a file attached to a message.
+    Download(DownloadArgs),
+    /// Export a room's messages, decrypted here, as JSON or PDF.
+    Export(ExportArgs),
 }
 
 /// Which profile directory holds the session, keys and pinned keys.
@@ -131,6 +144,179 @@ pub(crate) struct SearchArgs {
     /// How many results, 1–100.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub(crate) limit: u32,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum RoomCommand {
+    /// Create a channel (or a team with --team).
+    Create(RoomCreateArgs),
+    /// Start a discussion in a channel or team.
+    Discussion(DiscussionArgs),
+    /// The rooms you are in.
+    List(ReadArgs),
+    /// A room's members, and whether the room's signed state vouches for each.
+    Members(RoomReadArgs),
+    /// Add someone to a room.
+    Invite(RoomUserArgs),
+    /// Remove someone from a room (owners).
+    Remove(RoomUserArgs),
+    /// Leave a room.
+    Leave(RoomArgs),
+    /// Turn end-to-end encryption on or off (private rooms and direct messages).
+    Encryption(EncryptionArgs),
+    /// Start a new room key now; members who left never get it.
+    RotateKey(RoomArgs),
+}
+
+/// A room: a name, an id, or @user for the direct message with them.
+#[derive(Args)]
+pub(crate) struct RoomArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// A room name, a room id, or @user for the direct message with them.
+    pub(crate) room: String,
+}
+
+#[derive(Args)]
+pub(crate) struct RoomReadArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+    /// A room name, a room id, or @user for the direct message with them.
+    pub(crate) room: String,
+}
+
+#[derive(Args)]
+pub(crate) struct RoomUserArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// A room name, a room id, or @user for the direct message with them.
+    pub(crate) room: String,
+    /// The user's login name.
+    pub(crate) user: String,
+}
+
+#[derive(Args)]
+pub(crate) struct RoomCreateArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+    /// The room's name.
+    pub(crate) name: String,
+    /// Members only (encrypted rooms always are).
+    #[arg(long)]
+    pub(crate) private: bool,
+    /// A team instead of a channel.
+    #[arg(long)]
+    pub(crate) team: bool,
+    /// End-to-end encrypted (needs your keys unlocked; makes the room private).
+    #[arg(long)]
+    pub(crate) encrypted: bool,
+    /// First members besides you, by login name: a,b,c.
+    #[arg(long, value_delimiter = ',', value_name = "USERS")]
+    pub(crate) members: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct DiscussionArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+    /// The channel or team it belongs to.
+    pub(crate) parent: String,
+    /// The discussion's name.
+    pub(crate) name: String,
+    /// End-to-end encrypted (members only).
+    #[arg(long)]
+    pub(crate) encrypted: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct DmArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+    /// The other person's login name, or several (a,b,c) for a group message.
+    #[arg(value_delimiter = ',', required = true, value_name = "USER")]
+    pub(crate) users: Vec<String>,
+    /// End-to-end encrypted when it is created (an existing one is returned as it is).
+    #[arg(long)]
+    pub(crate) encrypted: bool,
+}
+
+/// `on` or `off`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Args)]
+pub(crate) struct EncryptionArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// A room name, a room id, or @user for the direct message with them.
+    pub(crate) room: String,
+    /// `on` or `off`.
+    pub(crate) state: OnOff,
+}
+
+#[derive(Args)]
+pub(crate) struct SendArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+    /// A room name, a room id, or @user for the direct message with them.
+    pub(crate) room: String,
+    /// The text (standard input when absent).
+    #[arg(conflicts_with = "file")]
+    pub(crate) text: Option<String>,
+    /// Send this file instead (encrypted first in an encrypted room).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct ReadRoomArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+    /// A room name, a room id, or @user for the direct message with them.
+    pub(crate) room: String,
+    /// How many of the newest messages, 1–200.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub(crate) limit: u32,
+}
+
+#[derive(Args)]
+pub(crate) struct DownloadArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// A room name, a room id, or @user for the direct message with them.
+    pub(crate) room: String,
+    /// The message that carries the file.
+    pub(crate) message_id: String,
+    /// Where to save it (default: the file's name in the current directory).
+    #[arg(long, short, value_name = "PATH")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+/// Export formats.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ExportFormat {
+    Json,
+    Pdf,
+}
+
+#[derive(Args)]
+pub(crate) struct ExportArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// A room name, a room id, or @user for the direct message with them.
+    pub(crate) room: String,
+    /// JSON or a readable PDF transcript.
+    #[arg(long)]
+    pub(crate) format: ExportFormat,
+    /// The file to write.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: PathBuf,
+    /// Only these messages (ids, comma-separated); default: the whole history.
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub(crate) messages: Vec<String>,
 }
 
 /// Where the data lives.

@@ -8,15 +8,17 @@
 mod account;
 mod admin;
 mod e2e;
+pub(crate) mod messages;
 pub(crate) mod names;
 pub(crate) mod output;
 pub(crate) mod profile;
 pub(crate) mod prompt;
 pub(crate) mod room;
+pub(crate) mod rooms;
 mod search;
 mod users;
 
-use crate::cli::{AdminCommand, Command, E2eCommand, ProfileArgs, SettingsCommand};
+use crate::cli::{AdminCommand, Command, E2eCommand, ProfileArgs, RoomCommand, SettingsCommand};
 use sotto_client::Client;
 use std::future::Future;
 
@@ -56,6 +58,38 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Admin(AdminCommand::ResetE2e(a)) => {
             with_client(&a.profile, |c| admin::reset_e2e(c, &a)).await
         }
+        Command::Room(RoomCommand::Create(a)) => {
+            with_client(&a.read.profile, |c| rooms::create(c, &a)).await
+        }
+        Command::Room(RoomCommand::Discussion(a)) => {
+            with_client(&a.read.profile, |c| rooms::discussion(c, &a)).await
+        }
+        Command::Room(RoomCommand::List(a)) => {
+            with_client(&a.profile, |c| rooms::list(c, &a)).await
+        }
+        Command::Room(RoomCommand::Members(a)) => {
+            with_client(&a.read.profile, |c| rooms::members(c, &a)).await
+        }
+        Command::Room(RoomCommand::Invite(a)) => {
+            with_client(&a.profile, |c| rooms::invite(c, &a)).await
+        }
+        Command::Room(RoomCommand::Remove(a)) => {
+            with_client(&a.profile, |c| rooms::remove(c, &a)).await
+        }
+        Command::Room(RoomCommand::Leave(a)) => {
+            with_client(&a.profile, |c| rooms::leave(c, &a)).await
+        }
+        Command::Room(RoomCommand::Encryption(a)) => {
+            with_client(&a.profile, |c| rooms::encryption(c, &a)).await
+        }
+        Command::Room(RoomCommand::RotateKey(a)) => {
+            with_client(&a.profile, |c| rooms::rotate_key(c, &a)).await
+        }
+        Command::Dm(a) => with_client(&a.read.profile, |c| rooms::dm(c, &a)).await,
+        Command::Send(a) => with_client(&a.read.profile, |c| messages::send(c, &a)).await,
+        Command::Read(a) => with_client(&a.read.profile, |c| messages::read(c, &a)).await,
+        Command::Download(a) => with_client(&a.profile, |c| messages::download(c, &a)).await,
+        Command::Export(a) => with_client(&a.profile, |c| messages::export(c, &a)).await,
     }
 }
 

@@ -2,7 +2,7 @@
 //! messages of the caller's rooms. Encrypted rooms hold only ciphertext on the server,
 //! so they are never in the results.
 
-use super::output::{json_line, sanitize};
+use super::output::{json_line, sanitize, utc_minute};
 use super::room::resolve_room;
 use crate::cli::SearchArgs;
 use sotto_client::Client;
@@ -91,39 +91,5 @@ impl Names {
             }
         }
         Ok(names)
-    }
-}
-
-/// `YYYY-MM-DD HH:MM` (UTC) of a Unix-milliseconds time.
-fn utc_minute(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (the proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        rest / 3600,
-        rest % 3600 / 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc_minute;
-
-    #[test]
-    fn times_are_shown_in_utc() {
-        assert_eq!(utc_minute(0), "1970-01-01 00:00");
-        assert_eq!(utc_minute(951_782_400_000), "2000-02-29 00:00");
-        assert_eq!(utc_minute(1_795_000_000_000), "2026-11-18 11:06");
-        assert_eq!(utc_minute(-60_000), "1969-12-31 23:59");
     }
 }
