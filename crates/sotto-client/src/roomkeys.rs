@@ -8,6 +8,7 @@
 use crate::api::seg;
 use crate::client::{Client, base64, unbase64};
 use crate::error::{Error, Result};
+use crate::events::ClientEvent;
 use reqwest::Method;
 use sotto_api::e2ee::{RoomKeyState, RoomKeyUpload, RoomKeyUploaded};
 use sotto_api::rooms::MemberList;
@@ -111,11 +112,32 @@ impl Client {
         self.give_held_keys(&room, &chain, &users).await
     }
 
+    /// What every client holding keys does with the realtime key notices (E13): answers
+    /// a `room_key_request` by sealing held keys to the members listed, and opens a
+    /// `room_key` just stored for this user. Other events are ignored. A front end calls
+    /// this for each event it receives; failures concern one room and are returned.
+    pub async fn keep_keys(&self, event: &ClientEvent) -> Result<()> {
+        match event {
+            ClientEvent::RoomKeyRequest {
+                room_id,
+                epoch_id,
+                user_ids,
+            } => self
+                .handle_key_request(room_id, epoch_id, user_ids)
+                .await
+                .map(drop),
+            ClientEvent::RoomKey {
+                room_id, sealed, ..
+            } => self.accept_room_key(room_id, sealed).await.map(drop),
+            _ => Ok(()),
+        }
+    }
+
     /// Takes a box from a `room_key` notice: opens it against the verified chain and
     /// keeps the key. Returns its epoch.
-    pub async fn accept_room_key(&self, room_id: &str, box_b64: &str) -> Result<EpochId> {
+    pub async fn accept_room_key(&self, room_id: &str, sealed: &[u8]) -> Result<EpochId> {
         let room = parse_room(room_id)?;
-        let sealed = RoomKeyBox::decode(&unbase64("box", box_b64)?)
+        let sealed = RoomKeyBox::decode(sealed)
             .map_err(|e| Error::protocol(format!("room-key box: {e}")))?;
         let chain = match self.cached_chain(&room) {
             Some(c) if c.state().members_at_epoch(&sealed.epoch()).is_some() => c,

@@ -193,7 +193,14 @@ async fn private_channel_late_joiner_and_removal() {
     };
     let epoch = carol
         .client
-        .accept_room_key(room.as_str(), notice["box"].as_str().unwrap())
+        .accept_room_key(
+            room.as_str(),
+            &base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                notice["box"].as_str().unwrap(),
+            )
+            .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(epoch.to_hex(), notice["epoch_id"].as_str().unwrap());
