@@ -500,3 +500,60 @@ async fn a_creator_key_reset_keeps_the_room_readable_after_the_change_is_accepte
     assert!(new[1].problem.is_none());
     server.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_the_server_adds_on_its_own_gets_no_key() {
+    for server in TestServer::every_backend().await {
+        server.enable_encryption().await;
+        let alice = user(&server, "alice", true).await;
+        let bob = user(&server, "bob", true).await;
+        let eve = user(&server, "eve", true).await;
+        let room = alice
+            .client
+            .create_room(NewRoom {
+                kind: NewRoomKind::Channel,
+                name: "board".into(),
+                private: true,
+                encrypted: true,
+                members: vec![bob.id.clone()],
+            })
+            .await
+            .unwrap();
+        let room = room_id(&room);
+        alice.client.send_text(&room, "before eve").await.unwrap();
+
+        // The server (or whoever controls its database) slips Eve in, unsigned.
+        server
+            .add_member_behind_the_rooms_back(room.as_str(), eve.id.as_str())
+            .await;
+        let view = alice.client.room(&room).await.unwrap();
+        let flagged: Vec<&str> = view
+            .not_verified_by_room()
+            .map(|m| m.user_id.as_str())
+            .collect();
+        assert_eq!(flagged, vec![eve.id.as_str()], "{}", server.backend());
+        assert!(view.encrypted);
+
+        // Keys go only to members the chain vouches for: Eve sees ciphertext she cannot
+        // open, now and after a new message and a rotation.
+        alice.client.distribute_room_keys(&room).await.unwrap();
+        alice.client.send_text(&room, "after eve").await.unwrap();
+        alice.client.rotate_key(&room).await.unwrap();
+        alice
+            .client
+            .send_text(&room, "after rotation")
+            .await
+            .unwrap();
+        let seen = eve.client.history(&room, None, None).await.unwrap();
+        assert_eq!(seen.len(), 3);
+        for m in &seen {
+            assert!(m.problem.is_some(), "eve opened {}", m.id);
+            assert!(m.text.is_empty());
+        }
+        assert_eq!(
+            texts(&bob.client, &room).await,
+            vec!["before eve", "after eve", "after rotation"]
+        );
+        server.finish().await;
+    }
+}

@@ -29,7 +29,10 @@ async fn the_echo_bot_answers_in_an_encrypted_room() {
     }
     let (ana, bot) = (clients.remove(0), clients.remove(0));
     let bot_id: UserId = bot.user_id().clone();
-    let dm = ana.open_dm(std::slice::from_ref(&bot_id), true).await.unwrap();
+    let dm = ana
+        .open_dm(std::slice::from_ref(&bot_id), true)
+        .await
+        .unwrap();
     let room = RoomId::new(dm.id).unwrap();
 
     let running = tokio::spawn(echo_bot::run(bot, 1));

@@ -357,6 +357,26 @@ impl TestServer {
         self._dir.path().join("data")
     }
 
+    /// Adds `user_id` to `room_id` straight in the database, with no statement and no
+    /// API call: what a compromised server, or someone with access to its database,
+    /// could do. Clients must show such a member as not verified by the room and give
+    /// them no key (B11).
+    pub async fn add_member_behind_the_rooms_back(&self, room_id: &str, user_id: &str) {
+        let url = self.pg.as_ref().map(|p| p.url().to_owned());
+        let stores = crate::store::Stores::open(&self.data_dir(), url.as_deref())
+            .await
+            .expect("open the server's stores");
+        let member = crate::store::MemberRecord {
+            user_id: user_id.to_owned(),
+            username: String::new(),
+            owner: false,
+            joined_at: 0,
+        };
+        let added = stores.rooms.add_member(room_id, &member).await;
+        stores.close().await;
+        assert!(added.expect("add the member").is_some(), "not added");
+    }
+
     /// Its base URL, `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -91,6 +91,20 @@ async fn encrypted_rooms_from_the_command_line() {
     assert_eq!(members.len(), 3);
     assert!(members.iter().all(|m| m["verified_by_room"] == true));
 
+    // A member the server adds on its own is flagged and gets no key (B11).
+    let eve = server.create_user("eve", PW).await;
+    server
+        .add_member_behind_the_rooms_back(room["id"].as_str().unwrap(), &eve)
+        .await;
+    let members = s.run("ana", &["room", "members", "plans"], "").await.ok();
+    assert!(
+        members
+            .stdout
+            .contains("eve (NOT VERIFIED BY THE ROOM: gets no key)"),
+        "{}",
+        members.stdout
+    );
+
     // An encrypted file: the server stores ciphertext; Cy gets the original back.
     let file = s.dir.path().join("report.bin");
     let bytes: Vec<u8> = (0..1_048_576u32).map(|i| (i * 7 % 251) as u8).collect();
