@@ -37,6 +37,10 @@ pub(crate) enum Command {
     /// Search the plaintext messages of your rooms (encrypted rooms are not searchable
     /// on the server).
     Search(SearchArgs),
+    /// Chat in a room: an interactive terminal interface, or with --plain a line protocol
+    /// for scripts (each input line a message or a slash command, each output line an
+    /// event). Slash commands: /otr start|accept|decline|refresh|end, /quit.
+    Chat(ChatArgs),
 }
 
 /// Which profile directory holds the session, keys and pinned keys.
@@ -131,6 +135,22 @@ pub(crate) struct SearchArgs {
     /// How many results, 1–100.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub(crate) limit: u32,
+}
+
+#[derive(Args)]
+pub(crate) struct ChatArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// The room: a name, an id or @user for the direct message with them.
+    pub(crate) room: String,
+    /// Line protocol on standard input and output instead of the terminal interface
+    /// (end of input quits). SOTTO_OTR_OFFER_TIMEOUT_MS sets how long an off-the-record
+    /// offer waits for an answer (default 30000).
+    #[arg(long)]
+    pub(crate) plain: bool,
+    /// With --plain: one JSON object per output line.
+    #[arg(long, requires = "plain")]
+    pub(crate) json: bool,
 }
 
 /// Where the data lives.
