@@ -17,7 +17,8 @@ const WAIT: Duration = Duration::from_secs(20);
 const ANA_PW: &str = "ana's login password";
 const BO_PW: &str = "bo's login password";
 
-/// One running `sotto chat … --plain --json`.
+/// One running `sotto chat … --plain [--json]`; without `--json` each output line is
+/// given as `{"type": "text", "line": …}`.
 struct Chat {
     who: &'static str,
     child: Child,
@@ -36,8 +37,19 @@ impl Chat {
         room: &str,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_as(who, home, profile, room, env, true)
+    }
+
+    fn start_as(
+        who: &'static str,
+        home: &Path,
+        profile: &Path,
+        room: &str,
+        env: &[(&str, &str)],
+        json: bool,
+    ) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sotto"));
-        cmd.args(["chat", room, "--plain", "--json", "--profile"])
+        cmd.args(["chat", room, "--plain", "--profile"])
             .arg(profile)
             .env("HOME", home)
             .env_remove("XDG_CONFIG_HOME")
@@ -46,6 +58,9 @@ impl Chat {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if json {
+            cmd.arg("--json");
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -54,6 +69,10 @@ impl Chat {
         let (tx, events) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !json {
+                    let _ = tx.send(json!({"type": "text", "line": line}));
+                    continue;
+                }
                 let value = serde_json::from_str(&line).unwrap_or_else(
                     |e| json!({"type": "NOT JSON", "line": line, "error": e.to_string()}),
                 );
@@ -70,7 +89,9 @@ impl Chat {
             events,
             log: Vec::new(),
         };
-        chat.expect("ready", |e| e["type"] == "ready");
+        chat.expect("ready", |e| {
+            e["type"] == "ready" || e["line"] == "* connected"
+        });
         chat
     }
 
@@ -387,6 +408,40 @@ async fn declined_unanswered_and_impossible_offers() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--plain"));
+    server.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readable_lines_are_sanitized_and_mark_otr() {
+    let server = TestServer::sqlite().await;
+    let pair = Pair::new(&server).await;
+    let mut ana = Chat::start_as(
+        "ana",
+        pair.home.path(),
+        &pair.profile("ana"),
+        "@bob",
+        &[],
+        false,
+    );
+    let mut bob = pair.chat("bob", &[]);
+    let line = |chat: &mut Chat, want: &str| {
+        chat.expect(&format!("line {want:?}"), |e| e["line"] == want);
+    };
+
+    // Another person's escape sequence cannot reach ana's terminal.
+    bob.say("look \u{1b}[2J here");
+    line(&mut ana, "bob: look \u{FFFD}[2J here");
+    ana.say("/otr start");
+    bob.otr("offered");
+    bob.say("/otr accept");
+    line(&mut ana, "* [OTR] established");
+    bob.otr("established");
+    bob.say("psst");
+    line(&mut ana, "[OTR] bob: psst");
+    ana.say("/otr end");
+    line(&mut ana, "* [OTR] ended");
+    ana.quit();
+    bob.quit();
     server.finish().await;
 }
 

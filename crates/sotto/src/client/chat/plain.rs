@@ -9,12 +9,15 @@ use serde_json::json;
 use std::io::Write;
 use tokio::sync::mpsc;
 
-/// Runs the line protocol until `/quit`, end of input or a final error.
+/// Runs the line protocol until `/quit`, end of input or a final error. Input is read
+/// once the socket is connected, so a script's lines (OTR commands especially) find a
+/// live session and a piped script is connected before its end of input quits.
 pub(crate) async fn run(mut session: Session, json: bool) -> anyhow::Result<()> {
     let mut lines = stdin_lines();
     loop {
+        let ready = session.is_ready();
         let outputs = tokio::select! {
-            line = lines.recv() => {
+            line = lines.recv(), if ready => {
                 let Some(line) = line else { return Ok(()) };
                 let handled = session.input(&line).await;
                 print(&session, &handled.outputs, json)?;

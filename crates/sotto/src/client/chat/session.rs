@@ -133,6 +133,11 @@ impl Session {
         })
     }
 
+    /// Whether the socket has been connected once.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready
+    }
+
     /// The room.
     pub(crate) fn room(&self) -> &Room {
         &self.room
