@@ -220,8 +220,14 @@ impl Pair {
 
     /// `sotto e2e setup` through the binary.
     async fn setup(&self, who: &str) {
+        self.sotto(who, &["e2e", "setup"]).await;
+    }
+
+    /// `sotto ARGS --profile <who's profile>`, which must succeed.
+    async fn sotto(&self, who: &str, args: &[&str]) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sotto"));
-        cmd.args(["e2e", "setup", "--profile"])
+        cmd.args(args)
+            .arg("--profile")
             .arg(self.profile(who))
             .env("HOME", self.home.path())
             .stdin(Stdio::null());
@@ -256,6 +262,8 @@ async fn room_messages_and_the_otr_life_cycle() {
 
 async fn life_cycle(server: &TestServer) {
     let pair = Pair::new(server).await;
+    // Ana compared safety numbers with bob; bob did not with her.
+    pair.sotto("ana", &["verify", "bob", "--confirm"]).await;
     let mut ana = pair.chat("ana", &[]);
     let mut bob = pair.chat("bob", &[]);
 
@@ -302,7 +310,17 @@ async fn life_cycle(server: &TestServer) {
         let m = side.message("off the record two");
         assert_eq!(m["otr"], true, "{m}");
         assert_eq!(m["sender"], "bob", "{m}");
+        // Ana verified bob's key; one's own messages count as verified.
+        assert_eq!(m["verified"], true, "{m}");
     }
+    // Bob never verified ana's key.
+    assert_eq!(
+        bob.log
+            .iter()
+            .find(|e| e["text"] == "off the record one")
+            .unwrap()["verified"],
+        false
+    );
 
     // Bob's process dies: ana's session is broken; bob comes back and ana refreshes.
     bob.kill();

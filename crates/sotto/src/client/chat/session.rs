@@ -85,6 +85,9 @@ pub(crate) struct Session {
     updates: mpsc::Receiver<sotto_client::Result<Update>>,
     follower: tokio::task::JoinHandle<()>,
     names: HashMap<String, String>,
+    /// Whether a user's key is verified, as last looked up (dropped when their keys
+    /// change).
+    verified: HashMap<String, bool>,
     ready: bool,
 }
 
@@ -129,6 +132,7 @@ impl Session {
             updates,
             follower,
             names,
+            verified: HashMap::new(),
             ready: false,
         })
     }
@@ -216,6 +220,10 @@ impl Session {
                 }
                 _ => Vec::new(),
             },
+            ClientEvent::KeysChanged { user_id } => {
+                self.verified.remove(&user_id);
+                Vec::new()
+            }
             e @ (ClientEvent::RoomKeyRequest { .. } | ClientEvent::RoomKey { .. }) => {
                 room::on_room_key_event(&self.client, &e).await;
                 Vec::new()
@@ -286,7 +294,7 @@ impl Session {
         }
     }
 
-    async fn otr_message(&self, m: sotto_client::OtrMessage) -> Output {
+    async fn otr_message(&mut self, m: sotto_client::OtrMessage) -> Output {
         let text = match m.body {
             Body::Text(t) => t,
             Body::File { name, bytes, .. } => {
@@ -295,11 +303,7 @@ impl Session {
         };
         // One's own messages need no check; the other person's key is the pinned one
         // the session was set up with.
-        let verified = m.outgoing
-            || match sotto_client::sotto_crypto::UserId::new(m.sender_id.clone()) {
-                Ok(id) => self.client.contact(&id).await.is_ok_and(|c| c.verified),
-                Err(_) => false,
-            };
+        let verified = m.outgoing || self.is_verified(&m.sender_id).await;
         Output::Message(ChatMessage {
             id: m.id.to_string(),
             sender_id: m.sender_id,
@@ -310,6 +314,21 @@ impl Session {
             time: now_ms(),
             problem: None,
         })
+    }
+
+    /// Whether `user_id`'s pinned key is verified (false when it cannot be checked).
+    async fn is_verified(&mut self, user_id: &str) -> bool {
+        if let Some(v) = self.verified.get(user_id) {
+            return *v;
+        }
+        let Ok(id) = sotto_client::sotto_crypto::UserId::new(user_id.to_owned()) else {
+            return false;
+        };
+        let Ok(contact) = self.client.contact(&id).await else {
+            return false;
+        };
+        self.verified.insert(user_id.to_owned(), contact.verified);
+        contact.verified
     }
 
     /// Handles one input line: a message, or a slash command.
@@ -376,7 +395,7 @@ impl Session {
     /// Sends `text` off the record when a session is established here, into the room
     /// when none runs, and not at all while one is being set up (the user means it to
     /// be off the record; the room would keep it).
-    async fn send(&self, text: &str, out: &mut Vec<Output>) {
+    async fn send(&mut self, text: &str, out: &mut Vec<Output>) {
         match self.otr.state(&self.room.id) {
             Some(SessionState::Established) => {
                 match self.otr.send_text(&self.room.id, text).await {

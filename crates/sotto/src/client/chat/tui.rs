@@ -23,7 +23,14 @@ const KEPT: usize = 2000;
 /// Runs the interface until `/quit`, Esc, Ctrl-C or a final error.
 pub(crate) async fn run(mut session: Session) -> anyhow::Result<()> {
     let history = session.history(HISTORY).await?;
-    let mut terminal = ratatui::try_init()?;
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            // Raw mode may be on already.
+            let _ = ratatui::try_restore();
+            return Err(e.into());
+        }
+    };
     let result = run_in(&mut terminal, &mut session, history).await;
     // Restored before the error (if any) is printed.
     ratatui::try_restore()?;
