@@ -13,6 +13,12 @@ use tokio::sync::mpsc;
 /// once the socket is connected, so a script's lines (OTR commands especially) find a
 /// live session and a piped script is connected before its end of input quits.
 pub(crate) async fn run(mut session: Session, json: bool) -> anyhow::Result<()> {
+    let result = run_in(&mut session, json).await;
+    session.close().await;
+    result
+}
+
+async fn run_in(session: &mut Session, json: bool) -> anyhow::Result<()> {
     let mut lines = stdin_lines();
     loop {
         let ready = session.is_ready();
@@ -20,7 +26,7 @@ pub(crate) async fn run(mut session: Session, json: bool) -> anyhow::Result<()> 
             line = lines.recv(), if ready => {
                 let Some(line) = line else { return Ok(()) };
                 let handled = session.input(&line).await;
-                print(&session, &handled.outputs, json)?;
+                print(session, &handled.outputs, json)?;
                 if handled.quit {
                     return Ok(());
                 }
@@ -28,7 +34,7 @@ pub(crate) async fn run(mut session: Session, json: bool) -> anyhow::Result<()> 
             }
             update = session.recv() => session.apply(update?).await,
         };
-        print(&session, &outputs, json)?;
+        print(session, &outputs, json)?;
     }
 }
 

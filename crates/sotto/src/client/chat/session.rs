@@ -137,6 +137,19 @@ impl Session {
         })
     }
 
+    /// Ends this room's OTR session, if one runs, so the other person sees it end
+    /// rather than break. Called on every orderly exit.
+    pub(crate) async fn close(&mut self) {
+        if self
+            .otr
+            .state(&self.room.id)
+            .is_some_and(|s| s != SessionState::Ended)
+        {
+            // Leaving anyway: the session dies with the socket if this fails.
+            let _ = self.otr.end(&self.room.id).await;
+        }
+    }
+
     /// Whether the socket has been connected once.
     pub(crate) fn is_ready(&self) -> bool {
         self.ready

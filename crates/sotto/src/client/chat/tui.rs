@@ -32,6 +32,7 @@ pub(crate) async fn run(mut session: Session) -> anyhow::Result<()> {
         }
     };
     let result = run_in(&mut terminal, &mut session, history).await;
+    session.close().await;
     // Restored before the error (if any) is printed.
     ratatui::try_restore()?;
     result
