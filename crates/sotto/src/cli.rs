@@ -50,6 +50,10 @@ pub(crate) enum Command {
     Download(DownloadArgs),
     /// Export a room's messages, decrypted here, as JSON or PDF.
     Export(ExportArgs),
+    /// Chat in a room: an interactive terminal interface, or with --plain a line protocol
+    /// for scripts (each input line a message or a slash command, each output line an
+    /// event). Slash commands: /otr start|accept|decline|refresh|end, /quit.
+    Chat(ChatArgs),
 }
 
 /// Which profile directory holds the session, keys and pinned keys.
@@ -317,6 +321,22 @@ pub(crate) struct ExportArgs {
     /// Only these messages (ids, comma-separated); default: the whole history.
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     pub(crate) messages: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct ChatArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// The room: a name, an id or @user for the direct message with them.
+    pub(crate) room: String,
+    /// Line protocol on standard input and output instead of the terminal interface
+    /// (end of input quits). SOTTO_OTR_OFFER_TIMEOUT_MS sets how long an off-the-record
+    /// offer waits for an answer (default 30000).
+    #[arg(long)]
+    pub(crate) plain: bool,
+    /// With --plain: one JSON object per output line.
+    #[arg(long, requires = "plain")]
+    pub(crate) json: bool,
 }
 
 /// Where the data lives.

@@ -1,7 +1,8 @@
 //! `sotto`: the server, its admin commands and the terminal client.
 //!
 //! Exit codes: 0 success, 1 an operational error (one line on standard error,
-//! `sotto: error: …`), 2 a usage error (from clap).
+//! `sotto: error: …`), 2 a usage error (from clap, or
+//! `sotto chat` without a terminal).
 
 mod cli;
 mod client;
@@ -18,6 +19,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<client::chat::NotATerminal>().is_some() => {
+            eprintln!("sotto: error: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             // Errors may quote the server or other people: made safe for the terminal.
             eprintln!("sotto: error: {}", client::output::sanitize(&describe(&e)));

@@ -3,10 +3,12 @@
 //!
 //! Modules: [`profile`] (which profile directory), [`prompt`] (secrets), [`output`]
 //! (sanitizing, JSON, warnings), [`room`] (naming rooms on the command line), [`names`]
-//! (names of user ids for messages), and one module per command group.
+//! (names of user ids for messages), and one module per command group ([`chat`] is
+//! the live session with its two front ends).
 
 mod account;
 mod admin;
+pub(crate) mod chat;
 mod e2e;
 pub(crate) mod messages;
 pub(crate) mod names;
@@ -45,6 +47,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
             with_client(&a.profile, |c| e2e::reset(c, a.secret)).await
         }
         Command::Verify(a) => with_client(&a.read.profile, |c| e2e::verify(c, &a)).await,
+        Command::Chat(a) => with_client(&a.profile, |c| chat::run(c, &a)).await,
         Command::Search(a) => with_client(&a.read.profile, |c| search::search(c, &a)).await,
         Command::Admin(AdminCommand::Settings(SettingsCommand::Get(a))) => {
             with_client(&a.read.profile, |c| admin::settings_get(c, &a)).await
