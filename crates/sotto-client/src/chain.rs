@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::profile::Profile;
 use reqwest::Method;
 use sotto_api::e2ee::{StatementList, StatementRequest};
-use sotto_api::keys::KeyBundleList;
 use sotto_crypto::chain::{Action, ChainError, RoomChain, RoomState, Statement};
 use sotto_crypto::{IdentityPublicKey, RoomId, UserId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -162,23 +161,13 @@ impl Client {
     ) -> Result<BTreeMap<UserId, crate::Contact>> {
         let users: Vec<&UserId> = users.iter().collect();
         let mut out = BTreeMap::new();
-        for chunk in users.chunks(sotto_api::keys::KEYS_MAX_USERS) {
-            let ids: Vec<&str> = chunk.iter().map(|u| u.as_str()).collect();
-            let list: KeyBundleList = self
-                .api()
-                .get_query("/api/v1/keys", &[("user_ids", ids.join(","))])
-                .await?;
-            for b in &list.bundles {
-                if !chunk.iter().any(|u| u.as_str() == b.user_id) {
-                    return Err(Error::protocol("the server sent a bundle nobody asked for"));
+        for b in &self.published_bundles(&users).await? {
+            match self.check_contact(b) {
+                Ok(contact) => {
+                    out.insert(contact.bundle.user().clone(), contact);
                 }
-                match self.check_contact(b) {
-                    Ok(contact) => {
-                        out.insert(contact.bundle.user().clone(), contact);
-                    }
-                    Err(Error::KeyChanged { .. }) => {}
-                    Err(e) => return Err(e),
-                }
+                Err(Error::KeyChanged { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(out)

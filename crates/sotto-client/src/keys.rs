@@ -181,19 +181,35 @@ impl Client {
     /// The checked bundles of several users (up to 100; users without keys are left
     /// out). A changed key fails the whole call with [`Error::KeyChanged`].
     pub async fn contacts(&self, users: &[UserId]) -> Result<Vec<Contact>> {
+        let users: Vec<&UserId> = users.iter().collect();
+        self.published_bundles(&users)
+            .await?
+            .iter()
+            .map(|b| self.check_contact(b))
+            .collect()
+    }
+
+    /// The published bundles of `users` as the directory serves them (users without
+    /// keys are left out), unchecked, in requests of at most 100 users.
+    pub(crate) async fn published_bundles(&self, users: &[&UserId]) -> Result<Vec<KeyBundle>> {
         let mut out = Vec::with_capacity(users.len());
         for chunk in users.chunks(sotto_api::keys::KEYS_MAX_USERS) {
-            let ids: Vec<&str> = chunk.iter().map(UserId::as_str).collect();
+            let ids: Vec<&str> = chunk.iter().map(|u| u.as_str()).collect();
             let list: KeyBundleList = self
                 .api()
                 .get_query("/api/v1/keys", &[("user_ids", ids.join(","))])
                 .await?;
-            for b in &list.bundles {
-                if !chunk.iter().any(|u| u.as_str() == b.user_id) {
-                    return Err(Error::protocol("the server sent a bundle nobody asked for"));
-                }
-                out.push(self.check_contact(b)?);
+            if let Some(extra) = list
+                .bundles
+                .iter()
+                .find(|b| !chunk.iter().any(|u| u.as_str() == b.user_id))
+            {
+                return Err(Error::protocol(format!(
+                    "the server sent a bundle nobody asked for ({})",
+                    extra.user_id
+                )));
             }
+            out.extend(list.bundles);
         }
         Ok(out)
     }

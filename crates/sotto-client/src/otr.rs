@@ -561,11 +561,25 @@ impl Otr {
             &mut os_rng(),
         )
         .map_err(protocol)?;
+        self.install_and_send(room_id, session, &frame, true).await
+    }
+
+    /// Keeps `session` as the room's conversation, with the handshake's deadline, and
+    /// sends its first `frame`; a send that fails forgets the session again. With
+    /// `only_if_idle`, a session that became active meanwhile is left alone.
+    async fn install_and_send(
+        &self,
+        room_id: &str,
+        session: OtrSession,
+        frame: &Frame,
+        only_if_idle: bool,
+    ) -> Result<()> {
         {
             let mut s = self.lock();
-            if s.by_room
-                .get(room_id)
-                .is_some_and(|c| c.session.state() != SessionState::Ended)
+            if only_if_idle
+                && s.by_room
+                    .get(room_id)
+                    .is_some_and(|c| c.session.state() != SessionState::Ended)
             {
                 return Err(already_active());
             }
@@ -581,7 +595,7 @@ impl Otr {
             );
         }
         self.shared.wake.notify_one();
-        if let Err(e) = self.send(room_id, &frame, None).await {
+        if let Err(e) = self.send(room_id, frame, None).await {
             self.lock().by_room.remove(room_id);
             return Err(e);
         }
@@ -624,25 +638,8 @@ impl Otr {
             &mut os_rng(),
         )
         .map_err(protocol)?;
-        {
-            let mut s = self.lock();
-            let deadline = Some(Instant::now() + s.timeout);
-            s.by_room.insert(
-                room_id.to_owned(),
-                Conversation {
-                    session,
-                    deadline,
-                    messages: Vec::new(),
-                    numbers: 0,
-                },
-            );
-        }
-        self.shared.wake.notify_one();
-        if let Err(e) = self.send(room_id, &reply, None).await {
-            self.lock().by_room.remove(room_id);
-            return Err(e);
-        }
-        Ok(())
+        // Answering replaces any session in the room (the peer restarted and offered anew).
+        self.install_and_send(room_id, session, &reply, false).await
     }
 
     /// Declines the invitation waiting in `room_id`.

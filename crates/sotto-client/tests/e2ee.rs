@@ -64,6 +64,40 @@ async fn texts(who: &Client, room: &RoomId) -> Vec<String> {
         .collect()
 }
 
+/// Alice and Bob with keys, an encrypted DM between them, and one message from Alice
+/// that Bob has read.
+async fn dm_with_one_message(server: &TestServer, text: &str) -> (User, User, RoomId) {
+    server.enable_encryption().await;
+    let alice = user(server, "alice", true).await;
+    let bob = user(server, "bob", true).await;
+    let dm = alice
+        .client
+        .open_dm(std::slice::from_ref(&bob.id), true)
+        .await
+        .unwrap();
+    let room = room_id(&dm);
+    alice.client.send_text(&room, text).await.unwrap();
+    assert_eq!(texts(&bob.client, &room).await, [text]);
+    (alice, bob, room)
+}
+
+/// An admin resets `who`'s keys (which ends their sessions); they log in again on the
+/// same profile and set up new keys. Their new client.
+async fn reset_and_set_up_again(server: &TestServer, who: &User) -> Client {
+    let path = format!("/api/v1/admin/users/{}/keys/reset", who.id.as_str());
+    server.admin_call("POST", &path, None).await;
+    let again = Client::login(
+        who.client.profile().clone(),
+        &server.url(),
+        &who.name,
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    again.e2e_setup().await.unwrap();
+    again
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn encrypted_dm_round_trip_on_every_backend() {
     for server in TestServer::every_backend().await {
@@ -283,40 +317,11 @@ async fn team_and_discussion_round_trip() {
 #[tokio::test(flavor = "multi_thread")]
 async fn key_reset_surfaces_as_key_change_and_history_comes_back() {
     let server = TestServer::sqlite().await;
-    server.enable_encryption().await;
-    let alice = user(&server, "alice", true).await;
-    let bob = user(&server, "bob", true).await;
-    let dm = alice
-        .client
-        .open_dm(std::slice::from_ref(&bob.id), true)
-        .await
-        .unwrap();
-    let room = room_id(&dm);
-    alice
-        .client
-        .send_text(&room, "before the reset")
-        .await
-        .unwrap();
-    assert_eq!(texts(&bob.client, &room).await, ["before the reset"]);
+    let (alice, bob, room) = dm_with_one_message(&server, "before the reset").await;
 
-    server
-        .admin_call(
-            "POST",
-            &format!("/api/v1/admin/users/{}/keys/reset", bob.id.as_str()),
-            None,
-        )
-        .await;
     // The reset ends bob's sessions: he logs in again on the same profile (a fresh
     // client, nothing of the old keys in memory) and sets up new keys.
-    let bob_again = Client::login(
-        bob.client.profile().clone(),
-        &server.url(),
-        &bob.name,
-        PASSWORD,
-    )
-    .await
-    .unwrap();
-    bob_again.e2e_setup().await.unwrap();
+    let bob_again = reset_and_set_up_again(&server, &bob).await;
 
     // Alice's client does not take bob's new key silently.
     let changed = alice.client.contact(&bob.id).await.unwrap_err();
@@ -442,39 +447,10 @@ async fn plaintext_rooms_and_turning_encryption_off_and_on() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_creator_key_reset_keeps_the_room_readable_after_the_change_is_accepted() {
     let server = TestServer::sqlite().await;
-    server.enable_encryption().await;
-    let alice = user(&server, "alice", true).await;
-    let bob = user(&server, "bob", true).await;
-    let dm = alice
-        .client
-        .open_dm(std::slice::from_ref(&bob.id), true)
-        .await
-        .unwrap();
-    let room = room_id(&dm);
-    alice
-        .client
-        .send_text(&room, "from the old key")
-        .await
-        .unwrap();
-    assert_eq!(texts(&bob.client, &room).await, ["from the old key"]);
+    let (alice, bob, room) = dm_with_one_message(&server, "from the old key").await;
 
     // Alice, who signed the room's creation and first epoch, has her keys reset.
-    server
-        .admin_call(
-            "POST",
-            &format!("/api/v1/admin/users/{}/keys/reset", alice.id.as_str()),
-            None,
-        )
-        .await;
-    let alice_again = Client::login(
-        alice.client.profile().clone(),
-        &server.url(),
-        &alice.name,
-        PASSWORD,
-    )
-    .await
-    .unwrap();
-    alice_again.e2e_setup().await.unwrap();
+    let alice_again = reset_and_set_up_again(&server, &alice).await;
 
     // Bob sees the change, accepts it, and the chain, his box from alice and her old
     // message still verify under the key he had pinned before.
