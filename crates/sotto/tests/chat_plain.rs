@@ -388,6 +388,8 @@ async fn an_encrypted_direct_message_in_chat() {
         let seen_by_ana = ana.message(text);
         let seen_by_bob = bob.message(text);
         for m in [&seen_by_ana, &seen_by_bob] {
+            // The same fields as `sotto read --json` (tests/rooms.rs).
+            assert_eq!(m.as_object().unwrap().len(), 11, "{m}");
             assert_eq!(m["encrypted"], true, "{m}");
             assert_eq!(m["otr"], false, "{m}");
             assert!(m["problem"].is_null(), "{m}");

@@ -58,6 +58,30 @@ async fn encrypted_rooms_from_the_command_line() {
     assert_eq!(msgs[0]["text"], "the plan is secret");
     assert_eq!(msgs[0]["sender"], "ana");
     assert_eq!(msgs[1]["text"], "a reply from stdin");
+    // The same fields as a `message` of `sotto chat --json`.
+    let mut keys: Vec<&str> = msgs[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "attachments",
+            "encrypted",
+            "id",
+            "otr",
+            "problem",
+            "sender",
+            "sender_id",
+            "text",
+            "time",
+            "type",
+            "verified"
+        ]
+    );
     for m in &msgs {
         assert_eq!(m["encrypted"], true);
         assert_eq!(m["otr"], false);

@@ -15,27 +15,41 @@ use std::path::{Path, PathBuf};
 /// The largest page of history the server gives.
 const PAGE: u32 = 200;
 
-/// A message as one JSON object: the fields `sotto read --json` and `sotto chat --json`
-/// share.
-pub(crate) fn message_json(m: &MessageView, otr: bool) -> serde_json::Value {
+/// A file attached to a message, as `--json` output shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct FileSummary {
+    pub(crate) name: String,
+    pub(crate) media_type: String,
+    pub(crate) size: u64,
+}
+
+/// The attachments of `m`, as output shows them.
+pub(crate) fn file_summaries(m: &MessageView) -> Vec<FileSummary> {
+    m.attachments
+        .iter()
+        .map(|a| FileSummary {
+            name: a.name.clone(),
+            media_type: a.media_type.clone(),
+            size: a.size,
+        })
+        .collect()
+}
+
+/// A message as one JSON object, with exactly the fields of a `message` of
+/// `sotto chat --json` (`otr` is false: off-the-record messages are never in history).
+pub(crate) fn message_json(m: &MessageView) -> serde_json::Value {
     serde_json::json!({
         "type": "message",
         "id": m.id,
-        "room_id": m.room_id,
-        "seq": m.seq,
         "sender": m.sender_name.as_deref().unwrap_or(&m.sender_id),
         "sender_id": m.sender_id,
         "text": m.text,
-        "time": m.created_at,
-        "edited_at": m.edited_at,
-        "deleted": m.deleted,
         "encrypted": m.encrypted,
-        "otr": otr,
+        "otr": false,
         "verified": m.verified,
-        "attachments": m.attachments.iter().map(|a| serde_json::json!({
-            "name": a.name, "media_type": a.media_type, "size": a.size,
-        })).collect::<Vec<_>>(),
+        "time": m.created_at,
         "problem": m.problem.as_ref().map(ToString::to_string),
+        "attachments": file_summaries(m),
     })
 }
 
@@ -85,7 +99,7 @@ pub(crate) async fn send(client: Client, args: &SendArgs) -> anyhow::Result<()> 
         client.send_text(&room, &text).await?
     };
     if args.read.json {
-        json_line(&message_json(&sent, false))
+        json_line(&message_json(&sent))
     } else {
         println!("{}", sent.id);
         Ok(())
@@ -119,7 +133,7 @@ pub(crate) async fn read(client: Client, args: &ReadRoomArgs) -> anyhow::Result<
     let room = room_id(&client, &args.room).await?;
     for m in client.history(&room, None, Some(args.limit)).await? {
         if args.read.json {
-            json_line(&message_json(&m, false))?;
+            json_line(&message_json(&m))?;
         } else {
             println!("{}", message_line(&m));
         }

@@ -81,6 +81,7 @@ pub(crate) fn to_json(session: &Session, output: &Output) -> serde_json::Value {
             "verified": m.verified,
             "time": m.time,
             "problem": m.problem,
+            "attachments": m.attachments,
         }),
         Output::Otr {
             state,

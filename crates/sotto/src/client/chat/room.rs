@@ -2,6 +2,7 @@
 //! message becomes text and how text becomes a room message and where room-key requests are
 //! answered.
 
+use crate::client::messages::{FileSummary, file_summaries};
 use sotto_client::Client;
 use sotto_client::sotto_api::rooms::Message;
 use sotto_client::sotto_crypto::RoomId;
@@ -25,6 +26,8 @@ pub(crate) struct ChatMessage {
     pub(crate) time: i64,
     /// Why the message cannot be read, if it cannot.
     pub(crate) problem: Option<String>,
+    /// Attached files.
+    pub(crate) attachments: Vec<FileSummary>,
 }
 
 /// `message` ready to show: opened and checked by the library (decrypted and verified
@@ -32,6 +35,7 @@ pub(crate) struct ChatMessage {
 pub(crate) async fn show(client: &Client, message: &Message) -> ChatMessage {
     match client.open_message(message).await {
         Ok(view) => ChatMessage {
+            attachments: file_summaries(&view),
             id: view.id,
             sender_id: view.sender_id,
             text: view.text,
@@ -50,6 +54,7 @@ pub(crate) async fn show(client: &Client, message: &Message) -> ChatMessage {
             verified: false,
             time: message.created_at,
             problem: Some(e.to_string()),
+            attachments: Vec::new(),
         },
     }
 }

@@ -326,6 +326,7 @@ impl Session {
             verified,
             time: now_ms(),
             problem: None,
+            attachments: Vec::new(),
         })
     }
 
