@@ -533,3 +533,36 @@ async fn a_member_the_server_adds_on_its_own_gets_no_key() {
         server.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_plaintext_goes_into_a_room_the_chain_says_is_encrypted() {
+    let server = TestServer::sqlite().await;
+    let (alice, bob, room) = dm_with_one_message(&server, "sealed").await;
+    // The server claims the room is no longer encrypted; no member signed that.
+    server
+        .set_encrypted_behind_the_rooms_back(room.as_str(), false)
+        .await;
+    let view = alice.client.room(&room).await.unwrap();
+    assert!(
+        !view.room.encrypted && view.encrypted,
+        "the chain's flag wins"
+    );
+    // The client still seals (and this server, believing its own flag, refuses the
+    // ciphertext): either way the text never reaches the server in clear.
+    match alice.client.send_text(&room, "never in clear").await {
+        Ok(sent) => assert!(sent.encrypted),
+        Err(e) => assert_eq!(e.code(), Some("invalid_input"), "{e}"),
+    }
+    let history = bob.client.history(&room, None, None).await.unwrap();
+    assert!(history.iter().all(|m| m.encrypted));
+    let stored = std::fs::read_dir(server.data_dir())
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.unwrap().path()).ok())
+        .flatten()
+        .collect::<Vec<u8>>();
+    assert!(
+        !stored.windows(14).any(|w| w == b"never in clear"),
+        "the text reached the server"
+    );
+    server.finish().await;
+}

@@ -362,19 +362,33 @@ impl TestServer {
     /// could do. Clients must show such a member as not verified by the room and give
     /// them no key (B11).
     pub async fn add_member_behind_the_rooms_back(&self, room_id: &str, user_id: &str) {
-        let url = self.pg.as_ref().map(|p| p.url().to_owned());
-        let stores = crate::store::Stores::open(&self.data_dir(), url.as_deref())
-            .await
-            .expect("open the server's stores");
         let member = crate::store::MemberRecord {
             user_id: user_id.to_owned(),
             username: String::new(),
             owner: false,
             joined_at: 0,
         };
+        let stores = self.stores().await;
         let added = stores.rooms.add_member(room_id, &member).await;
         stores.close().await;
         assert!(added.expect("add the member").is_some(), "not added");
+    }
+
+    /// Sets a room's `encrypted` flag straight in the database, as a compromised server
+    /// could. Clients go by the room's signed state, never by this flag (B12).
+    pub async fn set_encrypted_behind_the_rooms_back(&self, room_id: &str, on: bool) {
+        let stores = self.stores().await;
+        let changed = stores.rooms.set_encrypted(room_id, on, "server").await;
+        stores.close().await;
+        assert!(changed.expect("set the flag").is_some(), "unchanged");
+    }
+
+    /// A second handle on the server's storage, for the hooks above.
+    async fn stores(&self) -> crate::store::Stores {
+        let url = self.pg.as_ref().map(|p| p.url().to_owned());
+        crate::store::Stores::open(&self.data_dir(), url.as_deref())
+            .await
+            .expect("open the server's stores")
     }
 
     /// Its base URL, `http://127.0.0.1:<port>`.
