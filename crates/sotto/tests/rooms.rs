@@ -221,6 +221,12 @@ async fn encrypted_rooms_from_the_command_line() {
         .json();
     assert_eq!(dm["encrypted"], true);
     s.run("ana", &["send", "@bob", "just us"], "").await.ok();
+    let list = s.run("bob", &["room", "list"], "").await.ok();
+    assert!(
+        list.stdout.contains("direct message 🔑  with ana"),
+        "{}",
+        list.stdout
+    );
     let read = s.run("bob", &["read", "@ana", "--json"], "").await.ok();
     assert_eq!(lines(&read.stdout)[0]["text"], "just us");
 

@@ -9,7 +9,8 @@ use crate::cli::{
     DiscussionArgs, DmArgs, EncryptionArgs, OnOff, ReadArgs, RoomArgs, RoomCreateArgs,
     RoomReadArgs, RoomUserArgs,
 };
-use sotto_client::sotto_api::{Room, RoomKind};
+use sotto_client::api::seg;
+use sotto_client::sotto_api::{MemberList, Room, RoomKind};
 use sotto_client::sotto_crypto::{RoomId, UserId};
 use sotto_client::{Client, NewRoom, NewRoomKind};
 
@@ -68,6 +69,17 @@ pub(crate) async fn list(client: Client, args: &ReadArgs) -> anyhow::Result<()> 
     for room in client.rooms().await? {
         if args.json {
             json_line(&room)?;
+        } else if room.kind == RoomKind::Direct {
+            // A direct message has no name: name it by the other people in it.
+            let path = format!("/api/v1/rooms/{}/members", seg(&room.id));
+            let members: MemberList = client.api().get(&path).await?;
+            let others: Vec<String> = members
+                .members
+                .iter()
+                .filter(|m| m.user_id != client.user_id().as_str())
+                .map(|m| sanitize(&m.username))
+                .collect();
+            println!("{}with {}", room_line(&room), others.join(", "));
         } else {
             println!("{}", room_line(&room));
         }
