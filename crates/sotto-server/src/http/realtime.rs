@@ -7,7 +7,7 @@
 use super::error::ApiError;
 use super::extract::Auth;
 use crate::AppState;
-use crate::bus::{BusEvent, Event, Subscription};
+use crate::bus::{BusEvent, Event, EventKind, Subscription};
 use crate::service::otr::{OtrLimits, OtrLink, RelayError};
 use crate::service::realtime::Feed;
 use axum::Json;
@@ -251,6 +251,12 @@ impl Connection {
     async fn on_bus(&mut self, event: BusEvent) -> Result<(), End> {
         match event {
             BusEvent::Room(e) => {
+                if matches!(
+                    e.kind,
+                    EventKind::MemberAdded { .. } | EventKind::MemberRemoved { .. }
+                ) {
+                    self.otr.forget_room(&e.room_id);
+                }
                 let out = self.feed.live(e).await.map_err(|e| {
                     tracing::warn!(error = %e, "realtime catch-up failed");
                     FAILED
@@ -266,6 +272,7 @@ impl Connection {
             }
             BusEvent::Presence(_) => Ok(()),
             BusEvent::KeysChanged(k) if k.audience.contains(&self.user_id) => {
+                self.otr.forget_user(&k.user_id);
                 self.send(&Notice::KeysChanged { user_id: k.user_id }).await
             }
             BusEvent::KeysChanged(_) => Ok(()),

@@ -203,6 +203,7 @@ impl OtrService {
                 now,
             ),
             bytes: Bucket::new(limits.burst_bytes as f64, limits.bytes_per_sec as f64, now),
+            passed: HashMap::new(),
         }
     }
 
@@ -253,7 +254,14 @@ pub struct OtrLink {
     limits: OtrLimits,
     frames: Bucket,
     bytes: Bucket,
+    /// Rooms whose checks passed (the user and one other person in a direct message,
+    /// both with keys) → that person; kept until [`OtrLink::forget_room`] or
+    /// [`OtrLink::forget_user`] says something changed, so a frame needs no query.
+    passed: HashMap<String, String>,
 }
+
+/// Most rooms an [`OtrLink`] remembers as checked; past it, it starts afresh.
+const PASSED_ROOMS_MAX: usize = 64;
 
 impl Drop for OtrLink {
     fn drop(&mut self) {
@@ -321,6 +329,49 @@ impl OtrLink {
             )
             .into());
         }
+        let peer = match self.passed.get(room_id) {
+            Some(peer) => peer.clone(),
+            None => self.check_room(room_id).await?,
+        };
+        let text: Arc<str> = serde_json::to_string(&Notice::Otr {
+            room_id: room_id.to_owned(),
+            sender_id: self.user_id.clone(),
+            frame: frame.to_owned(),
+        })
+        .map_err(|e| ServiceError::Internal(format!("otr notice: {e}")))?
+        .into();
+        match self.service.deliver(&peer, &text) {
+            (0, 0) => Err(OtrRefusal::new(
+                OtrErrorCode::PeerOffline,
+                "the other person is not online",
+            )
+            .into()),
+            (0, _) => Err(OtrRefusal::new(
+                OtrErrorCode::PeerBusy,
+                "the other person's connections are not keeping up; retry shortly",
+            )
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Something changed in `room_id` (its membership): check it again before the next
+    /// frame.
+    pub fn forget_room(&mut self, room_id: &str) {
+        self.passed.remove(room_id);
+    }
+
+    /// `user_id`'s keys changed: check again every room with them in it.
+    pub fn forget_user(&mut self, user_id: &str) {
+        if user_id == self.user_id {
+            self.passed.clear();
+        } else {
+            self.passed.retain(|_, peer| peer != user_id);
+        }
+    }
+
+    /// The room and key checks of a frame to `room_id`: the other person, remembered.
+    async fn check_room(&mut self, room_id: &str) -> Result<String, RelayError> {
         let peer = self.peer_in(room_id).await?;
         let bundles = self
             .service
@@ -342,26 +393,11 @@ impl OtrLink {
             )
             .into());
         }
-        let text: Arc<str> = serde_json::to_string(&Notice::Otr {
-            room_id: room_id.to_owned(),
-            sender_id: self.user_id.clone(),
-            frame: frame.to_owned(),
-        })
-        .map_err(|e| ServiceError::Internal(format!("otr notice: {e}")))?
-        .into();
-        match self.service.deliver(&peer, &text) {
-            (0, 0) => Err(OtrRefusal::new(
-                OtrErrorCode::PeerOffline,
-                "the other person is not online",
-            )
-            .into()),
-            (0, _) => Err(OtrRefusal::new(
-                OtrErrorCode::PeerBusy,
-                "the other person's connections are not keeping up; retry shortly",
-            )
-            .into()),
-            _ => Ok(()),
+        if self.passed.len() >= PASSED_ROOMS_MAX {
+            self.passed.clear();
         }
+        self.passed.insert(room_id.to_owned(), peer.clone());
+        Ok(peer)
     }
 
     /// Uses one frame and `len` bytes of this connection's allowance, or says how long
@@ -580,6 +616,39 @@ mod tests {
         );
         drop(a);
         assert!(service.lock().is_empty());
+    }
+
+    /// Checks that passed are not made again for every frame, but a change the
+    /// connection is told about (keys reset, membership) is checked at the next frame.
+    #[tokio::test]
+    async fn passed_checks_are_remembered_until_something_changes() {
+        let (_dir, s, service) = relay().await;
+        let mut a = service.link("a", OtrLimits::default());
+        let _b = service.link("b", OtrLimits::default());
+        assert_eq!(code(a.relay("dm", &end_frame(1)).await), None);
+        assert!(s.keys.remove_keys("b").await.unwrap());
+        // Not told yet: the remembered check stands.
+        assert_eq!(code(a.relay("dm", &end_frame(2)).await), None);
+        a.forget_user("someone else");
+        assert_eq!(code(a.relay("dm", &end_frame(3)).await), None);
+        a.forget_user("b");
+        assert_eq!(
+            code(a.relay("dm", &end_frame(4)).await),
+            Some(OtrErrorCode::KeysMissing)
+        );
+        assert!(
+            s.keys
+                .publish_keys("b", b"bundle", b"backup", 2)
+                .await
+                .unwrap()
+        );
+        assert_eq!(code(a.relay("dm", &end_frame(5)).await), None);
+        s.rooms.remove_member("dm", "a").await.unwrap().unwrap();
+        a.forget_room("dm");
+        assert_eq!(
+            code(a.relay("dm", &end_frame(6)).await),
+            Some(OtrErrorCode::RoomNotFound)
+        );
     }
 
     #[test]

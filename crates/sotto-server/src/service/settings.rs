@@ -5,7 +5,12 @@ use super::{Actor, ServiceError};
 use crate::store::SettingsStore;
 use serde_json::{Map, Value};
 use sotto_api::{Settings, SettingsPatch};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long the services' own checks may use settings read earlier: a change reaches
+/// every check, on every node, within this time.
+pub const SETTINGS_CACHE: Duration = Duration::from_secs(1);
 
 /// Largest accepted `files.max_size_bytes`: 10 GiB.
 pub const MAX_FILE_SIZE_LIMIT: u64 = 10 * 1024 * 1024 * 1024;
@@ -15,17 +20,22 @@ pub const GROUP_DM_MEMBERS: std::ops::RangeInclusive<u32> = 3..=100;
 /// Reads and changes workspace settings.
 pub struct SettingsService {
     store: Arc<dyn SettingsStore>,
+    /// The settings last read, and when: checks made per OTR frame need no query.
+    cached: Mutex<Option<(Instant, Settings)>>,
 }
 
 impl SettingsService {
     /// Over `store`.
     pub fn new(store: Arc<dyn SettingsStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            cached: Mutex::new(None),
+        }
     }
 
     /// The current settings; any authenticated actor may read them.
     pub async fn get(&self, _actor: &Actor) -> Result<Settings, ServiceError> {
-        self.current().await
+        self.load().await
     }
 
     /// Replaces every setting (admins only).
@@ -53,11 +63,25 @@ impl SettingsService {
         self.store.save_settings(&entries).await?;
         let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
         tracing::info!(?keys, "settings changed");
-        self.current().await
+        self.load().await
     }
 
-    /// The current settings, for the services' own checks.
+    /// The settings for the services' own checks: read at most [`SETTINGS_CACHE`] ago.
     pub(crate) async fn current(&self) -> Result<Settings, ServiceError> {
+        let cached = self.cache().clone();
+        match cached {
+            Some((at, settings)) if at.elapsed() < SETTINGS_CACHE => Ok(settings),
+            _ => self.load().await,
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Settings)>> {
+        self.cached.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads the settings from the store, and remembers them.
+    async fn load(&self) -> Result<Settings, ServiceError> {
+        let read_at = Instant::now();
         let Value::Object(mut all) = to_json(&Settings::default())? else {
             return Err(ServiceError::Internal("settings are not an object".into()));
         };
@@ -68,8 +92,11 @@ impl SettingsService {
                     .map_err(|e| ServiceError::Internal(format!("stored setting {key}: {e}")))?;
             }
         }
-        serde_json::from_value(Value::Object(all as Map<String, Value>))
-            .map_err(|e| ServiceError::Internal(format!("stored settings: {e}")))
+        let settings: Settings =
+            serde_json::from_value(Value::Object(all as Map<String, Value>))
+                .map_err(|e| ServiceError::Internal(format!("stored settings: {e}")))?;
+        *self.cache() = Some((read_at, settings.clone()));
+        Ok(settings)
     }
 }
 
