@@ -19,11 +19,14 @@ pub struct StatementList {
     pub statements: Vec<String>,
 }
 
+/// Most boxes in one `POST /api/v1/rooms/{id}/keys`.
+pub const ROOM_KEY_BOXES_MAX: usize = 1000;
+
 /// `POST /api/v1/rooms/{id}/keys`: room-key boxes sealed and signed by the caller.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomKeyUpload {
-    /// 1 to 100 boxes (docs/protocol.md §6.1), base64.
+    /// 1 to [`ROOM_KEY_BOXES_MAX`] boxes (docs/protocol.md §6.1), base64.
     pub boxes: Vec<String>,
 }
 

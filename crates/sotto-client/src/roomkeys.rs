@@ -17,9 +17,6 @@ use sotto_crypto::roomkey::RoomKeyBox;
 use sotto_crypto::{EpochId, EpochKey, PublicBundle, RoomId, UserId, os_rng};
 use std::collections::BTreeSet;
 
-/// Most boxes one upload may carry.
-const BOXES_PER_UPLOAD: usize = 100;
-
 /// A room's key state as this client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomKeys {
@@ -353,7 +350,7 @@ impl Client {
             boxes.extend(sealed.iter().map(|b| base64(&b.encode())));
         }
         let mut stored = 0;
-        for chunk in boxes.chunks(BOXES_PER_UPLOAD) {
+        for chunk in boxes.chunks(sotto_api::ROOM_KEY_BOXES_MAX) {
             let req = RoomKeyUpload {
                 boxes: chunk.to_vec(),
             };

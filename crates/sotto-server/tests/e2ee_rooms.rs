@@ -636,6 +636,16 @@ async fn late_joiner_gets_the_key_pushed_and_removal_rotates() {
         upload(&t, &b, &room, vec![sealed(&room, &k1, &a, &b)])
             .await
             .expect_error(400, "invalid_input");
+        // A whole rotation of a thousand-member room is one request: a thousand boxes of
+        // the largest size are read (and checked), one more is refused by count.
+        let largest = "A".repeat(476);
+        let full = upload(&t, &a, &room, vec![largest.clone(); 1000]).await;
+        full.expect_error(400, "invalid_input");
+        let why = full.body["error"]["message"].as_str().unwrap();
+        assert!(why.starts_with("boxes[0]:"), "{why}");
+        let over = upload(&t, &a, &room, vec![largest; 1001]).await;
+        over.expect_error(400, "invalid_input");
+        assert_eq!(over.body["error"]["message"], "boxes: 1 to 1000");
 
         // Carol joins while Alice is online: Alice is asked, hands the key on, and
         // Carol's socket gets it without asking.

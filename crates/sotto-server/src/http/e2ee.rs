@@ -4,7 +4,7 @@
 use super::error::ApiError;
 use super::extract::{Auth, Json, PathId};
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use sotto_api::{
     ErrorBody, Room, RoomKeyState, RoomKeyUpload, RoomKeyUploaded, StatementList, StatementRequest,
@@ -12,10 +12,19 @@ use sotto_api::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+/// Largest room-key upload: [`sotto_api::ROOM_KEY_BOXES_MAX`] boxes of at most 356 bytes
+/// (docs/protocol.md §6.1, with ids of 64 characters), 476 in base64, and their quotes
+/// and commas; about 470 KiB, so 512 KiB.
+pub const ROOM_KEYS_BODY: usize = 512 * 1024;
+
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(statements, add_statement))
-        .routes(routes!(room_keys, put_room_keys))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(room_keys, put_room_keys))
+                .layer(DefaultBodyLimit::max(ROOM_KEYS_BODY)),
+        )
 }
 
 /// The room's signed state chain, first statement first (members only).

@@ -1337,9 +1337,14 @@ async fn chains_and_room_keys(s: &Stores) {
         sealed: format!("{epoch}-{to}").into_bytes(),
         created_at: 10,
     };
-    assert!(e.put_room_key(&key("e1", "ca")).await.unwrap());
-    assert!(!e.put_room_key(&key("e1", "ca")).await.unwrap());
-    assert!(e.put_room_key(&key("e1", "cb")).await.unwrap());
+    assert_eq!(e.put_room_keys(&[key("e1", "ca")]).await.unwrap(), [true]);
+    // A box a recipient already has is kept, also when it comes twice in one batch.
+    assert_eq!(
+        e.put_room_keys(&[key("e1", "ca"), key("e1", "cb"), key("e1", "cb")])
+            .await
+            .unwrap(),
+        [false, true, false]
+    );
     assert_eq!(
         e.room_keys("ch", "cb").await.unwrap(),
         vec![key("e1", "cb")]

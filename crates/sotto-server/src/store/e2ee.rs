@@ -71,9 +71,9 @@ pub trait E2eeStore: Send + Sync {
         statement: NewStatement<'_>,
         change: &SignedChange,
     ) -> Result<Vec<Event>, StoreError>;
-    /// Stores a sealed room key; false (nothing written) if the recipient already has
-    /// one for that epoch.
-    async fn put_room_key(&self, key: &RoomKeyRecord) -> Result<bool, StoreError>;
+    /// Stores sealed room keys, all or none; for each, false (nothing written) if the
+    /// recipient already has one for that epoch.
+    async fn put_room_keys(&self, keys: &[RoomKeyRecord]) -> Result<Vec<bool>, StoreError>;
     /// The room keys sealed to `recipient_id` in the room, oldest first.
     async fn room_keys(
         &self,
@@ -245,21 +245,29 @@ macro_rules! e2ee_store {
                 Ok(events)
             }
 
-            async fn put_room_key(&self, k: &RoomKeyRecord) -> Result<bool, StoreError> {
-                let done = sqlx::query(&format!(
+            async fn put_room_keys(&self, keys: &[RoomKeyRecord]) -> Result<Vec<bool>, StoreError> {
+                // One transaction: a rotation's thousand boxes are one commit, not a thousand.
+                let sql = format!(
                     "INSERT INTO room_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
                      ON CONFLICT DO NOTHING"
-                ))
-                .bind(&k.room_id)
-                .bind(&k.epoch_id)
-                .bind(&k.recipient_id)
-                .bind(&k.distributor_id)
-                .bind(&k.sealed)
-                .bind(k.created_at)
-                .execute(self.pool())
-                .await
-                .map_err(StoreError::from_write)?;
-                Ok(done.rows_affected() > 0)
+                );
+                let mut tx = self.pool().begin().await?;
+                let mut stored = Vec::with_capacity(keys.len());
+                for k in keys {
+                    let done = sqlx::query(&sql)
+                        .bind(&k.room_id)
+                        .bind(&k.epoch_id)
+                        .bind(&k.recipient_id)
+                        .bind(&k.distributor_id)
+                        .bind(&k.sealed)
+                        .bind(k.created_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::from_write)?;
+                    stored.push(done.rows_affected() > 0);
+                }
+                tx.commit().await.map_err(StoreError::from_write)?;
+                Ok(stored)
             }
 
             async fn room_keys(

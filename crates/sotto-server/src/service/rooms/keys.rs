@@ -12,8 +12,10 @@ use sotto_crypto::chain::RoomChain;
 use sotto_crypto::roomkey::RoomKeyBox;
 use std::collections::BTreeSet;
 
-/// Most boxes in one upload.
-pub(crate) const BOXES_MAX: usize = 100;
+/// Most boxes in one upload: a new epoch for a room of a thousand members is one request,
+/// so it reaches everyone at once rather than in parts, each part asking the members who
+/// hold the key to hand it on to those the next parts are about to reach.
+pub(crate) const BOXES_MAX: usize = sotto_api::ROOM_KEY_BOXES_MAX;
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -109,12 +111,12 @@ impl RoomService {
                 created_at: now,
             });
         }
-        let mut fresh = Vec::new();
-        for r in records {
-            if self.e2ee.put_room_key(&r).await? {
-                fresh.push(r);
-            }
-        }
+        let stored = self.e2ee.put_room_keys(&records).await?;
+        let fresh: Vec<RoomKeyRecord> = records
+            .into_iter()
+            .zip(stored)
+            .filter_map(|(r, new)| new.then_some(r))
+            .collect();
         tracing::info!(room_id, stored = fresh.len(), "room keys stored");
         self.push_keys(&fresh);
         self.request_missing_keys(room_id).await?;
