@@ -770,6 +770,67 @@ impl Totals {
 mod tests {
     use super::*;
 
+    /// Server's limit on a JSON request body (sotto-server `MAX_JSON_BODY`).
+    const SERVER_MAX_JSON_BODY: usize = 64 * 1024;
+
+    #[test]
+    fn a_full_upload_of_real_boxes_fits_the_server_limit_and_opens() {
+        use sotto_crypto::IdentityKeys;
+        use sotto_crypto::chain::{Create, RoomKind};
+        let mut rng = os_rng();
+        let people: Vec<(UserId, IdentityKeys)> = (0..101)
+            .map(|i| {
+                let id = UserId::new(format!("{i:032x}")).unwrap();
+                (id, IdentityKeys::generate(&mut rng))
+            })
+            .collect();
+        let (owner, owner_keys) = &people[0];
+        let room = RoomId::new(format!("{:032x}", 7)).unwrap();
+        let create = Create {
+            kind: RoomKind::PrivateChannel,
+            members: people.iter().map(|(u, _)| u.clone()).collect(),
+            encrypted: true,
+            history_shared: true,
+        };
+        let first = Statement::create(&room, create, owner, owner_keys).unwrap();
+        let key = EpochKey::generate(&mut rng);
+        let next =
+            Statement::next(&first, Action::NewEpoch(key.epoch()), owner, owner_keys).unwrap();
+        let mine = owner_keys.identity_public();
+        let chain =
+            RoomChain::verify(&room, [first, next], |u| (u == owner).then_some(mine)).unwrap();
+        let bundles: Vec<PublicBundle> = people[1..].iter().map(|(u, k)| k.bundle(u)).collect();
+        let boxes = RoomKeyBox::seal_for_members(
+            &key,
+            chain.state(),
+            owner_keys,
+            owner,
+            bundles.iter(),
+            &mut rng,
+        )
+        .unwrap();
+
+        let bodies = upload_bodies(&boxes, MAX_BOXES_PER_REQUEST).unwrap();
+        assert_eq!(bodies.len(), 1);
+        assert!(
+            bodies[0].len() < SERVER_MAX_JSON_BODY,
+            "{} bytes",
+            bodies[0].len()
+        );
+        assert_eq!(upload_bodies(&boxes, 30).unwrap().len(), 4);
+
+        let sent: sotto_api::e2ee::RoomKeyUpload = serde_json::from_slice(&bodies[0]).unwrap();
+        assert_eq!(sent.boxes.len(), 100);
+        let (member, member_keys) = &people[42];
+        let sealed = RoomKeyBox::decode(&B64.decode(&sent.boxes[41]).unwrap()).unwrap();
+        let opened = sealed
+            .open(member, member_keys, chain.state(), |u| {
+                (u == owner).then_some(mine)
+            })
+            .unwrap();
+        assert_eq!(opened.key_bytes(), key.key_bytes());
+    }
+
     #[test]
     fn samples_spread_over_members_and_skip_the_owner() {
         assert_eq!(sample_members(1000, 4), vec![1, 250, 500, 750]);
