@@ -832,6 +832,31 @@ mod tests {
     }
 
     #[test]
+    fn the_creation_statement_of_a_default_room_fits_the_server_limit() {
+        use sotto_crypto::IdentityKeys;
+        use sotto_crypto::chain::{Create, RoomKind};
+        // The client library posts the Create statement of all members in one request.
+        let keys = IdentityKeys::generate(&mut os_rng());
+        let members: std::collections::BTreeSet<UserId> = (0..1000)
+            .map(|i| UserId::new(format!("{i:032x}")).unwrap())
+            .collect();
+        let owner = members.first().unwrap().clone();
+        let create = Create {
+            kind: RoomKind::PrivateChannel,
+            members,
+            encrypted: true,
+            history_shared: true,
+        };
+        let room = RoomId::new(format!("{:032x}", 7)).unwrap();
+        let stmt = Statement::create(&room, create, &owner, &keys).unwrap();
+        let body = serde_json::to_vec(&sotto_api::e2ee::StatementRequest {
+            statement: B64.encode(stmt.encode()),
+        })
+        .unwrap();
+        assert!(body.len() < SERVER_MAX_JSON_BODY, "{} bytes", body.len());
+    }
+
+    #[test]
     fn samples_spread_over_members_and_skip_the_owner() {
         assert_eq!(sample_members(1000, 4), vec![1, 250, 500, 750]);
         assert_eq!(sample_members(3, 10), vec![1, 2]);
