@@ -4,9 +4,11 @@
 //! shows in the figures instead of slowing the load. See docs/benchmarks.md.
 
 mod client;
+mod e2e_users;
 mod load;
 mod procfs;
 mod report;
+mod rotation;
 mod scenarios;
 mod schedule;
 mod setup;
@@ -39,6 +41,8 @@ enum Scenario {
     Idle(scenarios::IdleArgs),
     /// 4: pages of 50 from a long history, and the room list of a user in many rooms.
     History(scenarios::HistoryArgs),
+    /// 5: one owner rotates the key of a large encrypted room; accept and delivery times.
+    Rotation(rotation::RotationArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
                 Scenario::Capacity(a) => scenarios::capacity(&target, a).await,
                 Scenario::Idle(a) => scenarios::idle(&target, a).await,
                 Scenario::History(a) => scenarios::history(&target, a).await,
+                Scenario::Rotation(a) => rotation::rotation(&target, a).await,
             };
             target.finish().await?;
             result
