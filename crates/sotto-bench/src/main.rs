@@ -4,6 +4,7 @@
 //! shows in the figures instead of slowing the load. See docs/benchmarks.md.
 
 mod client;
+mod e2e_users;
 mod load;
 mod procfs;
 mod report;
