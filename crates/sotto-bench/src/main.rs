@@ -6,6 +6,7 @@
 mod client;
 mod e2e_users;
 mod load;
+mod otr;
 mod procfs;
 mod report;
 mod scenarios;
@@ -40,6 +41,8 @@ enum Scenario {
     Idle(scenarios::IdleArgs),
     /// 4: pages of 50 from a long history, and the room list of a user in many rooms.
     History(scenarios::HistoryArgs),
+    /// 6: pairs in direct messages relaying off-the-record frames; server storage writes.
+    Otr(otr::OtrArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
                 Scenario::Capacity(a) => scenarios::capacity(&target, a).await,
                 Scenario::Idle(a) => scenarios::idle(&target, a).await,
                 Scenario::History(a) => scenarios::history(&target, a).await,
+                Scenario::Otr(a) => otr::otr(&target, a).await,
             };
             target.finish().await?;
             result
