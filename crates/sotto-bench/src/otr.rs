@@ -364,7 +364,7 @@ pub(crate) async fn otr(target: &Target, args: &OtrArgs) -> anyhow::Result<()> {
     let io = io_after.since(&io_before);
     println!(
         "  server storage during the run (/proc/<pid>/io): write_bytes {} (goal 0), \
-         cancelled_write_bytes {}; wchar {} (all write calls, sockets included)",
+         cancelled_write_bytes {}; wchar {} (bytes given to write calls of any kind)",
         io.write_bytes, io.cancelled_write_bytes, io.wchar
     );
     Ok(())

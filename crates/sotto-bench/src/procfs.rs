@@ -35,7 +35,7 @@ pub(crate) struct IoSample {
     /// Bytes the process caused to be sent to storage (its writes that reach the disk,
     /// counted when it dirties the page cache).
     pub(crate) write_bytes: u64,
-    /// Bytes passed to `write`-like calls, on any file or socket.
+    /// Bytes passed to `write`-like system calls, whatever they write to; not storage.
     pub(crate) wchar: u64,
     /// Dirtied bytes that were truncated away before reaching storage.
     pub(crate) cancelled_write_bytes: u64,
