@@ -6,6 +6,7 @@
 mod client;
 mod e2e_users;
 mod load;
+mod otr;
 mod procfs;
 mod report;
 mod rotation;
@@ -43,6 +44,8 @@ enum Scenario {
     History(scenarios::HistoryArgs),
     /// 5: one owner rotates the key of a large encrypted room; accept and delivery times.
     Rotation(rotation::RotationArgs),
+    /// 6: pairs in direct messages relaying off-the-record frames; server storage writes.
+    Otr(otr::OtrArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
                 Scenario::Idle(a) => scenarios::idle(&target, a).await,
                 Scenario::History(a) => scenarios::history(&target, a).await,
                 Scenario::Rotation(a) => rotation::rotation(&target, a).await,
+                Scenario::Otr(a) => otr::otr(&target, a).await,
             };
             target.finish().await?;
             result

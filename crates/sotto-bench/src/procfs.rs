@@ -1,4 +1,4 @@
-//! The server process's CPU time and memory, read from `/proc/<pid>`.
+//! The server process's CPU time, memory and storage writes, read from `/proc/<pid>`.
 
 use anyhow::Context;
 use std::time::Duration;
@@ -27,6 +27,53 @@ impl ProcSample {
             peak_rss: status_kib(&status, "VmHWM").context("no VmHWM")? * 1024,
         })
     }
+}
+
+/// The storage counters of `/proc/<pid>/io`, bytes since the process started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct IoSample {
+    /// Bytes the process caused to be sent to storage (its writes that reach the disk,
+    /// counted when it dirties the page cache).
+    pub(crate) write_bytes: u64,
+    /// Bytes passed to `write`-like system calls, whatever they write to; not storage.
+    pub(crate) wchar: u64,
+    /// Dirtied bytes that were truncated away before reaching storage.
+    pub(crate) cancelled_write_bytes: u64,
+}
+
+impl IoSample {
+    pub(crate) fn read(pid: u32) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/io")).with_context(|| {
+            format!("reading /proc/{pid}/io (the bench must run as the server's user)")
+        })?;
+        parse_io(&text).context("parsing /proc/<pid>/io")
+    }
+
+    /// What happened between `before` and this sample.
+    pub(crate) fn since(&self, before: &Self) -> Self {
+        Self {
+            write_bytes: self.write_bytes.saturating_sub(before.write_bytes),
+            wchar: self.wchar.saturating_sub(before.wchar),
+            cancelled_write_bytes: self
+                .cancelled_write_bytes
+                .saturating_sub(before.cancelled_write_bytes),
+        }
+    }
+}
+
+/// The `name: value` lines of `/proc/<pid>/io`; every counter must be there.
+pub(crate) fn parse_io(text: &str) -> Option<IoSample> {
+    let field = |name: &str| {
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix(name)?.strip_prefix(':')?;
+            value.trim().parse().ok()
+        })
+    };
+    Some(IoSample {
+        write_bytes: field("write_bytes")?,
+        wchar: field("wchar")?,
+        cancelled_write_bytes: field("cancelled_write_bytes")?,
+    })
 }
 
 /// `utime + stime` in clock ticks. The command name (field 2) may contain spaces and
@@ -102,7 +149,36 @@ mod tests {
     }
 
     #[test]
+    fn io_counters_by_name() {
+        let io = "rchar: 6976\nwchar: 1048576\nsyscr: 10\nsyscw: 3\nread_bytes: 4096\n\
+                  write_bytes: 8192\ncancelled_write_bytes: 4096\n";
+        let got = parse_io(io).unwrap();
+        assert_eq!(
+            got,
+            IoSample {
+                write_bytes: 8192,
+                wchar: 1_048_576,
+                cancelled_write_bytes: 4096
+            }
+        );
+        let later = IoSample {
+            write_bytes: 8192,
+            wchar: 2_000_000,
+            cancelled_write_bytes: 4096,
+        };
+        assert_eq!(later.since(&got).write_bytes, 0);
+        assert_eq!(later.since(&got).wchar, 2_000_000 - 1_048_576);
+        // `read_bytes` is not `write_bytes`, and a missing counter is an error.
+        assert_eq!(
+            parse_io("read_bytes: 5\nwchar: 1\ncancelled_write_bytes: 0\n"),
+            None
+        );
+        assert_eq!(parse_io(""), None);
+    }
+
+    #[test]
     fn this_process_can_be_read() {
+        IoSample::read(std::process::id()).unwrap();
         let me = ProcSample::read(std::process::id()).unwrap();
         assert!(me.rss > 0 && me.peak_rss >= me.rss, "{me:?}");
         assert!(open_file_limit().unwrap() > 0);
