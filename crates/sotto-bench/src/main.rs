@@ -4,6 +4,7 @@
 //! shows in the figures instead of slowing the load. See docs/benchmarks.md.
 
 mod client;
+mod history;
 mod load;
 mod procfs;
 mod report;
@@ -38,7 +39,7 @@ enum Scenario {
     /// 3: idle authenticated sockets (server RSS per connection), then a reconnect storm.
     Idle(scenarios::IdleArgs),
     /// 4: pages of 50 from a long history, and the room list of a user in many rooms.
-    History(scenarios::HistoryArgs),
+    History(history::HistoryArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,7 +67,7 @@ fn main() -> ExitCode {
                 Scenario::Fanout(a) => scenarios::fanout(&target, a).await,
                 Scenario::Capacity(a) => scenarios::capacity(&target, a).await,
                 Scenario::Idle(a) => scenarios::idle(&target, a).await,
-                Scenario::History(a) => scenarios::history(&target, a).await,
+                Scenario::History(a) => history::history(&target, a).await,
             };
             target.finish().await?;
             result

@@ -193,7 +193,9 @@ fn content(
     }
 }
 
-fn content_hash(text: Option<&str>, ciphertext: Option<&str>) -> String {
+/// The hash a message's content is stored with, to tell a retry from a reused id (public
+/// for tools that load messages straight into the store).
+pub fn content_hash(text: Option<&str>, ciphertext: Option<&str>) -> String {
     let mut h = Sha256::new();
     match (text, ciphertext) {
         (Some(t), _) => {

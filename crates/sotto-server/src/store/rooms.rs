@@ -211,6 +211,14 @@ pub trait MessageStore: Send + Sync {
     /// returns the message already stored under its id in the room. Atomic, also when
     /// the same id is sent concurrently. The room must exist.
     async fn insert_message(&self, message: &MessageRecord) -> Result<Inserted, StoreError>;
+    /// Inserts messages as [`Self::insert_message`] does, each under the next seq of its
+    /// room, all in one transaction (so, unlike live sends, without a commit each): for
+    /// loading history in bulk. An id already stored in its room fails the whole call
+    /// with [`StoreError::Conflict`] and stores nothing.
+    async fn import_messages(
+        &self,
+        messages: &[MessageRecord],
+    ) -> Result<Vec<MessageRecord>, StoreError>;
     /// One message.
     async fn message(&self, room_id: &str, id: &str) -> Result<Option<MessageRecord>, StoreError>;
     /// Up to `limit` messages with `seq < before` (the newest of them) or `seq > after` (the
@@ -882,6 +890,23 @@ macro_rules! room_stores {
         impl MessageStore for $store {
             async fn insert_message(&self, m: &MessageRecord) -> Result<Inserted, StoreError> {
                 self.insert_message_durably(m).await
+            }
+
+            async fn import_messages(
+                &self,
+                messages: &[MessageRecord],
+            ) -> Result<Vec<MessageRecord>, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                let mut stored = Vec::with_capacity(messages.len());
+                for m in messages {
+                    match Self::insert_message_in(&mut tx, m).await? {
+                        Inserted::New(m) => stored.push(m),
+                        // Dropping the transaction rolls back the seqs already taken.
+                        Inserted::Existing(_) => return Err(StoreError::Conflict),
+                    }
+                }
+                tx.commit().await?;
+                Ok(stored)
             }
 
             async fn message(
