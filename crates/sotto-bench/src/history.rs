@@ -230,7 +230,13 @@ pub(crate) async fn history(target: &Target, args: &HistoryArgs) -> anyhow::Resu
     let filled = Instant::now();
     let tag = &target.tag;
     filler
-        .fill(&room, owner, args.messages, &format!("{tag}-h"), args.fill_batch)
+        .fill(
+            &room,
+            owner,
+            args.messages,
+            &format!("{tag}-h"),
+            args.fill_batch,
+        )
         .await?;
     let fill_time = filled.elapsed();
     let top: sotto_api::Room = http
@@ -261,10 +267,21 @@ pub(crate) async fn history(target: &Target, args: &HistoryArgs) -> anyhow::Resu
     let others = args.rooms - 1;
     let filled = Instant::now();
     for k in 0..others {
-        let id = create_room(&http, reader, std::slice::from_ref(owner), &format!("mine-{k}"))
-            .await?;
+        let id = create_room(
+            &http,
+            reader,
+            std::slice::from_ref(owner),
+            &format!("mine-{k}"),
+        )
+        .await?;
         let seqs = filler
-            .fill(&id, owner, args.room_messages, &format!("{tag}-r{k}"), args.fill_batch)
+            .fill(
+                &id,
+                owner,
+                args.room_messages,
+                &format!("{tag}-r{k}"),
+                args.fill_batch,
+            )
             .await?;
         // Read up to message `read` (none when 0).
         let read = (k as u64 * args.room_messages) / others as u64;
@@ -272,7 +289,9 @@ pub(crate) async fn history(target: &Target, args: &HistoryArgs) -> anyhow::Resu
             let seq = seqs[read as usize - 1];
             let body = serde_json::to_vec(&serde_json::json!({ "seq": seq }))?;
             let path = format!("/api/v1/rooms/{id}/read");
-            let a = http.call("POST", &path, Some(&reader.token), Some(body)).await?;
+            let a = http
+                .call("POST", &path, Some(&reader.token), Some(body))
+                .await?;
             let marker: sotto_api::ReadMarker = a.json().context("marking read")?;
             if marker.last_read_seq != seq {
                 bail!("marker of {id} at {}, not {seq}", marker.last_read_seq);

@@ -307,7 +307,11 @@ async fn mark_read(
     Json(req): Json<MarkReadRequest>,
 ) -> Result<axum::Json<ReadMarker>, ApiError> {
     Ok(axum::Json(
-        state.services.rooms.mark_read(&auth.actor(), &id, req).await?,
+        state
+            .services
+            .rooms
+            .mark_read(&auth.actor(), &id, req)
+            .await?,
     ))
 }
 

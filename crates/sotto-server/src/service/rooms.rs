@@ -19,8 +19,8 @@ use crate::store::{
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use sotto_api::{
-    CreateRoomRequest, EditMessageRequest, HistoryQuery, Member, MemberList, Message, MessagePage,
-    MarkReadRequest, ReadMarker, Room, RoomKind, RoomList, SendMessageRequest,
+    CreateRoomRequest, EditMessageRequest, HistoryQuery, MarkReadRequest, Member, MemberList,
+    Message, MessagePage, ReadMarker, Room, RoomKind, RoomList, SendMessageRequest,
     SetEncryptionRequest, UNREAD_CAP, UpdateRoomRequest,
 };
 use sotto_crypto::EnvelopeHeader;

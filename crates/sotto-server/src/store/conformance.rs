@@ -1373,7 +1373,11 @@ async fn chains_and_room_keys(s: &Stores) {
 /// Read markers move forward only; unread counts skip one's own and deleted messages and
 /// stop at the cap.
 async fn read_markers(s: &Stores) {
-    for (id, name) in [("rm1", "marker-one"), ("rm2", "marker-two"), ("rm3", "marker-3")] {
+    for (id, name) in [
+        ("rm1", "marker-one"),
+        ("rm2", "marker-two"),
+        ("rm3", "marker-3"),
+    ] {
         s.users.insert_user(&user(id, name, false)).await.unwrap();
     }
     let (r, m) = (&s.rooms, &s.messages);
@@ -1443,11 +1447,17 @@ async fn read_markers(s: &Stores) {
     assert_eq!(r.mark_read("rmc", "rm3", 1).await.unwrap(), None);
     assert_eq!(r.mark_read("nope", "rm1", 1).await.unwrap(), None);
     // A member added later starts with what came before them read.
-    r.add_member("rmc", &member("rm3", false)).await.unwrap().unwrap();
+    r.add_member("rmc", &member("rm3", false))
+        .await
+        .unwrap()
+        .unwrap();
     let joined = unread_of("rm3", 1000).await;
     assert_eq!(joined, [("rmc".into(), room_seq + 1, 0)]);
     let b4 = send("b4", "rm2").await;
-    assert_eq!(unread_of("rm3", 1000).await, [("rmc".into(), room_seq + 1, 1)]);
+    assert_eq!(
+        unread_of("rm3", 1000).await,
+        [("rmc".into(), room_seq + 1, 1)]
+    );
     assert!(b4 > room_seq + 1);
 
     // A bulk import stores what sends would, under consecutive seqs, and moves the

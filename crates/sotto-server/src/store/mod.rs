@@ -31,8 +31,7 @@ pub use keys::{KeyRecord, KeyStore};
 pub use postgres::PgStore;
 pub use rooms::{
     Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, RoomUnread,
-    message_view,
-    room_view,
+    message_view, room_view,
 };
 pub use search::{SearchCursor, SearchStore};
 pub use sqlite::SqliteStore;
