@@ -18,7 +18,7 @@ use clap::Args;
 use sotto_server::service::rooms::content_hash;
 use sotto_server::store::{MessageRecord, Stores};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -131,7 +131,7 @@ impl Filler {
     }
 }
 
-async fn open_store(dir: &PathBuf, url: Option<&str>) -> anyhow::Result<Stores> {
+async fn open_store(dir: &Path, url: Option<&str>) -> anyhow::Result<Stores> {
     Stores::open(dir, url)
         .await
         .context("opening the server's store to load messages")

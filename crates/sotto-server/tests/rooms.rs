@@ -792,7 +792,7 @@ async fn read_markers_and_unread_counts() {
         let w1 = send(wt.clone(), "w1").await;
         let w2 = send(wt.clone(), "w2").await;
         let r1 = send(rt.clone(), "r1").await;
-        let w3 = send(wt.clone(), "w3").await;
+        send(wt.clone(), "w3").await;
         let w4 = send(wt.clone(), "w4").await;
         // Sending marked the reader's room read up to their message.
         assert_eq!(marker(&t, &rt, &id).await, (r1, 2), "{backend}");
