@@ -29,8 +29,10 @@ pub(crate) struct HistoryArgs {
     /// Messages in the history room.
     #[arg(long, default_value_t = 1_000_000)]
     messages: u64,
-    /// Messages per transaction when loading them into the store.
-    #[arg(long, default_value_t = 10_000)]
+    /// Messages per transaction when loading them into the store. Every message of a
+    /// transaction updates the room's row again, and PostgreSQL keeps each version until
+    /// commit, so much larger batches get slower there.
+    #[arg(long, default_value_t = 1_000)]
     fill_batch: usize,
     /// Sends in flight at once when filling through the REST API (a server given with
     /// --addr).
