@@ -44,6 +44,34 @@ pub struct Room {
     pub seq: i64,
     /// Whether the caller is a member.
     pub member: bool,
+    /// In the caller's room list only: the seq of the last message they have read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read_seq: Option<i64>,
+    /// In the caller's room list only: messages after `last_read_seq` that are neither
+    /// deleted nor the caller's own, counted up to [`UNREAD_CAP`]: `UNREAD_CAP` means
+    /// that many or more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread: Option<u32>,
+}
+
+/// The most unread messages a room list counts per room.
+pub const UNREAD_CAP: u32 = 1000;
+
+/// `POST /api/v1/rooms/{id}/read`: the caller has read the room up to `seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkReadRequest {
+    /// A message seq (0 or more). A seq beyond the room's latest is taken as the latest.
+    pub seq: i64,
+}
+
+/// The caller's read marker in a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReadMarker {
+    /// The room.
+    pub room_id: String,
+    /// The seq of the last message read; it only moves forward.
+    pub last_read_seq: i64,
 }
 
 /// Rooms.

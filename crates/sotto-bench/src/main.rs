@@ -5,6 +5,7 @@
 
 mod client;
 mod e2e_users;
+mod history;
 mod load;
 mod otr;
 mod procfs;
@@ -41,7 +42,7 @@ enum Scenario {
     /// 3: idle authenticated sockets (server RSS per connection), then a reconnect storm.
     Idle(scenarios::IdleArgs),
     /// 4: pages of 50 from a long history, and the room list of a user in many rooms.
-    History(scenarios::HistoryArgs),
+    History(history::HistoryArgs),
     /// 5: one owner rotates the key of a large encrypted room; accept and delivery times.
     Rotation(rotation::RotationArgs),
     /// 6: pairs in direct messages relaying off-the-record frames; server storage writes.
@@ -73,7 +74,7 @@ fn main() -> ExitCode {
                 Scenario::Fanout(a) => scenarios::fanout(&target, a).await,
                 Scenario::Capacity(a) => scenarios::capacity(&target, a).await,
                 Scenario::Idle(a) => scenarios::idle(&target, a).await,
-                Scenario::History(a) => scenarios::history(&target, a).await,
+                Scenario::History(a) => history::history(&target, a).await,
                 Scenario::Rotation(a) => rotation::rotation(&target, a).await,
                 Scenario::Otr(a) => otr::otr(&target, a).await,
             };

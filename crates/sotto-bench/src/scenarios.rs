@@ -1,4 +1,4 @@
-//! The scenarios of issue 6 that the server supports today (1–4).
+//! Scenarios 1–3 of issue 6 (scenario 4 is in `history.rs`).
 
 use crate::client::{Http, connect_ws};
 use crate::load::{Readers, Req, Sender, print_server, wait_for};
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
-fn secs(s: &str) -> Result<Duration, String> {
+pub(crate) fn secs(s: &str) -> Result<Duration, String> {
     s.parse::<f64>()
         .ok()
         .filter(|v| *v > 0.0 && v.is_finite())
@@ -24,7 +24,7 @@ fn secs(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("not a positive number of seconds: {s}"))
 }
 
-fn send_body(id: &str) -> Vec<u8> {
+pub(crate) fn send_body(id: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({"id": id, "text": "benchmark message"})).expect("JSON")
 }
 
@@ -458,175 +458,5 @@ pub(crate) async fn idle(target: &Target, args: &IdleArgs) -> anyhow::Result<()>
             let _ = tokio::time::timeout(Duration::from_millis(1), s.next()).await;
         }
     }
-    Ok(())
-}
-
-#[derive(Args, Debug)]
-pub(crate) struct HistoryArgs {
-    /// Messages in the history room (sent through the REST API before measuring).
-    #[arg(long, default_value_t = 1_000_000)]
-    messages: u64,
-    /// Sends in flight at once while filling.
-    #[arg(long, default_value_t = 64)]
-    fill_parallel: usize,
-    /// Requests per second while measuring.
-    #[arg(long, default_value_t = 200.0)]
-    rate: f64,
-    /// Seconds of measuring, for each of the two measurements.
-    #[arg(long, default_value = "20", value_parser = secs)]
-    duration: Duration,
-    /// Rooms of the user whose room list is measured.
-    #[arg(long, default_value_t = 100)]
-    rooms: usize,
-}
-
-fn full_page(body: &[u8]) -> bool {
-    serde_json::from_slice::<sotto_api::MessagePage>(body).is_ok_and(|p| p.messages.len() == 50)
-}
-
-/// Scenario 4: a page of 50 from a long history, and a room list.
-pub(crate) async fn history(target: &Target, args: &HistoryArgs) -> anyhow::Result<()> {
-    if args.messages < 51 {
-        bail!("--messages must be at least 51");
-    }
-    let users = create_users(target, 2).await?;
-    let http = Arc::new(Http::new(target.http.addr()));
-    let owner = &users[0];
-    let room = create_room(&http, owner, &users[1..], "history").await?;
-
-    // Fill through the API, closed-loop: this is setup, not a measurement.
-    let filled = Instant::now();
-    let next = Arc::new(AtomicU64::new(0));
-    let mut workers = Vec::new();
-    for _ in 0..args.fill_parallel.max(1) {
-        let (http, next, room, token, tag) = (
-            http.clone(),
-            next.clone(),
-            room.clone(),
-            owner.token.clone(),
-            target.tag.clone(),
-        );
-        let total = args.messages;
-        workers.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    return anyhow::Ok(());
-                }
-                let body = send_body(&format!("{tag}-fill-{i}"));
-                let path = format!("/api/v1/rooms/{room}/messages");
-                let a = http.call("POST", &path, Some(&token), Some(body)).await?;
-                if a.status != 201 {
-                    bail!("fill send {i}: HTTP {}", a.status);
-                }
-                if i > 0 && i % 100_000 == 0 {
-                    eprintln!("  {i} messages");
-                }
-            }
-        }));
-    }
-    for w in workers {
-        w.await??;
-    }
-    let fill_time = filled.elapsed();
-    let top: sotto_api::Room = http
-        .call(
-            "GET",
-            &format!("/api/v1/rooms/{room}"),
-            Some(&owner.token),
-            None,
-        )
-        .await?
-        .json()?;
-    println!(
-        "history: {} messages sent through the REST API in {:.1} s ({:.0} msg/s, {} in flight); room seq {}",
-        args.messages,
-        fill_time.as_secs_f64(),
-        per_second(args.messages, fill_time),
-        args.fill_parallel,
-        top.seq
-    );
-
-    // Pages of 50 ending at random points of the history.
-    let schedule = Schedule::for_duration(args.rate, args.duration);
-    let sender = Sender::new(http.clone());
-    let before = target.sample()?;
-    let epoch = Instant::now();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    schedule
-        .run(epoch, |_, due| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            // Seqs of messages start after the room's own events; stay clear of them.
-            let before_seq = 100 + state % (top.seq as u64 - 99).max(1);
-            sender.fire(
-                epoch,
-                due,
-                Req {
-                    method: "GET",
-                    path: format!("/api/v1/rooms/{room}/messages?before={before_seq}&limit=50"),
-                    token: owner.token.clone(),
-                    body: None,
-                    expect: 200,
-                    check: Some(full_page),
-                },
-            );
-        })
-        .await;
-    sender.drain().await;
-    let after = target.sample()?;
-    println!(
-        "  page of 50 at a random point, {} req/s for {:.0} s: {}; errors {}",
-        args.rate,
-        args.duration.as_secs_f64(),
-        sender.done.latency.take().summary(),
-        sender.done.errors.load(Ordering::Relaxed)
-    );
-    print_server(before, after, epoch.elapsed());
-
-    // A user in many rooms lists them.
-    let member = &users[1];
-    for k in 0..args.rooms {
-        create_room(&http, member, &[], &format!("mine-{k}")).await?;
-    }
-    let schedule = Schedule::for_duration(args.rate, args.duration);
-    let sender = Sender::new(http.clone());
-    let before = target.sample()?;
-    let epoch = Instant::now();
-    let want_rooms = args.rooms + 1;
-    static WANT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let _ = WANT.set(want_rooms);
-    fn all_rooms(body: &[u8]) -> bool {
-        serde_json::from_slice::<sotto_api::RoomList>(body)
-            .is_ok_and(|l| Some(&l.rooms.len()) == WANT.get())
-    }
-    schedule
-        .run(epoch, |_, due| {
-            sender.fire(
-                epoch,
-                due,
-                Req {
-                    method: "GET",
-                    path: "/api/v1/rooms".to_owned(),
-                    token: member.token.clone(),
-                    body: None,
-                    expect: 200,
-                    check: Some(all_rooms),
-                },
-            );
-        })
-        .await;
-    sender.drain().await;
-    let after = target.sample()?;
-    println!(
-        "  room list of a user in {} rooms (no unread counts: the API has none yet), {} req/s for {:.0} s: {}; errors {}",
-        want_rooms,
-        args.rate,
-        args.duration.as_secs_f64(),
-        sender.done.latency.take().summary(),
-        sender.done.errors.load(Ordering::Relaxed)
-    );
-    print_server(before, after, epoch.elapsed());
     Ok(())
 }

@@ -47,6 +47,9 @@ pub(crate) struct Target {
     pub(crate) admin_token: String,
     /// A random tag for this run's names and message ids.
     pub(crate) tag: String,
+    /// Where a server the bench started keeps its data: the data directory and, on
+    /// PostgreSQL, the database URL.
+    pub(crate) data: Option<(PathBuf, Option<String>)>,
     started: Option<(Child, tempfile::TempDir)>,
 }
 
@@ -67,6 +70,7 @@ impl Target {
                 pid,
                 admin_token,
                 tag,
+                data: None,
                 started: None,
             });
         }
@@ -206,6 +210,7 @@ async fn start(args: &TargetArgs, tag: String) -> anyhow::Result<Target> {
         pid,
         admin_token: login.token,
         tag,
+        data: Some((data_dir, args.database_url.clone())),
         started: Some((child, dir)),
     })
 }

@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::roomkeys::parse_room;
 use reqwest::Method;
 use sotto_api::rooms::{
-    CreateRoomRequest, InviteRequest, Room, RoomKind as ApiKind, RoomList, SetEncryptionRequest,
+    CreateRoomRequest, InviteRequest, MarkReadRequest, ReadMarker, Room, RoomKind as ApiKind,
+    RoomList, SetEncryptionRequest,
 };
 use sotto_crypto::chain::{Action, Create, RoomKind, Statement};
 use sotto_crypto::{RoomId, UserId};
@@ -84,6 +85,20 @@ impl Client {
     pub async fn rooms(&self) -> Result<Vec<Room>> {
         let list: RoomList = self.api().get("/api/v1/rooms").await?;
         Ok(list.rooms)
+    }
+
+    /// Moves this user's read marker in `room` forward to `seq` (it never moves back; a
+    /// seq beyond the room's latest is taken as the latest); the marker after.
+    pub async fn mark_read(&self, room: &RoomId, seq: i64) -> Result<i64> {
+        let marker: ReadMarker = self
+            .api()
+            .send(
+                Method::POST,
+                &format!("/api/v1/rooms/{}/read", seg(room.as_str())),
+                &MarkReadRequest { seq },
+            )
+            .await?;
+        Ok(marker.last_read_seq)
     }
 
     /// One room, its members compared with its verified state chain (B11): members the

@@ -189,6 +189,12 @@ fn endpoints() -> Vec<Endpoint> {
             [401, 404, 404],
         ),
         e(
+            Method::POST,
+            "/api/v1/rooms/{id}/read",
+            Some(json!({"seq": 1})),
+            [401, 404, 404],
+        ),
+        e(
             Method::PUT,
             "/api/v1/rooms/{id}/owners/{user_id}",
             None,

@@ -138,6 +138,13 @@ async fn every_room_endpoint_as_every_role() {
             [401, 404, 204, 400, 404],
         ),
         (
+            Method::POST,
+            "/read".into(),
+            Some(json!({"seq": 2})),
+            [401, 403, 200, 200, 403],
+            [401, 404, 200, 200, 404],
+        ),
+        (
             Method::PUT,
             format!("/owners/{mem}"),
             None,
@@ -729,4 +736,113 @@ async fn changes_are_published_in_room_order() {
         .call(OWN, Method::GET, &format!("/api/v1/rooms/{room}"), None)
         .await;
     assert_eq!(room_now.body["seq"], 8);
+}
+
+/// The caller's room list entry for `room`: (last_read_seq, unread).
+async fn marker(t: &TestApp, token: &str, room: &str) -> (i64, u64) {
+    let a = t.get("/api/v1/rooms", Some(token)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let r = a.body["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == room)
+        .unwrap_or_else(|| panic!("{room} not listed: {}", a.body));
+    (
+        r["last_read_seq"].as_i64().unwrap(),
+        r["unread"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn read_markers_and_unread_counts() {
+    for t in TestApp::every_backend().await {
+        let backend = t.backend();
+        t.create_user("reader", false).await;
+        let writer = t.create_user("writer", false).await;
+        let (rt, wt) = (
+            t.login("reader", PASSWORD).await,
+            t.login("writer", PASSWORD).await,
+        );
+        let room = t
+            .post(
+                "/api/v1/rooms",
+                Some(&rt),
+                json!({"kind": "channel", "name": "news", "members": [writer]}),
+            )
+            .await;
+        assert_eq!(room.status, 201, "{}", room.body);
+        let id = room.body["id"].as_str().unwrap().to_owned();
+        let created = room.body["seq"].as_i64().unwrap();
+        // Other answers with a room leave the fields out.
+        assert!(room.body.get("unread").is_none(), "{}", room.body);
+        assert_eq!(marker(&t, &rt, &id).await, (created, 0), "{backend}");
+
+        let send = |token: String, mid: &'static str| {
+            let path = format!("/api/v1/rooms/{id}/messages");
+            let t = &t;
+            async move {
+                let a = t
+                    .post(&path, Some(&token), json!({"id": mid, "text": mid}))
+                    .await;
+                assert_eq!(a.status, 201, "{}", a.body);
+                a.body["seq"].as_i64().unwrap()
+            }
+        };
+        let w1 = send(wt.clone(), "w1").await;
+        let w2 = send(wt.clone(), "w2").await;
+        let r1 = send(rt.clone(), "r1").await;
+        send(wt.clone(), "w3").await;
+        let w4 = send(wt.clone(), "w4").await;
+        // Sending marked the reader's room read up to their message.
+        assert_eq!(marker(&t, &rt, &id).await, (r1, 2), "{backend}");
+        assert_eq!(marker(&t, &wt, &id).await, (w4, 0), "{backend}");
+        // A deleted message is not unread.
+        let del = t
+            .call(
+                Method::DELETE,
+                &format!("/api/v1/rooms/{id}/messages/w3"),
+                Some(&wt),
+                None,
+            )
+            .await;
+        assert_eq!(del.status, 200, "{}", del.body);
+        assert_eq!(marker(&t, &rt, &id).await, (r1, 1), "{backend}");
+
+        let read = format!("/api/v1/rooms/{id}/read");
+        // Back is ignored: the answer is the marker as it stays.
+        let a = t.post(&read, Some(&rt), json!({"seq": w1})).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.body, json!({"room_id": id, "last_read_seq": r1}));
+        assert!(w2 < r1);
+        // Forward, then beyond the room: clamped to its seq.
+        let a = t.post(&read, Some(&rt), json!({"seq": w4})).await;
+        assert_eq!(a.body["last_read_seq"], w4);
+        assert_eq!(marker(&t, &rt, &id).await, (w4, 0), "{backend}");
+        let a = t.post(&read, Some(&rt), json!({"seq": i64::MAX})).await;
+        let top = t.get(&format!("/api/v1/rooms/{id}"), Some(&rt)).await.body["seq"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(a.body["last_read_seq"], top, "{backend}");
+
+        t.post(&read, Some(&rt), json!({"seq": -1}))
+            .await
+            .expect_error(400, "invalid_input");
+        t.post(&read, Some(&rt), json!({"seq": "x"}))
+            .await
+            .expect_error(400, "invalid_json");
+        t.post(&read, Some(&rt), json!({"seq": 1, "extra": true}))
+            .await
+            .expect_error(400, "invalid_json");
+        // Outsiders: a public room they are not in is forbidden, a missing one not found.
+        t.create_user("outsider", false).await;
+        let ot = t.login("outsider", PASSWORD).await;
+        t.post(&read, Some(&ot), json!({"seq": 1}))
+            .await
+            .expect_error(403, "forbidden");
+        t.post("/api/v1/rooms/nope/read", Some(&rt), json!({"seq": 1}))
+            .await
+            .expect_error(404, "not_found");
+        t.finish().await;
+    }
 }

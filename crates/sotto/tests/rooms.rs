@@ -259,8 +259,28 @@ async fn encrypted_rooms_from_the_command_line() {
     .await
     .ok();
     assert_eq!(std::fs::read(&plain_out).unwrap(), bytes);
+    // Two messages from Ana are unread until Bo reads the room.
+    let list = s.run("bob", &["room", "list"], "").await.ok();
+    assert!(
+        list.stdout.contains("channel  lobby  (2 unread)"),
+        "{}",
+        list.stdout
+    );
     let human = s.run("bob", &["read", "lobby"], "").await.ok();
     assert!(human.stdout.contains("ana: hello all"), "{}", human.stdout);
+    let list = s.run("bob", &["room", "list"], "").await.ok();
+    assert!(
+        list.stdout.lines().any(|l| l.ends_with("channel  lobby")),
+        "{}",
+        list.stdout
+    );
+    // Ana's own message is not unread for her.
+    let list = s.run("ana", &["room", "list", "--json"], "").await.ok();
+    let lobby = lines(&list.stdout)
+        .into_iter()
+        .find(|r| r["name"] == "lobby")
+        .unwrap();
+    assert_eq!(lobby["unread"], 0, "{lobby}");
     s.run("bob", &["room", "encryption", "lobby", "on"], "")
         .await
         .fails_with("");

@@ -7,8 +7,8 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::{StatusCode, request::Parts};
 use sotto_api::{
     CreateRoomRequest, EditMessageRequest, ErrorBody, ErrorCode, HistoryQuery, InviteRequest,
-    MemberList, Message, MessagePage, Room, RoomList, SendMessageRequest, SetEncryptionRequest,
-    UpdateRoomRequest,
+    MarkReadRequest, MemberList, Message, MessagePage, ReadMarker, Room, RoomList,
+    SendMessageRequest, SetEncryptionRequest, UpdateRoomRequest,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,6 +23,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(remove_member))
         .routes(routes!(join))
         .routes(routes!(leave))
+        .routes(routes!(mark_read))
         .routes(routes!(set_owner, unset_owner))
         .routes(routes!(send_message, history))
         .routes(routes!(edit_message, delete_message))
@@ -285,6 +286,33 @@ async fn leave(
 ) -> Result<StatusCode, ApiError> {
     state.services.rooms.leave(&auth.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mark the room read up to a seq (members only). The marker only moves forward; a seq
+/// beyond the room's latest is taken as the latest.
+#[utoipa::path(post, path = "/api/v1/rooms/{id}/read", tag = "rooms", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Room id")),
+    request_body = MarkReadRequest,
+    responses(
+        (status = 200, description = "The marker after the call", body = ReadMarker),
+        (status = 400, description = "`invalid_json` or `invalid_input`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden` or `account_deactivated`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+async fn mark_read(
+    State(state): State<AppState>,
+    auth: Auth,
+    PathId(id): PathId,
+    Json(req): Json<MarkReadRequest>,
+) -> Result<axum::Json<ReadMarker>, ApiError> {
+    Ok(axum::Json(
+        state
+            .services
+            .rooms
+            .mark_read(&auth.actor(), &id, req)
+            .await?,
+    ))
 }
 
 /// Make a member an owner (owners only).

@@ -19,8 +19,9 @@ use crate::store::{
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use sotto_api::{
-    CreateRoomRequest, EditMessageRequest, HistoryQuery, Member, MemberList, Message, MessagePage,
-    Room, RoomKind, RoomList, SendMessageRequest, SetEncryptionRequest, UpdateRoomRequest,
+    CreateRoomRequest, EditMessageRequest, HistoryQuery, MarkReadRequest, Member, MemberList,
+    Message, MessagePage, ReadMarker, Room, RoomKind, RoomList, SendMessageRequest,
+    SetEncryptionRequest, UNREAD_CAP, UpdateRoomRequest,
 };
 use sotto_crypto::EnvelopeHeader;
 use std::collections::BTreeSet;
@@ -192,7 +193,9 @@ fn content(
     }
 }
 
-fn content_hash(text: Option<&str>, ciphertext: Option<&str>) -> String {
+/// The hash a message's content is stored with, to tell a retry from a reused id (public
+/// for tools that load messages straight into the store).
+pub fn content_hash(text: Option<&str>, ciphertext: Option<&str>) -> String {
     let mut h = Sha256::new();
     match (text, ciphertext) {
         (Some(t), _) => {
@@ -508,9 +511,43 @@ impl RoomService {
 
     /// The caller's rooms.
     pub async fn mine(&self, actor: &Actor) -> Result<RoomList, ServiceError> {
-        let rooms = self.rooms.rooms_of_user(user_of(actor)?).await?;
+        let rooms = self
+            .rooms
+            .rooms_with_unread(user_of(actor)?, UNREAD_CAP)
+            .await?;
         Ok(RoomList {
-            rooms: rooms.iter().map(|r| room_view(r, true)).collect(),
+            rooms: rooms
+                .iter()
+                .map(|r| Room {
+                    last_read_seq: Some(r.last_read_seq),
+                    unread: Some(r.unread),
+                    ..room_view(&r.room, true)
+                })
+                .collect(),
+        })
+    }
+
+    /// Moves the caller's read marker forward (members only); a seq beyond the room's
+    /// latest is taken as the latest.
+    pub async fn mark_read(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        req: MarkReadRequest,
+    ) -> Result<ReadMarker, ServiceError> {
+        let me = user_of(actor)?;
+        if req.seq < 0 {
+            return Err(ServiceError::InvalidInput("seq: 0 or more".into()));
+        }
+        self.as_member(me, room_id).await?;
+        let last_read_seq = self
+            .rooms
+            .mark_read(room_id, me, req.seq)
+            .await?
+            .ok_or(ServiceError::Forbidden("join the room first"))?;
+        Ok(ReadMarker {
+            room_id: room_id.to_owned(),
+            last_read_seq,
         })
     }
 

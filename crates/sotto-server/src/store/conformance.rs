@@ -50,6 +50,7 @@ pub(crate) async fn run(stores: &Stores) {
     concurrent_sends(stores).await;
     encryption(stores).await;
     chains_and_room_keys(stores).await;
+    read_markers(stores).await;
 }
 
 async fn users(s: &Stores) {
@@ -1372,4 +1373,119 @@ async fn chains_and_room_keys(s: &Stores) {
     .await
     .unwrap();
     assert!(!e.rotation_marked("ch").await.unwrap());
+}
+
+/// Read markers move forward only; unread counts skip one's own and deleted messages and
+/// stop at the cap.
+async fn read_markers(s: &Stores) {
+    for (id, name) in [
+        ("rm1", "marker-one"),
+        ("rm2", "marker-two"),
+        ("rm3", "marker-3"),
+    ] {
+        s.users.insert_user(&user(id, name, false)).await.unwrap();
+    }
+    let (r, m) = (&s.rooms, &s.messages);
+    let mut chan = room("rmc", RoomKind::Channel, false, None);
+    chan.created_by = "rm1".into();
+    chan.created_at = 9_000_000;
+    r.insert_room(&chan, &[member("rm1", true), member("rm2", false)])
+        .await
+        .unwrap();
+    let mut quiet = room("rmq", RoomKind::Team, true, None);
+    quiet.created_by = "rm1".into();
+    quiet.created_at = 9_000_001;
+    r.insert_room(&quiet, &[member("rm1", true)]).await.unwrap();
+    let send = |id: &str, from: &str| {
+        let mut msg = message("rmc", id, id);
+        msg.sender_id = from.into();
+        msg.mentions = vec![];
+        async move {
+            match m.insert_message(&msg).await.unwrap() {
+                Inserted::New(x) => x.seq,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let unread_of = |user: &'static str, cap: u32| async move {
+        r.rooms_with_unread(user, cap)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|x| (x.room.id, x.last_read_seq, x.unread))
+            .collect::<Vec<_>>()
+    };
+    // A new room starts read.
+    assert_eq!(
+        unread_of("rm1", 1000).await,
+        [("rmc".into(), 1, 0), ("rmq".into(), 1, 0)]
+    );
+
+    let a1 = send("a1", "rm1").await;
+    let b1 = send("b1", "rm2").await;
+    send("b2", "rm2").await;
+    let b3 = send("b3", "rm2").await;
+    // rm1 sent a1 (read by sending it); three from rm2 are unread.
+    assert_eq!(unread_of("rm1", 1000).await[0], ("rmc".into(), a1, 3));
+    // rm2 wrote last, so has read everything; rm1's a1 is before their marker.
+    assert_eq!(unread_of("rm2", 1000).await, [("rmc".into(), b3, 0)]);
+    // The cap counts no further.
+    assert_eq!(unread_of("rm1", 2).await[0].2, 2);
+    // Deleted messages are not unread.
+    m.delete_message("rmc", "b2").await.unwrap().unwrap();
+    assert_eq!(unread_of("rm1", 1000).await[0].2, 2);
+
+    // Forward only; a seq beyond the room's is taken as the room's.
+    assert_eq!(r.mark_read("rmc", "rm1", b1).await.unwrap(), Some(b1));
+    assert_eq!(unread_of("rm1", 1000).await[0], ("rmc".into(), b1, 1));
+    assert_eq!(r.mark_read("rmc", "rm1", a1).await.unwrap(), Some(b1));
+    let room_seq = r.room_by_id("rmc").await.unwrap().unwrap().seq;
+    assert_eq!(
+        r.mark_read("rmc", "rm1", i64::MAX).await.unwrap(),
+        Some(room_seq)
+    );
+    assert_eq!(unread_of("rm1", 1000).await[0], ("rmc".into(), room_seq, 0));
+    // Marking takes no seq.
+    assert_eq!(r.room_by_id("rmc").await.unwrap().unwrap().seq, room_seq);
+
+    // Non-members and missing rooms have no marker.
+    assert_eq!(r.mark_read("rmc", "rm3", 1).await.unwrap(), None);
+    assert_eq!(r.mark_read("nope", "rm1", 1).await.unwrap(), None);
+    // A member added later starts with what came before them read.
+    r.add_member("rmc", &member("rm3", false))
+        .await
+        .unwrap()
+        .unwrap();
+    let joined = unread_of("rm3", 1000).await;
+    assert_eq!(joined, [("rmc".into(), room_seq + 1, 0)]);
+    let b4 = send("b4", "rm2").await;
+    assert_eq!(
+        unread_of("rm3", 1000).await,
+        [("rmc".into(), room_seq + 1, 1)]
+    );
+    assert!(b4 > room_seq + 1);
+
+    // A bulk import stores what sends would, under consecutive seqs, and moves the
+    // sender's marker; a reused id stores nothing of its batch.
+    let batch: Vec<_> = (0..30)
+        .map(|i| {
+            let mut msg = message("rmc", &format!("imp{i}"), "imported");
+            msg.sender_id = "rm2".into();
+            msg
+        })
+        .collect();
+    let stored = m.import_messages(&batch).await.unwrap();
+    let seqs: Vec<i64> = stored.iter().map(|x| x.seq).collect();
+    assert_eq!(seqs, (b4 + 1..=b4 + 30).collect::<Vec<_>>());
+    assert_eq!(m.message("rmc", "imp7").await.unwrap().unwrap(), stored[7]);
+    assert_eq!(unread_of("rm3", 1000).await[0].2, 31);
+    assert_eq!(unread_of("rm3", 10).await[0].2, 10);
+    assert_eq!(unread_of("rm2", 1000).await[0], ("rmc".into(), b4 + 30, 0));
+    let again = [message("rmc", "fresh", "x"), message("rmc", "imp0", "x")];
+    assert!(matches!(
+        m.import_messages(&again).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(m.message("rmc", "fresh").await.unwrap(), None);
+    assert_eq!(r.room_by_id("rmc").await.unwrap().unwrap().seq, b4 + 30);
 }

@@ -44,6 +44,11 @@ pub(super) const SQLITE: Embedded = &[
         "room e2ee",
         include_str!("../../migrations/sqlite/0008_room_e2ee.sql"),
     ),
+    (
+        9,
+        "read markers",
+        include_str!("../../migrations/sqlite/0009_read_markers.sql"),
+    ),
 ];
 
 pub(super) const POSTGRES: Embedded = &[
@@ -81,6 +86,11 @@ pub(super) const POSTGRES: Embedded = &[
         8,
         "room e2ee",
         include_str!("../../migrations/postgres/0008_room_e2ee.sql"),
+    ),
+    (
+        9,
+        "read markers",
+        include_str!("../../migrations/postgres/0009_read_markers.sql"),
     ),
 ];
 

@@ -30,8 +30,8 @@ pub use files::{FileRecord, FileStore};
 pub use keys::{KeyRecord, KeyStore};
 pub use postgres::PgStore;
 pub use rooms::{
-    Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, message_view,
-    room_view,
+    Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, RoomUnread,
+    message_view, room_view,
 };
 pub use search::{SearchCursor, SearchStore};
 pub use sqlite::SqliteStore;

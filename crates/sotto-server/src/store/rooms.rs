@@ -82,6 +82,17 @@ pub struct MessageRecord {
     pub deleted: bool,
 }
 
+/// A room in a member's room list, with their read marker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomUnread {
+    /// The room.
+    pub room: RoomRecord,
+    /// The seq of the last message the member has read.
+    pub last_read_seq: i64,
+    /// Live messages from others after the marker, counted up to the cap asked for.
+    pub unread: u32,
+}
+
 /// What [`MessageStore::insert_message`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Inserted {
@@ -107,6 +118,22 @@ pub trait RoomStore: Send + Sync {
     async fn room_by_dm_key(&self, dm_key: &str) -> Result<Option<RoomRecord>, StoreError>;
     /// Rooms `user_id` is a member of, oldest first.
     async fn rooms_of_user(&self, user_id: &str) -> Result<Vec<RoomRecord>, StoreError>;
+    /// Rooms `user_id` is a member of, oldest first, each with the member's read marker
+    /// and how many messages after it are neither deleted nor sent by `user_id`, counted
+    /// up to `cap` (so a room of a million unread messages costs `cap` index entries).
+    async fn rooms_with_unread(
+        &self,
+        user_id: &str,
+        cap: u32,
+    ) -> Result<Vec<RoomUnread>, StoreError>;
+    /// Moves the member's read marker forward to `seq`, clamped to the room's seq; it never
+    /// moves back. The marker after the call, or `None` if not a member.
+    async fn mark_read(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        seq: i64,
+    ) -> Result<Option<i64>, StoreError>;
     /// Public channels and teams, oldest first.
     async fn public_rooms(&self) -> Result<Vec<RoomRecord>, StoreError>;
     /// One membership.
@@ -184,6 +211,14 @@ pub trait MessageStore: Send + Sync {
     /// returns the message already stored under its id in the room. Atomic, also when
     /// the same id is sent concurrently. The room must exist.
     async fn insert_message(&self, message: &MessageRecord) -> Result<Inserted, StoreError>;
+    /// Inserts messages as [`Self::insert_message`] does, each under the next seq of its
+    /// room, all in one transaction (so, unlike live sends, without a commit each): for
+    /// loading history in bulk. An id already stored in its room fails the whole call
+    /// with [`StoreError::Conflict`] and stores nothing.
+    async fn import_messages(
+        &self,
+        messages: &[MessageRecord],
+    ) -> Result<Vec<MessageRecord>, StoreError>;
     /// One message.
     async fn message(&self, room_id: &str, id: &str) -> Result<Option<MessageRecord>, StoreError>;
     /// Up to `limit` messages with `seq < before` (the newest of them) or `seq > after` (the
@@ -249,6 +284,8 @@ pub fn room_view(r: &RoomRecord, member: bool) -> Room {
         created_at: r.created_at,
         seq: r.seq,
         member,
+        last_read_seq: None,
+        unread: None,
     }
 }
 
@@ -363,6 +400,16 @@ macro_rules! room_stores {
                 .fetch_one(&mut **tx)
                 .await
                 .map_err(StoreError::from_write)?;
+                // Whoever writes has read the room up to their own message.
+                sqlx::query(
+                    "UPDATE room_members SET last_read_seq = $3 \
+                     WHERE room_id = $1 AND user_id = $2 AND last_read_seq < $3",
+                )
+                .bind(&m.room_id)
+                .bind(&m.sender_id)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
                 Ok(Inserted::New(Self::message_row(&row)?))
             }
 
@@ -458,13 +505,15 @@ macro_rules! room_stores {
                 .map_err(StoreError::from_write)?;
                 for m in members {
                     sqlx::query(
-                        "INSERT INTO room_members (room_id, user_id, owner, joined_at) \
-                         VALUES ($1, $2, $3, $4)",
+                        "INSERT INTO room_members \
+                         (room_id, user_id, owner, joined_at, last_read_seq) \
+                         VALUES ($1, $2, $3, $4, $5)",
                     )
                     .bind(&r.id)
                     .bind(&m.user_id)
                     .bind(m.owner)
                     .bind(m.joined_at)
+                    .bind(r.seq)
                     .execute(&mut *tx)
                     .await
                     .map_err(StoreError::from_write)?;
@@ -492,6 +541,78 @@ macro_rules! room_stores {
                     Some(user_id),
                 )
                 .await
+            }
+
+            async fn rooms_with_unread(
+                &self,
+                user_id: &str,
+                cap: u32,
+            ) -> Result<Vec<RoomUnread>, StoreError> {
+                use sqlx::Row;
+                let columns = ROOM_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("r.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                // The inner LIMIT caps the scan, not only the answer.
+                let sql = format!(
+                    "SELECT {columns}, m.last_read_seq, \
+                       (SELECT COUNT(*) FROM ( \
+                          SELECT 1 FROM messages x \
+                          WHERE x.room_id = r.id AND x.seq > m.last_read_seq \
+                            AND NOT x.deleted AND x.sender_id <> $1 \
+                          ORDER BY x.seq LIMIT $2) AS u) AS unread \
+                     FROM room_members m JOIN rooms r ON r.id = m.room_id \
+                     WHERE m.user_id = $1 ORDER BY r.created_at, r.id"
+                );
+                sqlx::query(&sql)
+                    .bind(user_id)
+                    .bind(i64::from(cap))
+                    .fetch_all(self.pool())
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        let unread: i64 = row.try_get("unread")?;
+                        Ok(RoomUnread {
+                            room: Self::room_row(row)?,
+                            last_read_seq: row.try_get("last_read_seq")?,
+                            unread: u32::try_from(unread).unwrap_or(u32::MAX),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn mark_read(
+                &self,
+                room_id: &str,
+                user_id: &str,
+                seq: i64,
+            ) -> Result<Option<i64>, StoreError> {
+                use sqlx::Row;
+                let Some(room) = self.rooms_where("WHERE id = $1", Some(room_id)).await?.pop()
+                else {
+                    return Ok(None);
+                };
+                // Only forward, so concurrent marks from several devices settle on the
+                // furthest.
+                sqlx::query(
+                    "UPDATE room_members SET last_read_seq = $3 \
+                     WHERE room_id = $1 AND user_id = $2 AND last_read_seq < $3",
+                )
+                .bind(room_id)
+                .bind(user_id)
+                .bind(seq.min(room.seq))
+                .execute(self.pool())
+                .await?;
+                sqlx::query(
+                    "SELECT last_read_seq FROM room_members WHERE room_id = $1 AND user_id = $2",
+                )
+                .bind(room_id)
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?
+                .map(|r| Ok(r.try_get(0)?))
+                .transpose()
             }
 
             async fn public_rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
@@ -540,14 +661,17 @@ macro_rules! room_stores {
                 let Some(seq) = bump(&mut tx, room_id).await? else {
                     return Ok(None);
                 };
+                // A new member starts with what came before them read.
                 let done = sqlx::query(
-                    "INSERT INTO room_members (room_id, user_id, owner, joined_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    "INSERT INTO room_members \
+                     (room_id, user_id, owner, joined_at, last_read_seq) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 )
                 .bind(room_id)
                 .bind(&m.user_id)
                 .bind(m.owner)
                 .bind(m.joined_at)
+                .bind(seq)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from_write)?;
@@ -766,6 +890,23 @@ macro_rules! room_stores {
         impl MessageStore for $store {
             async fn insert_message(&self, m: &MessageRecord) -> Result<Inserted, StoreError> {
                 self.insert_message_durably(m).await
+            }
+
+            async fn import_messages(
+                &self,
+                messages: &[MessageRecord],
+            ) -> Result<Vec<MessageRecord>, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                let mut stored = Vec::with_capacity(messages.len());
+                for m in messages {
+                    match Self::insert_message_in(&mut tx, m).await? {
+                        Inserted::New(m) => stored.push(m),
+                        // Dropping the transaction rolls back the seqs already taken.
+                        Inserted::Existing(_) => return Err(StoreError::Conflict),
+                    }
+                }
+                tx.commit().await?;
+                Ok(stored)
             }
 
             async fn message(

@@ -131,12 +131,17 @@ async fn send_file(client: &Client, room: &RoomId, path: &Path) -> anyhow::Resul
 
 pub(crate) async fn read(client: Client, args: &ReadRoomArgs) -> anyhow::Result<()> {
     let room = room_id(&client, &args.room).await?;
-    for m in client.history(&room, None, Some(args.limit)).await? {
+    let page = client.history(&room, None, Some(args.limit)).await?;
+    for m in &page {
         if args.read.json {
-            json_line(&message_json(&m))?;
+            json_line(&message_json(m))?;
         } else {
-            println!("{}", message_line(&m));
+            println!("{}", message_line(m));
         }
+    }
+    // What was shown has been read.
+    if let Some(last) = page.last() {
+        client.mark_read(&room, last.seq).await?;
     }
     Ok(())
 }

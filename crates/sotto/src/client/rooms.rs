@@ -10,7 +10,7 @@ use crate::cli::{
     RoomReadArgs, RoomUserArgs,
 };
 use sotto_client::api::seg;
-use sotto_client::sotto_api::{MemberList, Room, RoomKind};
+use sotto_client::sotto_api::{MemberList, Room, RoomKind, UNREAD_CAP};
 use sotto_client::sotto_crypto::{RoomId, UserId};
 use sotto_client::{Client, NewRoom, NewRoomKind};
 
@@ -79,9 +79,14 @@ pub(crate) async fn list(client: Client, args: &ReadArgs) -> anyhow::Result<()> 
                 .filter(|m| m.user_id != client.user_id().as_str())
                 .map(|m| sanitize(&m.username))
                 .collect();
-            println!("{}with {}", room_line(&room), others.join(", "));
+            println!(
+                "{}with {}{}",
+                room_line(&room),
+                others.join(", "),
+                unread_note(&room)
+            );
         } else {
-            println!("{}", room_line(&room));
+            println!("{}{}", room_line(&room), unread_note(&room));
         }
     }
     Ok(())
@@ -170,6 +175,15 @@ fn print_room(room: &Room, json: bool) -> anyhow::Result<()> {
 }
 
 /// `ID  KIND  NAME` with a key symbol for encrypted rooms.
+/// "  (3 unread)"; the server counts up to a cap, so the cap reads "1000+".
+fn unread_note(room: &Room) -> String {
+    match room.unread {
+        Some(0) | None => String::new(),
+        Some(n) if n >= UNREAD_CAP => format!("  ({UNREAD_CAP}+ unread)"),
+        Some(n) => format!("  ({n} unread)"),
+    }
+}
+
 fn room_line(room: &Room) -> String {
     let kind = match (room.kind, room.private) {
         (RoomKind::Channel, false) => "channel",
