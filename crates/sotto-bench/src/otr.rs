@@ -17,6 +17,7 @@ use crate::e2e_users::{self, E2eUser};
 use crate::load::print_server;
 use crate::procfs::{IoSample, open_file_limit};
 use crate::report::{SharedLatencies, per_second};
+use crate::scenarios::secs;
 use crate::setup::{BenchUser, create_users};
 use crate::target::Target;
 use anyhow::{Context, bail};
@@ -45,14 +46,6 @@ const SERVER_FRAMES_PER_SEC: f64 = 10.0;
 const SETUP_LIMIT: Duration = Duration::from_secs(120);
 /// How long frames still missing are waited for after the last one was due.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
-
-fn secs(s: &str) -> Result<Duration, String> {
-    s.parse::<f64>()
-        .ok()
-        .filter(|v| *v > 0.0 && *v <= 3600.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("not a number of seconds in (0, 3600]: {s}"))
-}
 
 #[derive(Args, Debug)]
 pub(crate) struct OtrArgs {

@@ -12,6 +12,7 @@ use crate::client::{Http, Socket, connect_ws};
 use crate::e2e_users::{E2eUser, publish_keys};
 use crate::load::print_server;
 use crate::report::{Latencies, ms};
+use crate::scenarios::secs;
 use crate::setup::{BenchUser, create_users};
 use crate::target::Target;
 use anyhow::{Context, bail, ensure};
@@ -33,14 +34,6 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 
 /// Most boxes one upload may carry (docs/api.md, Room keys).
 const MAX_BOXES_PER_REQUEST: usize = sotto_api::ROOM_KEY_BOXES_MAX;
-
-fn secs(s: &str) -> Result<Duration, String> {
-    s.parse::<f64>()
-        .ok()
-        .filter(|v| *v > 0.0 && v.is_finite())
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("not a positive number of seconds: {s}"))
-}
 
 #[derive(Args, Debug)]
 pub(crate) struct RotationArgs {
