@@ -649,3 +649,137 @@ async fn bad_client_frames_close_the_connection_with_1008() {
         .collect();
     assert!(resume(&mut ws, Value::Object(rooms)).await.is_empty());
 }
+
+/// Sends a message; returns its seq.
+async fn say(p: &Running, token: &str, room: &str, id: &str) -> i64 {
+    let m = p
+        .call(
+            "POST",
+            &format!("/api/v1/rooms/{room}/messages"),
+            token,
+            Some(json!({"id": id, "text": "hi"})),
+        )
+        .await;
+    m["seq"].as_i64().unwrap_or_else(|| panic!("no seq in {m}"))
+}
+
+#[tokio::test]
+async fn a_socket_outside_a_room_never_receives_its_events() {
+    let p = Running::start_with(None, LONG, LONG).await;
+    let (_, alice) = p.user("alice").await;
+    let (bob_id, bob) = p.user("bob").await;
+    let (carol_id, carol) = p.user("carol").await;
+    let busy = room(&p, &alice, false).await;
+    let quiet = room(&p, &alice, true).await;
+    invite(&p, &alice, &busy, &bob_id).await;
+    invite(&p, &alice, &quiet, &carol_id).await;
+    let mut bob_ws = p.connect(&bob).await;
+    let mut carol_ws = p.connect(&carol).await;
+
+    for i in 0..30 {
+        say(&p, &alice, &busy, &format!("b{i}")).await;
+    }
+    say(&p, &alice, &quiet, "marker").await;
+    // Carol's first room event is her own room's marker: none of the busy room's came.
+    let e = next_event(&mut carol_ws).await;
+    assert_eq!(e["room_id"], quiet.as_str(), "{e}");
+    assert_eq!(e["message"]["id"], "marker", "{e}");
+    assert_quiet(&mut carol_ws).await;
+    for i in 0..30 {
+        let e = next_event(&mut bob_ws).await;
+        assert_eq!(e["message"]["id"], format!("b{i}"), "{e}");
+    }
+    assert_quiet(&mut bob_ws).await;
+}
+
+on_both_backends!(
+    a_join_followed_at_once_by_messages_loses_nothing_sqlite,
+    a_join_followed_at_once_by_messages_loses_nothing_postgres,
+    a_join_followed_at_once_by_messages_loses_nothing
+);
+
+/// Messages race the join from other writers; the joiner gets the join, then every
+/// message after it, once each and in order, whichever way the race went.
+async fn a_join_followed_at_once_by_messages_loses_nothing(db: Option<String>) {
+    let p = std::sync::Arc::new(Running::start_with(db, LONG, LONG).await);
+    let (_, alice) = p.user("alice").await;
+    let (bob_id, bob) = p.user("bob").await;
+    let mut ws = p.connect(&bob).await;
+    for round in 0..5 {
+        let room = room(&p, &alice, true).await;
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let (p, alice, room) = (p.clone(), alice.clone(), room.clone());
+                tokio::spawn(async move {
+                    let mut seqs = Vec::new();
+                    for i in 0..8 {
+                        seqs.push(say(&p, &alice, &room, &format!("r{round}w{w}-{i}")).await);
+                    }
+                    seqs
+                })
+            })
+            .collect();
+        invite(&p, &alice, &room, &bob_id).await;
+        let mut sent = Vec::new();
+        for w in writers {
+            sent.extend(w.await.unwrap());
+        }
+        let joined = next_event(&mut ws).await;
+        assert_eq!(joined["type"], "member_added", "{joined}");
+        assert_eq!(joined["room_id"], room.as_str());
+        let join_seq = joined["seq"].as_i64().unwrap();
+        let mut expected: Vec<i64> = sent.into_iter().filter(|&s| s > join_seq).collect();
+        expected.sort_unstable();
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            let e = next_event(&mut ws).await;
+            assert_eq!(e["room_id"], room.as_str(), "{e}");
+            got.push(e["seq"].as_i64().unwrap());
+        }
+        assert_eq!(got, expected);
+        // The join itself straight before more messages, with nothing racing.
+        let more = room.clone();
+        let after = say(&p, &alice, &more, &format!("r{round}-after")).await;
+        let e = next_event(&mut ws).await;
+        assert_eq!(e["seq"].as_i64(), Some(after), "{e}");
+    }
+    assert_quiet(&mut ws).await;
+}
+
+#[tokio::test]
+async fn a_removed_member_gets_the_removal_and_nothing_after() {
+    let p = Running::start_with(None, LONG, LONG).await;
+    let (_, alice) = p.user("alice").await;
+    let (bob_id, bob) = p.user("bob").await;
+    let left = room(&p, &alice, true).await;
+    let kept = room(&p, &alice, true).await;
+    invite(&p, &alice, &left, &bob_id).await;
+    invite(&p, &alice, &kept, &bob_id).await;
+    let mut ws = p.connect(&bob).await;
+    p.call(
+        "DELETE",
+        &format!("/api/v1/rooms/{left}/members/{bob_id}"),
+        &alice,
+        None,
+    )
+    .await;
+    for i in 0..10 {
+        say(&p, &alice, &left, &format!("l{i}")).await;
+    }
+    let marker = say(&p, &alice, &kept, "marker").await;
+    let removed = next_event(&mut ws).await;
+    assert_eq!(removed["type"], "member_removed", "{removed}");
+    assert_eq!(removed["room_id"], left.as_str());
+    let e = next_event(&mut ws).await;
+    assert_eq!(
+        (e["room_id"].as_str(), e["seq"].as_i64()),
+        (Some(kept.as_str()), Some(marker)),
+        "{e}"
+    );
+    // Added back: the room's events flow again, from the new join on.
+    invite(&p, &alice, &left, &bob_id).await;
+    let back = say(&p, &alice, &left, "back").await;
+    assert_eq!(next_event(&mut ws).await["type"], "member_added");
+    assert_eq!(next_event(&mut ws).await["seq"].as_i64(), Some(back));
+    assert_quiet(&mut ws).await;
+}

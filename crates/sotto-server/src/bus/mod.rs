@@ -1,9 +1,12 @@
-//! The event bus: services publish what changed in a room and presence changes; the
-//! realtime sockets subscribe and deliver. [`LocalBus`] is the in-process implementation;
+//! The event bus: services publish what changed in a room and presence changes; on each
+//! node one [`fanout::Fanout`] subscribes and routes each event to the realtime
+//! connections that need it. [`LocalBus`] is the in-process implementation;
 //! a networked one can replace it behind [`Bus`] when several nodes share a database.
 //!
 //! Every room event carries its room's sequence number, taken in the same transaction as
 //! the change, so a subscriber can order events per room and fill gaps from the store.
+
+pub mod fanout;
 
 pub use sotto_api::{Event, EventKind};
 use std::collections::BTreeSet;
@@ -39,8 +42,8 @@ pub struct PresenceChange {
     pub user_id: String,
     /// Online now.
     pub online: bool,
-    /// The users who share a room with `user_id` when the change was published.
-    pub audience: Arc<BTreeSet<String>>,
+    /// The user's rooms when the change was published: their members are told.
+    pub rooms: Arc<[String]>,
 }
 
 /// A change of a user's keys and who is told.

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 /// Largest room-key upload: [`sotto_api::ROOM_KEY_BOXES_MAX`] boxes of at most 356 bytes
 /// (docs/protocol.md §6.1, with ids of 64 characters), 476 in base64, and their quotes
 /// and commas; about 470 KiB, so 512 KiB.
-pub const ROOM_KEYS_BODY: usize = 512 * 1024;
+const ROOM_KEYS_BODY: usize = 512 * 1024;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

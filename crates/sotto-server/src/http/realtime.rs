@@ -7,11 +7,12 @@
 use super::error::ApiError;
 use super::extract::Auth;
 use crate::AppState;
-use crate::bus::{BusEvent, Event, EventKind, Subscription};
+use crate::bus::fanout::{Delivery, Ended, Inbox};
+use crate::bus::{Event, EventKind};
 use crate::service::otr::{OtrLimits, OtrLink, RelayError};
-use crate::service::realtime::Feed;
+use crate::service::realtime::{Feed, Step};
 use axum::Json;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -122,13 +123,14 @@ async fn connect(
     auth: Auth,
     Upgrade(upgrade): Upgrade,
 ) -> Result<Response, ApiError> {
-    // Subscribe, then load the user's rooms, then answer: whatever commits after the 101
-    // is either on the subscription or in the store above the loaded seqs. The user is
-    // online from the 101 on.
-    let subscription = state.services.bus.subscribe();
+    // Register, then load the user's rooms, then index them: whatever commits after the
+    // load is either routed to the inbox (which gets every room event until indexed) or
+    // in the store above the loaded seqs. The user is online from the 101 on.
     let user_id = auth.0.user.id.clone();
+    let inbox = state.services.fanout.register(&user_id);
     let feed = Feed::open(state.services.rooms.store().clone(), &user_id).await?;
-    let online = state.services.presence.connect(&user_id);
+    inbox.install(feed.rooms());
+    let online = state.services.presence.connect(&user_id, feed.room_ids());
     let otr = state.services.otr.link(&user_id, state.realtime.otr);
     let max_message = state.realtime.max_message();
     Ok(upgrade
@@ -145,10 +147,13 @@ async fn connect(
                 feed,
                 socket,
                 otr,
+                inbox,
             };
-            let mut subscription = subscription;
-            let end = conn.run(&mut subscription).await;
-            drop(subscription);
+            let end = conn.run().await;
+            // Nothing more is routed to it.
+            drop(conn.inbox);
+            let mut online = online;
+            online.set_rooms(conn.feed.room_ids());
             if let End::Close(code, _) = &end {
                 tracing::debug!(user_id = conn.user_id, code, "closing realtime connection");
             }
@@ -186,8 +191,8 @@ async fn send<T: Serialize>(
 }
 
 /// Sends one text frame, already JSON, within the send timeout.
-async fn send_text(socket: &mut WebSocket, timeout: Duration, text: &str) -> Result<(), End> {
-    match tokio::time::timeout(timeout, socket.send(WsMessage::Text(text.into()))).await {
+async fn send_text(socket: &mut WebSocket, timeout: Duration, text: Utf8Bytes) -> Result<(), End> {
+    match tokio::time::timeout(timeout, socket.send(WsMessage::Text(text))).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Gone),
         Err(_) => Err(TOO_SLOW),
@@ -201,6 +206,7 @@ struct Connection {
     feed: Feed,
     socket: WebSocket,
     otr: OtrLink,
+    inbox: Inbox,
 }
 
 /// Just enough of a client frame to answer one that did not parse: its type and id.
@@ -235,6 +241,7 @@ impl Connection {
     async fn deliver(&mut self, mut events: Vec<Event>) -> Result<(), End> {
         loop {
             for e in &events {
+                self.note_membership(e);
                 self.send(e).await?;
             }
             match self.feed.more().await {
@@ -248,36 +255,40 @@ impl Connection {
         }
     }
 
-    async fn on_bus(&mut self, event: BusEvent) -> Result<(), End> {
-        match event {
-            BusEvent::Room(e) => {
-                if matches!(
-                    e.kind,
-                    EventKind::MemberAdded { .. } | EventKind::MemberRemoved { .. }
-                ) {
-                    self.otr.forget_room(&e.room_id);
+    async fn on_delivery(&mut self, delivery: Delivery) -> Result<(), End> {
+        let timeout = self.state.realtime.send_timeout;
+        match delivery {
+            Delivery::Room(e, text) => {
+                self.note_membership(&e);
+                match self.feed.step(&e).await {
+                    Ok(Step::Skip) => Ok(()),
+                    Ok(Step::Send) => {
+                        send_text(&mut self.socket, timeout, text).await?;
+                        // A join starts a catch-up.
+                        self.deliver(Vec::new()).await
+                    }
+                    Ok(Step::Pages(page)) => self.deliver(page).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "realtime catch-up failed");
+                        Err(FAILED)
+                    }
                 }
-                let out = self.feed.live(e).await.map_err(|e| {
-                    tracing::warn!(error = %e, "realtime catch-up failed");
-                    FAILED
-                })?;
-                self.deliver(out).await
             }
-            BusEvent::Presence(p) if p.audience.contains(&self.user_id) => {
-                self.send(&Notice::Presence {
-                    user_id: p.user_id,
-                    online: p.online,
-                })
-                .await
+            Delivery::Notice(text) => send_text(&mut self.socket, timeout, text).await,
+            Delivery::KeysChanged(user_id, text) => {
+                self.otr.forget_user(&user_id);
+                send_text(&mut self.socket, timeout, text).await
             }
-            BusEvent::Presence(_) => Ok(()),
-            BusEvent::KeysChanged(k) if k.audience.contains(&self.user_id) => {
-                self.otr.forget_user(&k.user_id);
-                self.send(&Notice::KeysChanged { user_id: k.user_id }).await
-            }
-            BusEvent::KeysChanged(_) => Ok(()),
-            BusEvent::Notice(n) if n.to.contains(&self.user_id) => self.send(&n.notice).await,
-            BusEvent::Notice(_) => Ok(()),
+        }
+    }
+
+    /// Who is in a room changed: the OTR relay checks the room again before its next frame.
+    fn note_membership(&mut self, e: &Event) {
+        if matches!(
+            e.kind,
+            EventKind::MemberAdded { .. } | EventKind::MemberRemoved { .. }
+        ) {
+            self.otr.forget_room(&e.room_id);
         }
     }
 
@@ -349,6 +360,17 @@ impl Connection {
             return Err(End::Close(1008, "bad frame: a seq is negative"));
         }
         for (room_id, after) in rooms {
+            // A room the feed does not know is indexed before the resume reads it.
+            if !self.feed.has_room(&room_id) {
+                match self.feed.is_member(&room_id).await {
+                    Ok(true) => self.inbox.watch(&room_id),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "realtime resume failed");
+                        return Err(FAILED);
+                    }
+                }
+            }
             let out = self.feed.resume(&room_id, after).await.map_err(|e| {
                 tracing::warn!(error = %e, "realtime resume failed");
                 FAILED
@@ -360,7 +382,12 @@ impl Connection {
 
     /// An OTR frame relayed to this connection.
     async fn send_otr(&mut self, text: Arc<str>) -> Result<(), End> {
-        send_text(&mut self.socket, self.state.realtime.send_timeout, &text).await
+        send_text(
+            &mut self.socket,
+            self.state.realtime.send_timeout,
+            text.as_ref().into(),
+        )
+        .await
     }
 
     /// The current presence of the user's room peers, once.
@@ -382,7 +409,7 @@ impl Connection {
         Ok(())
     }
 
-    async fn run(&mut self, events: &mut Subscription) -> End {
+    async fn run(&mut self) -> End {
         let heartbeat = self.state.realtime.heartbeat;
         let mut ticks =
             tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
@@ -404,10 +431,10 @@ impl Connection {
                     }
                 },
                 text = self.otr.next() => self.send_otr(text).await,
-                event = events.next() => match event {
-                    Ok(Some(event)) => self.on_bus(event).await,
-                    Ok(None) => Err(End::Close(1001, "server shutting down")),
-                    Err(_) => Err(TOO_SLOW),
+                delivery = self.inbox.next() => match delivery {
+                    Ok(delivery) => self.on_delivery(delivery).await,
+                    Err(Ended::Closed) => Err(End::Close(1001, "server shutting down")),
+                    Err(Ended::Lagged) => Err(TOO_SLOW),
                 },
                 _ = ticks.tick() => {
                     if !answered {

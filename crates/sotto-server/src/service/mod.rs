@@ -17,6 +17,7 @@ pub mod settings;
 pub mod tokens;
 pub mod validate;
 
+use crate::bus::fanout::Fanout;
 use crate::bus::{Bus, LocalBus};
 use crate::store::{SessionKind, StoreError, Stores, UserRecord};
 use std::sync::Arc;
@@ -147,6 +148,8 @@ pub struct Services {
     pub audit: Arc<AuditService>,
     /// Where the services publish room events and presence changes.
     pub bus: Arc<dyn Bus>,
+    /// Routes what the bus carries to this node's realtime connections.
+    pub fanout: Arc<Fanout>,
 }
 
 impl Services {
@@ -191,6 +194,7 @@ impl Services {
             keys,
             otr,
             files,
+            fanout: Arc::new(Fanout::new(bus.clone())),
             bus,
             admin: Arc::new(AdminService::new(
                 accounts.clone(),

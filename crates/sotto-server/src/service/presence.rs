@@ -8,56 +8,55 @@ use super::{Actor, ServiceError};
 use crate::bus::{Bus, BusEvent, PresenceChange};
 use crate::store::RoomStore;
 use sotto_api::PresenceList;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Who is online, and publishing the changes to the people who share a room with them.
 pub struct PresenceService {
     rooms: Arc<dyn RoomStore>,
     bus: Arc<dyn Bus>,
-    /// Open sockets per user.
+    /// Open sockets per user. A change is published while this lock is held, so a quick
+    /// connect and disconnect can not be seen in the wrong order; publishing never
+    /// blocks and needs no query: the audience is the members of the user's rooms as
+    /// their connection's feed knows them.
     sockets: Mutex<HashMap<String, usize>>,
-    /// The state last published per user. Publishing goes through this lock, one change
-    /// at a time, and always publishes the current state, so a quick connect and
-    /// disconnect can not be seen in the wrong order.
-    published: tokio::sync::Mutex<HashMap<String, bool>>,
 }
 
 /// Keeps its user online until dropped.
 pub struct Online {
     service: Arc<PresenceService>,
     user_id: String,
+    rooms: Arc<[String]>,
+}
+
+impl Online {
+    /// The user's rooms now, whose members are told when the user goes offline.
+    pub fn set_rooms(&mut self, rooms: Arc<[String]>) {
+        self.rooms = rooms;
+    }
 }
 
 impl Drop for Online {
     fn drop(&mut self) {
-        let last = {
-            let mut sockets = self.service.lock();
-            match sockets.get_mut(&self.user_id) {
-                Some(n) if *n > 1 => {
-                    *n -= 1;
-                    false
-                }
-                _ => {
-                    sockets.remove(&self.user_id);
-                    true
-                }
+        let mut sockets = self.service.lock();
+        match sockets.get_mut(&self.user_id) {
+            Some(n) if *n > 1 => *n -= 1,
+            _ => {
+                sockets.remove(&self.user_id);
+                self.service
+                    .publish(self.user_id.clone(), false, self.rooms.clone());
             }
-        };
-        if last {
-            self.service.changed(self.user_id.clone());
         }
     }
 }
 
 impl PresenceService {
-    /// Over the room store (for audiences) and the bus.
+    /// Over the room store (for the list of online peers) and the bus.
     pub fn new(rooms: Arc<dyn RoomStore>, bus: Arc<dyn Bus>) -> Self {
         Self {
             rooms,
             bus,
             sockets: Mutex::new(HashMap::new()),
-            published: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -68,20 +67,19 @@ impl PresenceService {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Registers an open socket of `user_id`; the first one makes the user online.
-    pub fn connect(self: &Arc<Self>, user_id: &str) -> Online {
-        let first = {
-            let mut sockets = self.lock();
-            let n = sockets.entry(user_id.to_owned()).or_insert(0);
-            *n += 1;
-            *n == 1
-        };
-        if first {
-            self.changed(user_id.to_owned());
+    /// Registers an open socket of `user_id`, a member of `rooms`; the first one makes
+    /// the user online.
+    pub fn connect(self: &Arc<Self>, user_id: &str, rooms: Arc<[String]>) -> Online {
+        let mut sockets = self.lock();
+        let n = sockets.entry(user_id.to_owned()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            self.publish(user_id.to_owned(), true, rooms.clone());
         }
         Online {
             service: self.clone(),
             user_id: user_id.to_owned(),
+            rooms,
         }
     }
 
@@ -90,35 +88,12 @@ impl PresenceService {
         self.lock().contains_key(user_id)
     }
 
-    /// Publishes the user's current state, in the background, if it differs from the
-    /// last one published.
-    fn changed(self: &Arc<Self>, user_id: String) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let me = self.clone();
-        runtime.spawn(async move {
-            let mut published = me.published.lock().await;
-            let online = me.is_online(&user_id);
-            if published.get(&user_id).copied().unwrap_or(false) == online {
-                return;
-            }
-            match me.rooms.room_peers(&user_id).await {
-                Ok(peers) => {
-                    if online {
-                        published.insert(user_id.clone(), true);
-                    } else {
-                        published.remove(&user_id);
-                    }
-                    me.bus.publish(BusEvent::Presence(PresenceChange {
-                        user_id,
-                        online,
-                        audience: Arc::new(peers.into_iter().collect::<BTreeSet<_>>()),
-                    }));
-                }
-                Err(e) => tracing::warn!(error = %e, "presence audience query failed"),
-            }
-        });
+    fn publish(&self, user_id: String, online: bool, rooms: Arc<[String]>) {
+        self.bus.publish(BusEvent::Presence(PresenceChange {
+            user_id,
+            online,
+            rooms,
+        }));
     }
 
     /// The users who share a room with `user_id` and are online now.

@@ -27,6 +27,17 @@ pub struct Feed {
     pending: Option<CatchUp>,
 }
 
+/// What to do with a live event.
+#[derive(Debug)]
+pub enum Step {
+    /// Nothing: not the user's room, or already sent.
+    Skip,
+    /// Send the event itself.
+    Send,
+    /// Send this page read from the store instead (a gap was filled).
+    Pages(Vec<Event>),
+}
+
 /// A catch-up in progress in one room.
 struct CatchUp {
     room_id: String,
@@ -72,50 +83,88 @@ impl Feed {
         matches!(&e.kind, EventKind::MemberRemoved { user_id } if *user_id == self.user_id)
     }
 
-    /// Sends `e` in a room of the user: advances the room, and forgets it on removal.
-    fn accept(&mut self, e: Event, out: &mut Vec<Event>) {
-        if self.own_removal(&e) {
+    /// Accounts for `e` in a room of the user: advances the room, forgets it on removal.
+    fn advance(&mut self, e: &Event) {
+        if self.own_removal(e) {
             self.last.remove(&e.room_id);
         } else {
             self.last.insert(e.room_id.clone(), e.seq);
         }
+    }
+
+    /// Sends `e` in a room of the user.
+    fn accept(&mut self, e: Event, out: &mut Vec<Event>) {
+        self.advance(&e);
         out.push(e);
     }
 
-    /// The user joined: send the join, then whatever the room saw since (a later event
+    /// The user joined: after the join, send whatever the room saw since (a later event
     /// that overtook the join was dropped, as the room was not the user's yet).
-    fn join(&mut self, e: Event, out: &mut Vec<Event>) {
+    fn start_join(&mut self, e: &Event) {
         self.pending = Some(CatchUp {
             room_id: e.room_id.clone(),
             origin: e.seq,
             cursor: e.seq,
             then: None,
         });
+    }
+
+    /// The user joined: send the join, then the catch-up.
+    fn join(&mut self, e: Event, out: &mut Vec<Event>) {
+        self.start_join(&e);
         self.accept(e, out);
     }
 
     /// A live event from the bus: what to send now. Call [`Feed::more`] until it answers
     /// `None` before the next call.
     pub async fn live(&mut self, e: Event) -> Result<Vec<Event>, ServiceError> {
-        let mut out = Vec::new();
+        Ok(match self.step(&e).await? {
+            Step::Skip => Vec::new(),
+            Step::Send => vec![e],
+            Step::Pages(page) => page,
+        })
+    }
+
+    /// Like [`Feed::live`], without taking the event: whether to send it as it is
+    /// (already serialised once for every connection), or a page read from the store.
+    pub async fn step(&mut self, e: &Event) -> Result<Step, ServiceError> {
         match self.last.get(&e.room_id).copied() {
-            Some(last) if e.seq <= last => {}
-            Some(last) if e.seq == last + 1 => self.accept(e, &mut out),
+            Some(last) if e.seq <= last => Ok(Step::Skip),
+            Some(last) if e.seq == last + 1 => {
+                self.advance(e);
+                Ok(Step::Send)
+            }
             Some(last) => {
                 self.pending = Some(CatchUp {
                     room_id: e.room_id.clone(),
                     origin: last,
                     cursor: last,
-                    then: Some(e),
+                    then: Some(e.clone()),
                 });
-                if let Some(page) = self.more().await? {
-                    out = page;
-                }
+                Ok(Step::Pages(self.more().await?.unwrap_or_default()))
             }
-            None if self.own_join(&e) => self.join(e, &mut out),
-            None => {}
+            None if self.own_join(e) => {
+                self.start_join(e);
+                self.advance(e);
+                Ok(Step::Send)
+            }
+            None => Ok(Step::Skip),
         }
-        Ok(out)
+    }
+
+    /// The user's rooms and the seq accounted for in each.
+    pub fn rooms(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.last.iter().map(|(r, &s)| (r.as_str(), s))
+    }
+
+    /// Whether the store counts the user a member of `room_id` now.
+    pub async fn is_member(&self, room_id: &str) -> Result<bool, ServiceError> {
+        Ok(self.store.member(room_id, &self.user_id).await?.is_some())
+    }
+
+    /// The ids of the user's rooms.
+    pub fn room_ids(&self) -> Arc<[String]> {
+        self.last.keys().cloned().collect()
     }
 
     /// The client's `resume` for one room, after `after`: a member gets every change since
