@@ -110,6 +110,13 @@ fn endpoints() -> Vec<Endpoint> {
             [404, 200, 200, 404],
             [200, 200, 200, 200],
         ),
+        e(
+            Method::POST,
+            "/api/v1/rooms/{id}/read",
+            Some(json!({"seq": 1})),
+            [404, 200, 200, 404],
+            [403, 200, 200, 403],
+        ),
         // The owner is the only owner and others remain, so they may not leave.
         e(
             Method::POST,
