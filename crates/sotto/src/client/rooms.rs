@@ -175,7 +175,7 @@ fn print_room(room: &Room, json: bool) -> anyhow::Result<()> {
 }
 
 /// `ID  KIND  NAME` with a key symbol for encrypted rooms.
-/// "  (3 unread)"; the server counts up to a cap, so the cap reads "1000+".
+/// "  (3 unread)"; the server counts up to a cap, so the cap reads "100+".
 fn unread_note(room: &Room) -> String {
     match room.unread {
         Some(0) | None => String::new(),
