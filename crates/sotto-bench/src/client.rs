@@ -175,3 +175,28 @@ pub(crate) async fn connect_ws(addr: SocketAddr, token: &str) -> anyhow::Result<
     .context("no upgrade in time")??;
     Ok(socket)
 }
+
+/// One socket per user, in the users' order, `parallel` upgrades at a time.
+pub(crate) async fn connect_all(
+    addr: SocketAddr,
+    users: &[crate::setup::BenchUser],
+    parallel: usize,
+) -> anyhow::Result<Vec<Socket>> {
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+    let mut opening = Vec::with_capacity(users.len());
+    for u in users {
+        let (gate, token) = (gate.clone(), u.token.clone());
+        opening.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await?;
+            connect_ws(addr, &token).await
+        }));
+    }
+    let mut sockets = Vec::with_capacity(opening.len());
+    for (i, o) in opening.into_iter().enumerate() {
+        sockets.push(
+            o.await?
+                .with_context(|| format!("opening realtime socket {i}"))?,
+        );
+    }
+    Ok(sockets)
+}

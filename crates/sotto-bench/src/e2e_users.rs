@@ -4,7 +4,7 @@
 //! scenario delivers.
 
 use crate::client::Http;
-use crate::setup::BenchUser;
+use crate::setup::{BenchUser, turn_on};
 use crate::target::Target;
 use anyhow::Context;
 use base64::Engine as _;
@@ -27,28 +27,6 @@ pub(crate) struct E2eUser {
     pub(crate) bundle: PublicBundle,
 }
 
-/// Turns the `e2e.enabled` setting on (publishing keys and encrypted rooms need it).
-pub(crate) async fn enable_e2e(target: &Target) -> anyhow::Result<()> {
-    let body = serde_json::to_vec(&serde_json::json!({"e2e.enabled": true}))?;
-    let answer = target
-        .http
-        .call(
-            "PATCH",
-            "/api/v1/settings",
-            Some(&target.admin_token),
-            Some(body),
-        )
-        .await?;
-    if answer.status != 200 {
-        anyhow::bail!(
-            "turning e2e.enabled on: HTTP {}: {}",
-            answer.status,
-            String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)])
-        );
-    }
-    Ok(())
-}
-
 /// Turns end-to-end encryption on, then makes and publishes keys for every one of
 /// `users` (in the same order), key generation and backup sealing spread over the
 /// cores. Prints how long it took.
@@ -56,7 +34,8 @@ pub(crate) async fn publish_keys(
     target: &Target,
     users: &[BenchUser],
 ) -> anyhow::Result<Vec<E2eUser>> {
-    enable_e2e(target).await?;
+    // Publishing keys and encrypted rooms need it.
+    turn_on(target, "e2e.enabled").await?;
     let started = Instant::now();
     let http = Arc::new(Http::new(target.http.addr()));
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

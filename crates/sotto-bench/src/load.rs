@@ -1,7 +1,7 @@
 //! Pieces the scenarios share: socket readers that time deliveries, open-loop senders,
 //! and the printed server figures.
 
-use crate::client::{Http, Socket, connect_ws};
+use crate::client::{Http, Socket, connect_all};
 use crate::procfs::{ProcSample, mib};
 use crate::report::SharedLatencies;
 use crate::schedule::{due_of, find_message_id};
@@ -45,18 +45,8 @@ impl Readers {
     ) -> anyhow::Result<Self> {
         let seen = Arc::new(Deliveries::default());
         let (stop, stop_rx) = watch::channel(false);
-        let gate = Arc::new(Semaphore::new(parallel));
-        let mut opening = Vec::with_capacity(users.len());
-        for u in users {
-            let (gate, token) = (gate.clone(), u.token.clone());
-            opening.push(tokio::spawn(async move {
-                let _permit = gate.acquire_owned().await?;
-                connect_ws(addr, &token).await
-            }));
-        }
         let mut tasks = Vec::with_capacity(users.len());
-        for o in opening {
-            let socket = o.await??;
+        for socket in connect_all(addr, users, parallel).await? {
             tasks.push(tokio::spawn(read(
                 socket,
                 tag.to_owned(),

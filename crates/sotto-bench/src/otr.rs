@@ -12,13 +12,13 @@
 //! is the frame's index in its direction, which gives its due time. After the run each
 //! side decrypts the first frames it received and checks they carry what was sent.
 
-use crate::client::{Http, Socket, connect_ws};
+use crate::client::{Http, Socket, connect_all};
 use crate::e2e_users::{self, E2eUser};
 use crate::load::print_server;
 use crate::procfs::{IoSample, open_file_limit};
 use crate::report::{SharedLatencies, per_second};
 use crate::scenarios::secs;
-use crate::setup::{BenchUser, create_users};
+use crate::setup::{BenchUser, create_users, turn_on};
 use crate::target::Target;
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -193,14 +193,15 @@ pub(crate) async fn otr(target: &Target, args: &OtrArgs) -> anyhow::Result<()> {
 
     // Setup, not measured.
     let setup = Instant::now();
-    enable_otr(target).await?;
+    // The relay is off by default; `e2e_users` turns on `e2e.enabled`.
+    turn_on(target, "otr.enabled").await?;
     let users = create_users(target, sides as usize).await?;
     let keys = e2e_users::publish_keys(target, &users).await?;
     let keys_at = setup.elapsed();
     let bundles = fetch_bundles(&target.http, &users, &keys).await?;
     let rooms = create_direct_messages(&target.http, &users).await?;
     let rooms_at = setup.elapsed();
-    let sockets = connect_all(target.http.addr(), &users).await?;
+    let sockets = connect_all(target.http.addr(), &users, 64).await?;
     let sockets_at = setup.elapsed();
 
     let (start_tx, start_rx) = watch::channel(None);
@@ -370,28 +371,6 @@ fn code_name(code: OtrErrorCode) -> String {
         .unwrap_or_else(|| format!("{code:?}"))
 }
 
-/// The relay is off by default (`otr.enabled`); `e2e_users` turns on `e2e.enabled`.
-async fn enable_otr(target: &Target) -> anyhow::Result<()> {
-    let body = serde_json::to_vec(&json!({"otr.enabled": true}))?;
-    let answer = target
-        .http
-        .call(
-            "PATCH",
-            "/api/v1/settings",
-            Some(&target.admin_token),
-            Some(body),
-        )
-        .await?;
-    if answer.status != 200 {
-        bail!(
-            "turning otr.enabled on: HTTP {}: {}",
-            answer.status,
-            String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)])
-        );
-    }
-    Ok(())
-}
-
 /// Each user's peer's bundle, fetched from the key directory as a client does, checked
 /// (self-signature, user id) and compared with the keys the bench published for them.
 async fn fetch_bundles(
@@ -470,27 +449,6 @@ async fn create_direct_messages(http: &Http, users: &[BenchUser]) -> anyhow::Res
         rooms.push(t.await??);
     }
     Ok(rooms)
-}
-
-/// One socket per user, 64 upgrades at a time, in the users' order.
-async fn connect_all(
-    addr: std::net::SocketAddr,
-    users: &[BenchUser],
-) -> anyhow::Result<Vec<Socket>> {
-    let gate = Arc::new(Semaphore::new(64));
-    let mut opening = Vec::with_capacity(users.len());
-    for u in users {
-        let (gate, token) = (gate.clone(), u.token.clone());
-        opening.push(tokio::spawn(async move {
-            let _permit = gate.acquire_owned().await?;
-            connect_ws(addr, &token).await
-        }));
-    }
-    let mut sockets = Vec::with_capacity(opening.len());
-    for o in opening {
-        sockets.push(o.await?.context("opening a realtime socket")?);
-    }
-    Ok(sockets)
 }
 
 /// Sends an OTR frame with the client id `id`.

@@ -8,7 +8,7 @@
 //! library's `rotate_key` makes, but step by step, so that sealing and uploading are
 //! timed apart (the library does both in one call).
 
-use crate::client::{Http, Socket, connect_ws};
+use crate::client::{Http, Socket, connect_all};
 use crate::e2e_users::{E2eUser, publish_keys};
 use crate::load::print_server;
 use crate::report::{Latencies, ms};
@@ -28,7 +28,7 @@ use sotto_crypto::{EpochKey, PublicBundle, RoomId, UserId, os_rng};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
@@ -260,19 +260,9 @@ async fn open_sockets(
     watch: &Arc<Watch>,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    let addr = target.http.addr();
-    let gate = Arc::new(Semaphore::new(64));
-    let mut opening = Vec::with_capacity(users.len());
-    for u in users {
-        let (gate, token) = (gate.clone(), u.token.clone());
-        opening.push(tokio::spawn(async move {
-            let _permit = gate.acquire_owned().await?;
-            connect_ws(addr, &token).await
-        }));
-    }
+    let sockets = connect_all(target.http.addr(), users, 64).await?;
     let mut tasks = Vec::with_capacity(users.len());
-    for (i, o) in opening.into_iter().enumerate() {
-        let socket = o.await?.with_context(|| format!("opening socket {i}"))?;
+    for (i, socket) in sockets.into_iter().enumerate() {
         tasks.push(tokio::spawn(read(socket, i, watch.clone(), stop.clone())));
     }
     Ok(tasks)

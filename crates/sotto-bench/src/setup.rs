@@ -73,6 +73,28 @@ pub(crate) async fn create_users(target: &Target, n: usize) -> anyhow::Result<Ve
     Ok(users)
 }
 
+/// Turns a workspace setting on (`PATCH /api/v1/settings` as the admin).
+pub(crate) async fn turn_on(target: &Target, setting: &str) -> anyhow::Result<()> {
+    let body = serde_json::to_vec(&serde_json::json!({ setting: true }))?;
+    let answer = target
+        .http
+        .call(
+            "PATCH",
+            "/api/v1/settings",
+            Some(&target.admin_token),
+            Some(body),
+        )
+        .await?;
+    if answer.status != 200 {
+        anyhow::bail!(
+            "turning {setting} on: HTTP {}: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)])
+        );
+    }
+    Ok(())
+}
+
 /// A public channel created by `owner` with `members` added; returns its id.
 pub(crate) async fn create_room(
     http: &Http,
