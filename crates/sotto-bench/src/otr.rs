@@ -15,7 +15,7 @@
 use crate::client::{Http, Socket, connect_all};
 use crate::e2e_users::{self, E2eUser};
 use crate::load::print_server;
-use crate::procfs::{IoSample, open_file_limit};
+use crate::procfs::{IoSample, require_open_files};
 use crate::report::{SharedLatencies, per_second};
 use crate::scenarios::secs;
 use crate::setup::{BenchUser, create_users, turn_on};
@@ -170,14 +170,7 @@ pub(crate) async fn otr(target: &Target, args: &OtrArgs) -> anyhow::Result<()> {
         );
     }
     let need = sides + 200;
-    match open_file_limit() {
-        Some(limit) if limit >= need => {}
-        Some(limit) => bail!(
-            "the open-file limit is {limit}, below the {need} this run needs: raise it first \
-             (ulimit -n {need}); a server the bench starts inherits it"
-        ),
-        None => eprintln!("note: could not read the open-file limit"),
-    }
+    require_open_files(need)?;
     let per_side = args.rate / sides as f64;
     if per_side > SERVER_FRAMES_PER_SEC {
         eprintln!(

@@ -111,7 +111,7 @@ fn clock_ticks_per_second() -> u64 {
 }
 
 /// The soft limit on open files of this process, from `/proc/self/limits`.
-pub(crate) fn open_file_limit() -> Option<u64> {
+fn open_file_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line["Max open files".len()..]
@@ -119,6 +119,20 @@ pub(crate) fn open_file_limit() -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Fails unless this process may open `need` files (a server the bench starts inherits
+/// the limit).
+pub(crate) fn require_open_files(need: u64) -> anyhow::Result<()> {
+    match open_file_limit() {
+        Some(limit) if limit >= need => {}
+        Some(limit) => anyhow::bail!(
+            "the open-file limit is {limit}, below the {need} this run needs: raise it first \
+             (ulimit -n {need}); a server the bench starts inherits it"
+        ),
+        None => eprintln!("note: could not read the open-file limit"),
+    }
+    Ok(())
 }
 
 /// Bytes as MiB with one decimal.

@@ -2,7 +2,7 @@
 
 use crate::client::{Http, connect_ws};
 use crate::load::{Readers, Req, Sender, print_server, wait_for};
-use crate::procfs::{mib, open_file_limit};
+use crate::procfs::{mib, require_open_files};
 use crate::report::{Latencies, per_second};
 use crate::schedule::{Schedule, message_id};
 use crate::setup::{BenchUser, create_room, create_users, room_sizes};
@@ -354,14 +354,7 @@ pub(crate) struct IdleArgs {
 /// reconnect storm.
 pub(crate) async fn idle(target: &Target, args: &IdleArgs) -> anyhow::Result<()> {
     let need = (args.connections + args.storm + 200) as u64;
-    match open_file_limit() {
-        Some(limit) if limit >= need => {}
-        Some(limit) => bail!(
-            "the open-file limit is {limit}, below the {need} this run needs: raise it first \
-             (ulimit -n {need}); a server the bench starts inherits it"
-        ),
-        None => eprintln!("note: could not read the open-file limit"),
-    }
+    require_open_files(need)?;
     if args.users == 0 || args.storm > args.connections {
         bail!("need at least 1 user, and a storm no larger than the connections");
     }
