@@ -311,71 +311,67 @@ pub(crate) async fn history(target: &Target, args: &HistoryArgs) -> anyhow::Resu
     let _ = EXPECTED.set(expected);
 
     // Pages of 50 ending at random points of the history.
-    let schedule = Schedule::for_duration(args.rate, args.duration);
-    let sender = Sender::new(http.clone());
-    let before = target.sample()?;
-    let epoch = Instant::now();
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    schedule
-        .run(epoch, |_, due| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            // Seqs of messages start after the room's own events; stay clear of them.
-            let before_seq = 100 + state % (top.seq as u64 - 99).max(1);
-            sender.fire(
-                epoch,
-                due,
-                Req {
-                    method: "GET",
-                    path: format!("/api/v1/rooms/{room}/messages?before={before_seq}&limit=50"),
-                    token: owner.token.clone(),
-                    body: None,
-                    expect: 200,
-                    check: Some(full_page),
-                },
-            );
-        })
-        .await;
-    sender.drain().await;
-    let after = target.sample()?;
-    println!(
-        "  page of 50 at a random point, {} req/s for {:.0} s: {}; errors {}",
+    let pages = format!(
+        "page of 50 at a random point, {} req/s for {:.0} s",
         args.rate,
-        args.duration.as_secs_f64(),
-        sender.done.latency.take().summary(),
-        sender.done.errors.load(Ordering::Relaxed)
+        args.duration.as_secs_f64()
     );
-    print_server(before, after, epoch.elapsed());
+    measure(target, &http, args, &pages, || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // Seqs of messages start after the room's own events; stay clear of them.
+        let before_seq = 100 + state % (top.seq as u64 - 99).max(1);
+        Req {
+            method: "GET",
+            path: format!("/api/v1/rooms/{room}/messages?before={before_seq}&limit=50"),
+            token: owner.token.clone(),
+            body: None,
+            expect: 200,
+            check: Some(full_page),
+        }
+    })
+    .await?;
 
     // The reader lists their rooms; each answer must hold every room with its count.
+    let lists = format!(
+        "room list with unread counts of a user in {} rooms, {} req/s for {:.0} s",
+        args.rooms,
+        args.rate,
+        args.duration.as_secs_f64()
+    );
+    measure(target, &http, args, &lists, || Req {
+        method: "GET",
+        path: "/api/v1/rooms".to_owned(),
+        token: reader.token.clone(),
+        body: None,
+        expect: 200,
+        check: Some(listed_as_expected),
+    })
+    .await
+}
+
+/// Sends `next()`'s request open-loop at `--rate` for `--duration`, then prints its
+/// latencies and errors under `what`, and the server's use.
+async fn measure(
+    target: &Target,
+    http: &Arc<Http>,
+    args: &HistoryArgs,
+    what: &str,
+    mut next: impl FnMut() -> Req,
+) -> anyhow::Result<()> {
     let schedule = Schedule::for_duration(args.rate, args.duration);
     let sender = Sender::new(http.clone());
     let before = target.sample()?;
     let epoch = Instant::now();
     schedule
-        .run(epoch, |_, due| {
-            sender.fire(
-                epoch,
-                due,
-                Req {
-                    method: "GET",
-                    path: "/api/v1/rooms".to_owned(),
-                    token: reader.token.clone(),
-                    body: None,
-                    expect: 200,
-                    check: Some(listed_as_expected),
-                },
-            );
-        })
+        .run(epoch, |_, due| sender.fire(epoch, due, next()))
         .await;
     sender.drain().await;
     let after = target.sample()?;
     println!(
-        "  room list with unread counts of a user in {} rooms, {} req/s for {:.0} s: {}; errors {}",
-        args.rooms,
-        args.rate,
-        args.duration.as_secs_f64(),
+        "  {what}: {}; errors {}",
         sender.done.latency.take().summary(),
         sender.done.errors.load(Ordering::Relaxed)
     );
