@@ -1,0 +1,216 @@
+// The protocol's primitives (docs/protocol.md §1.1), and nothing else: WebCrypto where
+// the browser has the primitive, audited @noble packages where it does not (strict
+// Ed25519 verification), @hpke/core for HPKE and hash-wasm for Argon2id. Every other
+// crypto module calls these; none calls WebCrypto or a library directly.
+
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
+import { argon2id as argon2idWasm } from "hash-wasm";
+
+const subtle = globalThis.crypto.subtle;
+
+/** A fresh copy backed by a plain ArrayBuffer, as WebCrypto's typings want. */
+function buf(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(b.length);
+  out.set(b);
+  return out;
+}
+
+export function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  globalThis.crypto.getRandomValues(out);
+  return out;
+}
+
+// --- hashes, HMAC, HKDF ---
+
+export async function sha256(data: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await subtle.digest("SHA-256", buf(data)));
+}
+
+export async function sha512(data: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await subtle.digest("SHA-512", buf(data)));
+}
+
+export async function hmacSha256(key: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
+  const k = await subtle.importKey("raw", buf(key.length ? key : new Uint8Array(32)), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return new Uint8Array(await subtle.sign("HMAC", k, buf(data)));
+}
+
+/** HKDF-SHA-256 (RFC 5869), extract and expand in one. An empty salt is HashLen zeros. */
+export async function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Promise<Uint8Array> {
+  const k = await subtle.importKey("raw", buf(ikm), "HKDF", false, ["deriveBits"]);
+  const bits = await subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: buf(salt), info: buf(info) }, k, length * 8);
+  return new Uint8Array(bits);
+}
+
+// --- AES-256-GCM (96-bit nonce, 16-byte tag appended) ---
+
+export class AeadError extends Error {
+  constructor() {
+    super("decryption failed");
+    this.name = "AeadError";
+  }
+}
+
+async function aesKey(key: Uint8Array, usage: KeyUsage): Promise<CryptoKey> {
+  if (key.length !== 32) throw new RangeError("AES-256-GCM key must be 32 bytes");
+  return subtle.importKey("raw", buf(key), "AES-GCM", false, [usage]);
+}
+
+export async function aesGcmSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
+  const k = await aesKey(key, "encrypt");
+  const ct = await subtle.encrypt({ name: "AES-GCM", iv: buf(nonce), additionalData: buf(aad), tagLength: 128 }, k, buf(plaintext));
+  return new Uint8Array(ct);
+}
+
+/** Opens or throws AeadError; never returns unauthenticated bytes. */
+export async function aesGcmOpen(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Promise<Uint8Array> {
+  const k = await aesKey(key, "decrypt");
+  try {
+    const pt = await subtle.decrypt({ name: "AES-GCM", iv: buf(nonce), additionalData: buf(aad), tagLength: 128 }, k, buf(ciphertext));
+    return new Uint8Array(pt);
+  } catch {
+    throw new AeadError();
+  }
+}
+
+// --- Ed25519 ---
+
+export function ed25519PublicKey(seed: Uint8Array): Uint8Array {
+  return ed25519.getPublicKey(seed);
+}
+
+/** Deterministic RFC 8032 signature. */
+export function ed25519Sign(seed: Uint8Array, message: Uint8Array): Uint8Array {
+  return ed25519.sign(message, seed);
+}
+
+/** True when `publicKey` is a canonical point of large order (protocol §2). */
+export function ed25519IsValidPublicKey(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== 32) return false;
+  try {
+    const p = ed25519.Point.fromBytes(publicKey, false);
+    return !p.isSmallOrder() && p.toBytes().every((b, i) => b === publicKey[i]);
+  } catch {
+    return false;
+  }
+}
+
+/** Strict verification: canonical R and S, no small-order key or R, no ZIP-215 leniency. */
+export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== 64 || !ed25519IsValidPublicKey(publicKey)) return false;
+  try {
+    const r = ed25519.Point.fromBytes(signature.subarray(0, 32), false);
+    if (r.isSmallOrder()) return false;
+    return ed25519.verify(signature, message, publicKey, { zip215: false });
+  } catch {
+    return false;
+  }
+}
+
+// --- X25519 ---
+
+const PKCS8_X25519 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
+
+async function x25519Private(secret: Uint8Array): Promise<CryptoKey> {
+  if (secret.length !== 32) throw new RangeError("X25519 secret must be 32 bytes");
+  const der = new Uint8Array(PKCS8_X25519.length + 32);
+  der.set(PKCS8_X25519);
+  der.set(secret, PKCS8_X25519.length);
+  return subtle.importKey("pkcs8", der, { name: "X25519" }, true, ["deriveBits"]);
+}
+
+export async function x25519PublicKey(secret: Uint8Array): Promise<Uint8Array> {
+  const priv = await x25519Private(secret);
+  const jwk = await subtle.exportKey("jwk", priv);
+  return base64UrlDecode(jwk.x ?? "");
+}
+
+export class AgreementError extends Error {
+  constructor() {
+    super("key agreement failed");
+    this.name = "AgreementError";
+  }
+}
+
+/** X25519(secret, public); a low-order peer key (all-zero output) is an error. */
+export async function x25519(secret: Uint8Array, peerPublic: Uint8Array): Promise<Uint8Array> {
+  if (peerPublic.length !== 32) throw new AgreementError();
+  const priv = await x25519Private(secret);
+  let pub: CryptoKey;
+  let bits: ArrayBuffer;
+  try {
+    pub = await subtle.importKey("raw", buf(peerPublic), { name: "X25519" }, true, []);
+    bits = await subtle.deriveBits({ name: "X25519", public: pub }, priv, 256);
+  } catch {
+    throw new AgreementError();
+  }
+  const out = new Uint8Array(bits);
+  if (out.every((b) => b === 0)) throw new AgreementError();
+  return out;
+}
+
+function base64UrlDecode(s: string): Uint8Array {
+  const b64 = s.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (s.length % 4)) % 4);
+  const bin = atob(b64);
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+// --- HPKE base mode: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM ---
+
+const suite = new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
+
+export interface HpkeSealed {
+  enc: Uint8Array;
+  ciphertext: Uint8Array;
+}
+
+/**
+ * Single-shot seal. `ephemeralSecret` is only for reproducing vectors; production
+ * callers leave it out and HPKE draws a fresh ephemeral key.
+ */
+export async function hpkeSeal(recipientPublic: Uint8Array, info: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, ephemeralSecret?: Uint8Array): Promise<HpkeSealed> {
+  const recipientPublicKey = await suite.kem.deserializePublicKey(buf(recipientPublic).buffer);
+  const ekm = ephemeralSecret ? await ephemeralPair(ephemeralSecret) : undefined;
+  const sender = await suite.createSenderContext({ recipientPublicKey, info: buf(info).buffer, ...(ekm ? { ekm } : {}) });
+  const ct = await sender.seal(buf(plaintext).buffer, buf(aad).buffer);
+  return { enc: new Uint8Array(sender.enc), ciphertext: new Uint8Array(ct) };
+}
+
+async function ephemeralPair(secret: Uint8Array): Promise<CryptoKeyPair> {
+  const privateKey = await suite.kem.deserializePrivateKey(buf(secret).buffer);
+  const publicKey = await suite.kem.deserializePublicKey(buf(await x25519PublicKey(secret)).buffer);
+  return { privateKey, publicKey };
+}
+
+/** Single-shot open; throws AeadError on any failure. */
+export async function hpkeOpen(recipientSecret: Uint8Array, enc: Uint8Array, info: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Promise<Uint8Array> {
+  try {
+    const recipientKey = await suite.kem.deserializePrivateKey(buf(recipientSecret).buffer);
+    const recipient = await suite.createRecipientContext({ recipientKey, enc: buf(enc).buffer, info: buf(info).buffer });
+    return new Uint8Array(await recipient.open(buf(ciphertext).buffer, buf(aad).buffer));
+  } catch {
+    throw new AeadError();
+  }
+}
+
+// --- Argon2id v0x13 (RFC 9106), 32-byte tag, no secret, no associated data ---
+
+export interface Argon2Params {
+  mKib: number;
+  t: number;
+  p: number;
+}
+
+export async function argon2id(password: Uint8Array, salt: Uint8Array, params: Argon2Params, length = 32): Promise<Uint8Array> {
+  return argon2idWasm({
+    password: buf(password),
+    salt: buf(salt),
+    memorySize: params.mKib,
+    iterations: params.t,
+    parallelism: params.p,
+    hashLength: length,
+    outputType: "binary",
+  });
+}
