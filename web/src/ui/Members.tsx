@@ -1,0 +1,62 @@
+// A room's members: presence, owners, invite and remove.
+
+import { useState } from "preact/hooks";
+import type { Room } from "../api/types";
+import type { Workspace } from "../state/workspace";
+import { useAction } from "./hooks";
+import { ErrorText, Icon } from "./kit";
+import { initial } from "./Sidebar";
+
+export function MembersPanel(props: { ws: Workspace; room: Room; owner: boolean }) {
+  const { ws, room } = props;
+  const [invitee, setInvitee] = useState("");
+  const members = ws.members.get(room.id) ?? [];
+  const invite = useAction(async () => {
+    await ws.invite(room.id, invitee);
+    setInvitee("");
+  });
+  const remove = useAction((userId: string) => ws.removeMember(room.id, userId));
+  const canInvite = room.kind !== "direct" && (props.owner || !room.private);
+  return (
+    <div class="members">
+      {canInvite && (
+        <form
+          class="invite-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void invite.run();
+          }}
+        >
+          <label for="invite-user">Add people</label>
+          <div class="inline">
+            <input id="invite-user" value={invitee} placeholder="username" onInput={(e) => setInvitee(e.currentTarget.value)} />
+            <button type="submit" class="button primary" disabled={!invitee.trim() || invite.busy}>
+              Invite
+            </button>
+          </div>
+          <ErrorText error={invite.error} />
+        </form>
+      )}
+      <ErrorText error={remove.error} />
+      <ul class="member-list" aria-label="Room members">
+        {members.map((m) => (
+          <li key={m.user_id}>
+            <span class="avatar" aria-hidden="true">
+              {initial(ws.displayName(m.user_id))}
+            </span>
+            <span class={ws.online.has(m.user_id) ? "presence online" : "presence"} role="img" aria-label={ws.online.has(m.user_id) ? "online" : "offline"} />
+            <span class="member-name">
+              {ws.displayName(m.user_id)} <span class="muted">@{m.username}</span>
+            </span>
+            {m.owner && <span class="tag">Owner</span>}
+            {props.owner && room.kind !== "direct" && m.user_id !== ws.me.id && (
+              <button type="button" class="icon-button" aria-label={`Remove ${m.username}`} onClick={() => void remove.run(m.user_id)}>
+                <Icon name="close" />
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}

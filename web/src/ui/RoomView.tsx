@@ -1,0 +1,97 @@
+// One room: header (name, key icon, topic, members, kebab menu), the live message list
+// and the composer. Encryption, export and OTR hook in through the room menu.
+
+import { useEffect, useState } from "preact/hooks";
+import type { Room } from "../api/types";
+import type { MessageView, Workspace } from "../state/workspace";
+import { useEmitter } from "./hooks";
+import { Icon, Menu, Panel } from "./kit";
+import { MessageRow } from "./Message";
+import { Composer } from "./Composer";
+import { MembersPanel } from "./Members";
+import { MessageList } from "./MessageList";
+
+type Side = "members" | null;
+
+export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => void; onLeft: () => void; onCreateDiscussion: () => void }) {
+  const { ws, room } = props;
+  useEmitter(ws);
+  const [side, setSide] = useState<Side>(null);
+  const [menuError, setMenuError] = useState<string | null>(null);
+  const t = ws.timeline(room.id);
+  const title = ws.roomTitle(room);
+  const members = ws.members.get(room.id) ?? [];
+  const owner = members.some((m) => m.user_id === ws.me.id && m.owner);
+
+  useEffect(() => {
+    if (!t.loaded) void ws.loadHistory(room.id).then(() => ws.markRead(room.id));
+    else void ws.markRead(room.id);
+    if (!ws.members.has(room.id)) void ws.loadMembers(room.id);
+  }, [room.id]);
+
+  const views = t.messages.map((m) => t.views.get(m.id)).filter((v): v is MessageView => !!v);
+  const act = (fn: () => Promise<unknown>) => () => {
+    setMenuError(null);
+    fn().catch((e: unknown) => setMenuError(e instanceof Error ? e.message : String(e)));
+  };
+  const menu = [
+    { label: "Members", onSelect: () => setSide("members") },
+    { label: "Search messages", onSelect: props.onSearch },
+    ...(room.kind === "channel" || room.kind === "team" ? [{ label: "Create discussion", onSelect: props.onCreateDiscussion }] : []),
+    ...(room.kind !== "direct" ? [{ label: "Leave room", danger: true, onSelect: act(() => ws.leave(room.id).then(props.onLeft)) }] : []),
+  ];
+
+  return (
+    <div class="room">
+      <main class="room-main" aria-labelledby="room-title">
+        <header class="room-head">
+          <div class="room-title">
+            <h1 id="room-title">
+              {room.kind === "direct" ? null : <Icon name={room.private ? "lock" : "hash"} class="title-icon" />}
+              {title}
+              {room.encrypted && <Icon name="key" class="title-key" title="Encrypted room" />}
+            </h1>
+            {room.topic && <p class="topic">{room.topic}</p>}
+          </div>
+          <button type="button" class="icon-button" aria-label="Members" onClick={() => setSide(side === "members" ? null : "members")}>
+            <Icon name="people" />
+          </button>
+          <Menu label="Room options" icon="kebab" items={menu} />
+        </header>
+        {menuError && (
+          <p class="error banner-error" role="alert">
+            {menuError}
+          </p>
+        )}
+        <MessageList
+          label={`Messages in ${title}`}
+          items={views.map((v) => ({
+            key: v.id,
+            render: () => (
+              <MessageRow
+                ws={ws}
+                view={v}
+                actions={{
+                  owner,
+                  edit: (id, text) => ws.edit(room.id, id, text),
+                  remove: (id) => ws.remove(room.id, id),
+                  download: (view) => ws.download(view.file!.fileId),
+                }}
+              />
+            ),
+          }))}
+          loading={t.loading}
+          atStart={t.loaded && !t.hasMoreBefore}
+          onTop={() => void ws.loadHistory(room.id, true)}
+          empty={<p class="empty-room muted">No messages yet. Say hello!</p>}
+        />
+        <Composer label={`Message ${room.kind === "direct" ? "@" : "#"}${title}`} onSend={(text) => ws.send(room.id, text)} onFile={(file, progress) => ws.sendFile(room.id, file, progress)} />
+      </main>
+      {side === "members" && (
+        <Panel title="Members" onClose={() => setSide(null)}>
+          <MembersPanel ws={ws} room={room} owner={owner} />
+        </Panel>
+      )}
+    </div>
+  );
+}
