@@ -6,6 +6,7 @@
 import { ApiError, Http, seg } from "../api/http";
 import { Realtime, type SocketState } from "../api/realtime";
 import type { CreateRoomRequest, FileInfo, Member, Message, MessagePage, Room, RoomEvent, SearchPage, Session, ServerFrame, Settings, User, UserSummary } from "../api/types";
+import { E2e } from "./e2e";
 import { Emitter } from "./emitter";
 import { fileText, newMessageId, parseFileText } from "./format";
 
@@ -46,13 +47,6 @@ export interface Timeline {
   loaded: boolean;
 }
 
-/** Decrypts and encrypts for encrypted rooms; plaintext rooms never reach it. */
-export interface RoomCrypto {
-  view(room: Room, message: Message): Promise<MessageView>;
-  sealText(room: Room, text: string, file?: FileRef): Promise<{ id: string; ciphertext: string }>;
-  onFrame(frame: ServerFrame): void;
-}
-
 const SESSION_KEY = "sotto.session";
 
 export function savedToken(): string | null {
@@ -71,7 +65,8 @@ export class Workspace extends Emitter {
   socket: SocketState = "connecting";
   /** The room the user is looking at: its new messages are read as they come. */
   activeRoom: string | null = null;
-  crypto: RoomCrypto | null = null;
+  /** End-to-end encryption: keys, pins, chains, room keys. */
+  readonly e2e: E2e;
   private realtime: Realtime | null = null;
 
   constructor(http: Http, me: User) {
@@ -79,6 +74,7 @@ export class Workspace extends Emitter {
     this.http = http;
     this.me = me;
     this.users.set(me.id, me);
+    this.e2e = new E2e(this);
   }
 
   /** Signs in with a password; the token is kept for this browser session only. */
@@ -127,6 +123,7 @@ export class Workspace extends Emitter {
     ]);
     this.settings = settings;
     for (const r of list.rooms) this.rooms.set(r.id, r);
+    await this.e2e.init();
     await Promise.all([...this.rooms.values()].filter((r) => r.kind === "direct").map((r) => this.loadMembers(r.id)));
     const token = this.http.socketToken();
     if (token) {
@@ -183,6 +180,7 @@ export class Workspace extends Emitter {
     const room = await this.http.json<Room>("POST", "/api/v1/rooms", req);
     this.rooms.set(room.id, { ...room, unread: 0 });
     await this.loadMembers(room.id);
+    if (room.encrypted) await this.e2e.startChain(room);
     this.changed();
     return room;
   }
@@ -213,6 +211,14 @@ export class Workspace extends Emitter {
     return members;
   }
 
+  /** Reads a room again (after a change its events may not have reached yet). */
+  async refreshRoom(roomId: string): Promise<void> {
+    const room = await this.http.json<Room>("GET", `/api/v1/rooms/${seg(roomId)}`);
+    const prev = this.rooms.get(roomId);
+    this.rooms.set(roomId, { ...room, unread: prev?.unread ?? 0, last_read_seq: prev?.last_read_seq ?? room.seq });
+    this.changed();
+  }
+
   async publicRooms(): Promise<Room[]> {
     return (await this.http.json<{ rooms: Room[] }>("GET", "/api/v1/rooms/public")).rooms;
   }
@@ -226,17 +232,20 @@ export class Workspace extends Emitter {
 
   async invite(roomId: string, username: string): Promise<void> {
     const u = await this.lookupUser(username);
-    await this.http.json("POST", `/api/v1/rooms/${seg(roomId)}/members`, { user_id: u.id });
+    if (await this.e2e.chain(roomId)) await this.e2e.invite(roomId, u.id);
+    else await this.http.json("POST", `/api/v1/rooms/${seg(roomId)}/members`, { user_id: u.id });
     await this.loadMembers(roomId);
   }
 
   async removeMember(roomId: string, userId: string): Promise<void> {
-    await this.http.json("DELETE", `/api/v1/rooms/${seg(roomId)}/members/${seg(userId)}`);
+    if (await this.e2e.chain(roomId)) await this.e2e.remove(roomId, userId);
+    else await this.http.json("DELETE", `/api/v1/rooms/${seg(roomId)}/members/${seg(userId)}`);
     await this.loadMembers(roomId);
   }
 
   async leave(roomId: string): Promise<void> {
-    await this.http.json("POST", `/api/v1/rooms/${seg(roomId)}/leave`);
+    if (await this.e2e.chain(roomId)) await this.e2e.leave(roomId);
+    else await this.http.json("POST", `/api/v1/rooms/${seg(roomId)}/leave`);
     this.forgetRoom(roomId);
   }
 
@@ -312,8 +321,8 @@ export class Workspace extends Emitter {
     };
     if (m.deleted) return { ...base, text: null };
     if (m.ciphertext !== null) {
-      if (!room || !this.crypto) return { ...base, encrypted: true, text: null, problem: "Encrypted: enter your E2EE password to read it" };
-      return this.crypto.view(room, m);
+      if (!room) return { ...base, encrypted: true, text: null, problem: "This message cannot be opened here" };
+      return this.e2e.view(room, m);
     }
     if (m.text !== null) {
       const f = parseFileText(m.text);
@@ -336,22 +345,35 @@ export class Workspace extends Emitter {
   }
 
   async send(roomId: string, text: string): Promise<void> {
-    const room = this.rooms.get(roomId);
-    if (!room) throw new Error("no such room");
-    const body = room.encrypted ? await this.sealed(room, text) : { id: newMessageId(), text };
-    const m = await this.http.json<Message>("POST", `/api/v1/rooms/${seg(roomId)}/messages`, body);
+    const room = this.requireRoom(roomId);
+    const m = await this.post(room, text);
     await this.apply(m);
   }
 
-  private async sealed(room: Room, text: string, file?: FileRef): Promise<{ id: string; ciphertext: string }> {
-    if (!this.crypto) throw new Error("This room is encrypted: enter your E2EE password first.");
-    return this.crypto.sealText(room, text, file);
+  /** Sends text, sealed when the room's signed state says it is encrypted (B12). */
+  private async post(room: Room, text: string, file?: FileRef): Promise<Message> {
+    const path = `/api/v1/rooms/${seg(room.id)}/messages`;
+    if (!(await this.e2e.mustSeal(room))) return this.http.json<Message>("POST", path, { id: newMessageId(), text });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.http.json<Message>("POST", path, await this.e2e.sealText(room, text, file));
+      } catch (e) {
+        // A new epoch became due meanwhile: once more on a fresh look at the chain.
+        if (!(e instanceof ApiError && e.code === "conflict") || attempt > 0) throw e;
+      }
+    }
+  }
+
+  private requireRoom(roomId: string): Room {
+    const room = this.rooms.get(roomId);
+    if (!room) throw new Error("You are not in this room any more.");
+    return room;
   }
 
   async edit(roomId: string, messageId: string, text: string): Promise<void> {
-    const room = this.rooms.get(roomId);
-    if (!room) return;
-    const body = room.encrypted ? { ciphertext: (await this.sealed(room, text)).ciphertext } : { text };
+    const room = this.requireRoom(roomId);
+    const sealed = await this.e2e.mustSeal(room);
+    const body = sealed ? { ciphertext: (await this.e2e.sealText(room, text, undefined, messageId)).ciphertext } : { text };
     const m = await this.http.json<Message>("PATCH", `/api/v1/rooms/${seg(roomId)}/messages/${seg(messageId)}`, body);
     await this.apply(m);
   }
@@ -361,20 +383,30 @@ export class Workspace extends Emitter {
     if (m) await this.apply(m);
   }
 
-  /** Uploads a plaintext file with progress, then announces it. */
+  /** Uploads a file with progress (encrypted on this device in encrypted rooms), then announces it. */
   async sendFile(roomId: string, file: File, progress: (sent: number, total: number) => void): Promise<void> {
-    const info = await upload(`/api/v1/rooms/${seg(roomId)}/files?name=${encodeURIComponent(file.name)}`, file, file.type || "application/octet-stream", this.http.socketToken(), progress);
-    const m = await this.http.json<Message>("POST", `/api/v1/rooms/${seg(roomId)}/messages`, { id: newMessageId(), text: fileText(file.name, info.size, info.id) });
+    const room = this.requireRoom(roomId);
+    const token = this.http.socketToken();
+    const filesPath = `/api/v1/rooms/${seg(roomId)}/files`;
+    let m: Message;
+    if (await this.e2e.mustSeal(room)) {
+      const { blob, ref } = await this.e2e.encryptFile(file);
+      // No name and no real type: both travel inside the encrypted message.
+      const info = await upload(filesPath, blob, "application/octet-stream", token, progress);
+      (ref.secret as { fileId: string }).fileId = info.id;
+      m = await this.post(room, file.name, { ...ref, fileId: info.id });
+    } else {
+      const info = await upload(`${filesPath}?name=${encodeURIComponent(file.name)}`, file, file.type || "application/octet-stream", token, progress);
+      m = await this.post(room, fileText(file.name, info.size, info.id));
+    }
     await this.apply(m);
   }
 
-  async download(fileId: string): Promise<Blob> {
-    const res = await this.http.raw("GET", `/api/v1/files/${seg(fileId)}/content`);
+  /** A file's bytes, decrypted and checked on this device when it came encrypted. */
+  async download(file: FileRef): Promise<Blob> {
+    const res = await this.http.raw("GET", `/api/v1/files/${seg(file.fileId)}/content`);
+    if (file.secret && res.body) return this.e2e.decryptFile(res.body, file);
     return res.blob();
-  }
-
-  async fileInfo(fileId: string): Promise<FileInfo> {
-    return this.http.json<FileInfo>("GET", `/api/v1/files/${seg(fileId)}`);
   }
 
   /** Marks the room read up to its newest loaded message. */
@@ -407,7 +439,7 @@ export class Workspace extends Emitter {
       else this.online.delete(f.user_id);
       this.changed();
     }
-    this.crypto?.onFrame(f);
+    this.e2e.onFrame(f);
   }
 
   private async onRoomEvent(e: RoomEvent): Promise<void> {
@@ -452,7 +484,7 @@ export class Workspace extends Emitter {
       default:
         break;
     }
-    this.crypto?.onFrame(e);
+    this.e2e.onFrame(e);
     this.changed();
   }
 

@@ -1,9 +1,10 @@
 // A room's members: presence, owners, invite and remove.
 
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import type { Room } from "../api/types";
 import type { Workspace } from "../state/workspace";
 import { useAction } from "./hooks";
+import { VerifyDialog } from "./E2e";
 import { ErrorText, Icon } from "./kit";
 import { initial } from "./Sidebar";
 
@@ -16,6 +17,15 @@ export function MembersPanel(props: { ws: Workspace; room: Room; owner: boolean 
     setInvitee("");
   });
   const remove = useAction((userId: string) => ws.removeMember(room.id, userId));
+  const [verifying, setVerifying] = useState<string | null>(null);
+  // In a room with a signed state, who the signatures vouch for (B11).
+  const [vouched, setVouched] = useState<Set<string> | null>(null);
+  useEffect(() => {
+    void ws.e2e
+      .memberChecks(room)
+      .then((checks) => setVouched(checks ? new Set(checks.filter((c) => !c.notVouched).map((c) => c.member.user_id)) : null))
+      .catch(() => setVouched(null));
+  }, [room.id, members.length, room.encrypted]);
   const canInvite = room.kind !== "direct" && (props.owner || !room.private);
   return (
     <div class="members">
@@ -49,6 +59,16 @@ export function MembersPanel(props: { ws: Workspace; room: Room; owner: boolean 
               {ws.displayName(m.user_id)} <span class="muted">@{m.username}</span>
             </span>
             {m.owner && <span class="tag">Owner</span>}
+            {vouched && !vouched.has(m.user_id) && (
+              <span class="tag warn" title="The server lists this person, but no member signed them into the room: they get no keys.">
+                Not verified by the room
+              </span>
+            )}
+            {m.user_id !== ws.me.id && ws.e2e.unlocked && (
+              <button type="button" class="button small" aria-label={`Verify ${m.username}`} onClick={() => setVerifying(m.user_id)}>
+                {ws.e2e.isVerified(m.user_id) ? <Icon name="shield" title="Verified" /> : "Verify"}
+              </button>
+            )}
             {props.owner && room.kind !== "direct" && m.user_id !== ws.me.id && (
               <button type="button" class="icon-button" aria-label={`Remove ${m.username}`} onClick={() => void remove.run(m.user_id)}>
                 <Icon name="close" />
@@ -57,6 +77,7 @@ export function MembersPanel(props: { ws: Workspace; room: Room; owner: boolean 
           </li>
         ))}
       </ul>
+      {verifying && <VerifyDialog ws={ws} userId={verifying} onClose={() => setVerifying(null)} />}
     </div>
   );
 }

@@ -34,7 +34,22 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
     setMenuError(null);
     fn().catch((e: unknown) => setMenuError(e instanceof Error ? e.message : String(e)));
   };
+  const e2eOn = !!ws.settings?.["e2e.enabled"];
+  const canToggle = e2eOn && (room.kind === "direct" || (room.private && owner));
   const menu = [
+    ...(canToggle
+      ? [
+          {
+            label: room.encrypted ? "Disable E2E" : "Enable E2E",
+            onSelect: act(async () => {
+              if (!ws.e2e.unlocked) throw new Error("Enter your E2EE password first: changing a room's encryption needs your keys.");
+              await ws.e2e.setEncryption(room, !room.encrypted);
+              await ws.refreshRoom(room.id);
+            }),
+          },
+        ]
+      : []),
+    ...(room.encrypted && ws.e2e.unlocked ? [{ label: "Rotate key", onSelect: act(() => ws.e2e.rotate(room.id)) }] : []),
     { label: "Members", onSelect: () => setSide("members") },
     { label: "Search messages", onSelect: props.onSearch },
     ...(room.kind === "channel" || room.kind === "team" ? [{ label: "Create discussion", onSelect: props.onCreateDiscussion }] : []),
@@ -75,7 +90,7 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
                   owner,
                   edit: (id, text) => ws.edit(room.id, id, text),
                   remove: (id) => ws.remove(room.id, id),
-                  download: (view) => ws.download(view.file!.fileId),
+                  download: (view) => ws.download(view.file!),
                 }}
               />
             ),
@@ -85,7 +100,9 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
           onTop={() => void ws.loadHistory(room.id, true)}
           empty={<p class="empty-room muted">No messages yet. Say hello!</p>}
         />
-        <Composer label={`Message ${room.kind === "direct" ? "@" : "#"}${title}`} onSend={(text) => ws.send(room.id, text)} onFile={(file, progress) => ws.sendFile(room.id, file, progress)} />
+        <Composer
+          disabled={room.encrypted && !ws.e2e.unlocked ? (ws.e2e.status === "setup_needed" ? "This room is encrypted: save your encryption password first (see the banner above)." : "This room is encrypted: enter your E2EE password (see the banner above) to read and send messages.") : null}
+          label={`Message ${room.kind === "direct" ? "@" : "#"}${title}`} onSend={(text) => ws.send(room.id, text)} onFile={(file, progress) => ws.sendFile(room.id, file, progress)} />
       </main>
       {side === "members" && (
         <Panel title="Members" onClose={() => setSide(null)}>

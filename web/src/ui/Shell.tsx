@@ -8,6 +8,7 @@ import { AccountPage } from "./Account";
 import { AdminPage } from "./Admin";
 import { CreateDiscussionDialog, CreateRoomDialog, DirectMessageDialog } from "./CreateRoom";
 import { DirectoryDialog } from "./Directory";
+import { E2eAccount, E2eBanners } from "./E2e";
 import { useEmitter } from "./hooks";
 import { Icon } from "./kit";
 import { RoomView } from "./RoomView";
@@ -46,13 +47,14 @@ export function Shell(props: { ws: Workspace; router: Router; onLoggedOut: () =>
             Reconnecting to the server…
           </div>
         )}
+        <E2eBanners ws={ws} />
         <div class="content">
           {route.page === "room" && ws.rooms.get(route.roomId) ? (
             <RoomView key={route.roomId} ws={ws} room={ws.rooms.get(route.roomId)!} onSearch={() => setSearching(true)} onLeft={() => router.go({ page: "home" })} onCreateDiscussion={() => setCreating("discussion")} />
           ) : route.page === "admin" && ws.me.admin ? (
             <AdminPage ws={ws} />
           ) : route.page === "account" ? (
-            <AccountPage ws={ws} />
+            <AccountPage ws={ws} e2eSection={<E2eAccount ws={ws} />} />
           ) : (
             <Home ws={ws} missing={route.page === "room"} onCreate={setCreating} />
           )}

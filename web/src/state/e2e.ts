@@ -1,0 +1,710 @@
+// End-to-end encryption for one signed-in tab: the client rules of docs/protocol.md,
+// as crates/sotto-client applies them. Keys are set up or unlocked with the
+// encryption password and then live in memory only (a reload asks for the password
+// again); contacts' identity keys are pinned on first use and a change is shown until
+// accepted; room state chains are verified from their first statement with the pinned
+// keys; room keys go only to the members the chain authorizes; a room the chain says is
+// encrypted never gets plaintext; message ids already accepted are remembered.
+
+import { ApiError, seg } from "../api/http";
+import type { Member, Message, Room, RoomKeyState, ServerFrame } from "../api/types";
+import { DEFAULT_PARAMS, type KdfParams, KeyBackup, BackupError } from "../crypto/backup";
+import { type Attachment, type MessageBody, textBody } from "../crypto/body";
+import { type Action, ChainError, RoomChain, type RoomKind, Statement, decodeStatement } from "../crypto/chain";
+import { fromBase64, toBase64, toHex } from "../crypto/encoding";
+import { EnvelopeError, newHeader, openEnvelope, peekEnvelope, sealEnvelope } from "../crypto/envelope";
+import { EpochKey } from "../crypto/epoch";
+import { decryptTransform, encryptTransform, generateFileKey } from "../crypto/file";
+import { IdentityKeys, PublicBundle } from "../crypto/identity";
+import { type EpochId, type RoomId, type UserId, randomIdFromHex, randomIdToHex, roomId as toRoomId, userId as toUserId } from "../crypto/ids";
+import { EncryptionPassword } from "../crypto/password";
+import { PinStore } from "../crypto/pins";
+import { sha256 } from "../crypto/primitives";
+import { RoomKeyBox } from "../crypto/roomkey";
+import { SafetyNumber } from "../crypto/safety";
+import type { FileRef, MessageView, Workspace } from "./workspace";
+
+export type KeyStatus = "disabled" | "setup_needed" | "locked" | "unlocked";
+
+/** Why an encrypted message is not shown, in the user's words (§11). */
+const PROBLEMS: Record<string, string> = {
+  Locked: "Encrypted message: enter your E2EE password to read it",
+  WaitingForKey: "Waiting for encryption key",
+  NoChain: "Waiting for the room's encryption to be set up",
+  KeyChanged: "The sender's key changed: check it before reading",
+  UnknownSender: "Cannot check who sent this message",
+  SenderNotAuthorized: "Sent by someone the room does not vouch for",
+  BadSignature: "Invalid sender: the signature does not match",
+  Replayed: "This message was delivered twice; the copy is not shown",
+  NotThisMessage: "The server moved this message: it is not shown",
+  Malformed: "This message is damaged and cannot be opened",
+};
+
+class Undecryptable extends Error {
+  constructor(readonly kind: keyof typeof PROBLEMS) {
+    super(kind);
+  }
+}
+
+/** What a member list entry looks like to the chain. */
+export interface MemberCheck {
+  member: Member;
+  /** On the server's list but not in the room's signed state: gets no key. */
+  notVouched: boolean;
+}
+
+export interface Verification {
+  user: UserId;
+  safetyNumber: string;
+  verified: boolean;
+  changed: boolean;
+}
+
+const STORE = "sotto.e2e.";
+
+export class E2e {
+  status: KeyStatus = "disabled";
+  /** The generated password, shown until "I saved my password" is pressed. */
+  newPassword: string | null = null;
+  /** The user put the banner off for this session. */
+  deferred = false;
+  /** Contacts whose identity key changed and is not accepted yet. */
+  keyChanges = new Set<string>();
+  private keys: IdentityKeys | null = null;
+  private myBundle: PublicBundle | null = null;
+  private readonly me: UserId;
+  private readonly pins: PinStore;
+  private readonly former = new Map<string, Uint8Array[]>();
+  private readonly bundles = new Map<string, PublicBundle>();
+  private readonly chains = new Map<string, RoomChain>();
+  /** Rooms seen without a chain, until a statement arrives. */
+  private readonly unchained = new Set<string>();
+  private readonly epochKeys = new Map<string, Map<string, EpochKey>>();
+  /** Per room, accepted message ids (hex) and the digest of the envelope accepted. */
+  private readonly seen: Record<string, Record<string, string>>;
+
+  constructor(private readonly ws: Workspace) {
+    this.me = toUserId(ws.me.id);
+    this.pins = loadPins(this.me);
+    this.seen = loadJson(`${STORE}seen.${this.me}`, {});
+    for (const [u, keys] of Object.entries(loadJson<Record<string, string[]>>(`${STORE}former.${this.me}`, {}))) {
+      this.former.set(u, keys.map(fromBase64));
+    }
+  }
+
+  // --- the user's own keys (E2, E3, E10, E11) ---
+
+  /** Reads whether keys are published and whether encryption is on. */
+  async init(): Promise<void> {
+    const mine = await this.ws.http.json<{ published: boolean; bundle: string | null }>("GET", "/api/v1/me/keys");
+    if (mine.published && mine.bundle) {
+      const bundle = this.checkBundle(mine.bundle, this.me);
+      this.observe(bundle);
+      this.myBundle = bundle;
+      this.status = this.keys && this.keys.matches(bundle) ? "unlocked" : "locked";
+    } else {
+      this.keys = null;
+      this.myBundle = null;
+      this.status = this.ws.settings?.["e2e.enabled"] ? "setup_needed" : "disabled";
+    }
+    this.ws.changed();
+  }
+
+  get unlocked(): boolean {
+    return this.status === "unlocked";
+  }
+
+  /** Makes the keys and a generated password, publishes the bundle and the backup. */
+  async setup(): Promise<string> {
+    if (this.newPassword) return this.newPassword;
+    const keys = await IdentityKeys.generate();
+    const password = EncryptionPassword.generate();
+    const backup = await KeyBackup.create(keys, this.me, password, DEFAULT_PARAMS);
+    const bundle = keys.bundle(this.me);
+    await this.ws.http.json("POST", "/api/v1/me/keys", { bundle: toBase64(bundle.encode()), backup: toBase64(backup.encode()) });
+    this.keys = keys;
+    this.myBundle = bundle;
+    this.pins.observe(this.me, bundle.identityKey);
+    this.savePins();
+    this.saveAccepted(DEFAULT_PARAMS);
+    this.newPassword = password.text();
+    this.status = "unlocked";
+    this.ws.changed();
+    return this.newPassword;
+  }
+
+  confirmSaved(): void {
+    this.newPassword = null;
+    this.ws.changed();
+  }
+
+  /** Opens the backup with the password; a wrong one is a clear error. */
+  async unlock(password: string): Promise<void> {
+    if (!this.myBundle) await this.init();
+    const bundle = this.myBundle;
+    if (!bundle) throw new Error("You have no encryption keys yet.");
+    const stored = await this.ws.http.json<{ backup: string }>("GET", "/api/v1/me/keys/backup");
+    const backup = KeyBackup.decode(fromBase64(stored.backup));
+    const accepted = loadJson<KdfParams | null>(`${STORE}kdf.${this.me}`, null) ?? undefined;
+    let opened;
+    try {
+      opened = await backup.open(EncryptionPassword.fromUser(password), this.me, bundle, accepted);
+    } catch (e) {
+      if (e instanceof BackupError && e.kind === "WrongPassword") throw new Error("Wrong encryption password. Check it and try again.");
+      if (e instanceof BackupError) throw new Error(`Your key backup was refused (${e.kind}): it may have been tampered with.`);
+      throw e;
+    }
+    this.keys = opened.keys;
+    this.saveAccepted(opened.params);
+    this.status = "unlocked";
+    this.deferred = false;
+    this.ws.changed();
+    await this.ws.refreshViews();
+    void this.shareKeysEverywhere();
+  }
+
+  /** Re-wraps the keys under a new password (keys must be unlocked). */
+  async changePassword(newPassword: string): Promise<void> {
+    const keys = this.requireKeys();
+    const stored = await this.ws.http.json<{ backup: string }>("GET", "/api/v1/me/keys/backup");
+    const old = KeyBackup.decode(fromBase64(stored.backup));
+    const params = old.params.mKib >= DEFAULT_PARAMS.mKib && old.params.t >= DEFAULT_PARAMS.t ? old.params : DEFAULT_PARAMS;
+    const next = await old.rewrap(keys, this.me, EncryptionPassword.fromUser(newPassword), params);
+    await this.ws.http.json("PUT", "/api/v1/me/keys/backup", { bundle: toBase64(keys.bundle(this.me).encode()), backup: toBase64(next.encode()) });
+    this.saveAccepted(params);
+  }
+
+  /** Removes one's keys (login password needed); new ones are set up afterwards. */
+  async reset(loginPassword: string): Promise<void> {
+    await this.ws.http.json("POST", "/api/v1/me/keys/reset", { password: loginPassword });
+    this.keys?.wipe();
+    this.keys = null;
+    this.myBundle = null;
+    this.epochKeys.clear();
+    this.newPassword = null;
+    await this.init();
+  }
+
+  private requireKeys(): IdentityKeys {
+    if (!this.keys) throw new Error("Enter your E2EE password first.");
+    return this.keys;
+  }
+
+  // --- contacts and pins (B4) ---
+
+  private checkBundle(b64: string, user: UserId): PublicBundle {
+    const bundle = PublicBundle.decode(fromBase64(b64));
+    if (bundle.user !== user) throw new Error(`The server gave another user's keys for ${user}.`);
+    return bundle;
+  }
+
+  /** Pins a checked bundle's key on first use; a different key is a pending change. */
+  private observe(bundle: PublicBundle): void {
+    const seen = this.pins.observe(bundle.user, bundle.identityKey);
+    if (seen.kind === "Changed") this.keyChanges.add(bundle.user);
+    else {
+      this.keyChanges.delete(bundle.user);
+      this.bundles.set(bundle.user, bundle);
+    }
+    if (seen.kind === "Changed") this.bundles.set(bundle.user, bundle);
+    this.savePins();
+  }
+
+  /** Fetches and pins the bundles of users not known yet (or all given, with `fresh`). */
+  async observeUsers(users: Iterable<string>, fresh = false): Promise<void> {
+    const want = [...new Set(users)].filter((u) => fresh || !this.pins.get(toUserId(u)));
+    for (let i = 0; i < want.length; i += 100) {
+      const ids = want.slice(i, i + 100);
+      const { bundles } = await this.ws.http.json<{ bundles: { user_id: string; bundle: string }[] }>("GET", `/api/v1/keys?user_ids=${ids.map(encodeURIComponent).join(",")}`);
+      for (const b of bundles) {
+        try {
+          this.observe(this.checkBundle(b.bundle, toUserId(b.user_id)));
+        } catch {
+          /* a bundle that fails its checks is never pinned or used */
+        }
+      }
+    }
+    this.ws.changed();
+  }
+
+  private pinnedKey = (u: UserId): Uint8Array | undefined => this.pins.get(u)?.key;
+  private formerKeys = (u: UserId): Uint8Array[] => this.former.get(u) ?? [];
+
+  async verification(userId: string): Promise<Verification> {
+    const keys = this.requireKeys();
+    const user = toUserId(userId);
+    await this.observeUsers([userId], true);
+    const pin = this.pins.get(user);
+    if (!pin) throw new Error("This person has not set up encryption yet.");
+    const shown = pin.pending ?? pin.key;
+    const n = await SafetyNumber.compute({ user: this.me, identityKey: keys.identityPublic }, { user, identityKey: shown });
+    return { user, safetyNumber: n.display(), verified: pin.state === "Verified" && !pin.pending, changed: !!pin.pending };
+  }
+
+  markVerified(userId: string): void {
+    const user = toUserId(userId);
+    const pin = this.pins.get(user);
+    if (!pin || pin.pending) throw new Error("Accept the new key before marking it verified.");
+    this.pins.markVerified(user, pin.key);
+    this.savePins();
+    this.ws.changed();
+    void this.ws.refreshViews();
+  }
+
+  /** Accepts a contact's changed key; the old one still checks what it signed before. */
+  acceptKeyChange(userId: string): void {
+    const user = toUserId(userId);
+    const pending = this.pins.get(user)?.pending;
+    if (!pending) return;
+    const { former } = this.pins.acceptChange(user, pending);
+    this.former.set(user, [...this.formerKeys(user), former]);
+    localStorage.setItem(`${STORE}former.${this.me}`, JSON.stringify(Object.fromEntries([...this.former].map(([u, ks]) => [u, ks.map(toBase64)]))));
+    this.keyChanges.delete(user);
+    this.savePins();
+    this.chains.clear();
+    this.ws.changed();
+    void this.ws.refreshViews();
+  }
+
+  isVerified(userId: string): boolean {
+    const pin = this.pins.get(toUserId(userId));
+    return !!pin && pin.state === "Verified" && !pin.pending;
+  }
+
+  // --- room state chains (B11) ---
+
+  /** The room's verified chain, or null when it has none. */
+  async chain(roomId: string, refresh = false): Promise<RoomChain | null> {
+    const room = toRoomId(roomId);
+    const cached = this.chains.get(room);
+    if (!refresh && cached) return cached;
+    if (!refresh && this.unchained.has(room)) return null;
+    const { statements } = await this.ws.http.json<{ statements: string[] }>("GET", `/api/v1/rooms/${seg(room)}/statements`);
+    if (statements.length === 0) {
+      this.chains.delete(room);
+      this.unchained.add(room);
+      return null;
+    }
+    this.unchained.delete(room);
+    const decoded = statements.map((s) => decodeStatement(fromBase64(s)));
+    await this.observeUsers(decoded.map((s) => s.actor));
+    let chain: RoomChain;
+    const prefix = cached && cached.length <= decoded.length && cached.statements().every((s, i) => toHex(s.encode()) === toHex(decoded[i]!.encode()));
+    if (cached && prefix) {
+      chain = cached;
+      for (const s of decoded.slice(cached.length)) await chain.append(s, this.pinnedKey, { formerKeys: this.formerKeys });
+    } else {
+      chain = await RoomChain.verify(room, decoded, this.pinnedKey, { formerKeys: this.formerKeys });
+    }
+    this.chains.set(room, chain);
+    return chain;
+  }
+
+  private async requiredChain(roomId: string): Promise<RoomChain> {
+    const c = await this.chain(roomId, true);
+    if (!c) throw new Error("This room's encryption is not set up yet: its creator has not signed it.");
+    return c;
+  }
+
+  /** Signs `action` on the verified head and stores it; retried when another member's statement won. */
+  private async addStatement(roomId: string, action: (c: RoomChain) => Action): Promise<RoomChain> {
+    const keys = this.requireKeys();
+    for (let attempt = 0; ; attempt++) {
+      const chain = await this.requiredChain(roomId);
+      const stmt = await chain.propose(action(chain), this.me, keys);
+      try {
+        await this.ws.http.json("POST", `/api/v1/rooms/${seg(roomId)}/statements`, { statement: toBase64(stmt.encode()) });
+        return await this.requiredChain(roomId);
+      } catch (e) {
+        if (!(e instanceof ApiError && e.code === "conflict") || attempt >= 3) throw e;
+      }
+    }
+  }
+
+  /** Signs the creation statement of a new encrypted room and declares its first epoch. */
+  async startChain(room: Room): Promise<void> {
+    if (await this.chain(room.id, true)) return;
+    const keys = this.requireKeys();
+    const members = (await this.ws.loadMembers(room.id)).map((m) => toUserId(m.user_id));
+    const kind: RoomKind = room.kind === "direct" ? (members.length === 2 ? "DirectMessage" : "GroupDirectMessage") : room.kind === "team" ? "PrivateTeam" : room.kind === "discussion" ? "Discussion" : "PrivateChannel";
+    const stmt = Statement.create(toRoomId(room.id), { kind, members, encrypted: true, historyShared: true }, this.me, keys);
+    try {
+      await this.ws.http.json("POST", `/api/v1/rooms/${seg(room.id)}/statements`, { statement: toBase64(stmt.encode()) });
+    } catch (e) {
+      // The other person of a DM started it first: use theirs.
+      if (!(e instanceof ApiError && e.code === "conflict")) throw e;
+    }
+    const chain = await this.requiredChain(room.id);
+    if (chain.state.rotationDue()) await this.rotate(room.id);
+  }
+
+  /** Members as the server lists them, each flagged when the signed state does not vouch for them. */
+  async memberChecks(room: Room): Promise<MemberCheck[] | null> {
+    const chain = await this.chain(room.id);
+    if (!chain) return null;
+    return (this.ws.members.get(room.id) ?? []).map((member) => ({ member, notVouched: !chain.state.isMember(member.user_id) }));
+  }
+
+  async invite(roomId: string, userId: string): Promise<void> {
+    await this.addStatement(roomId, () => ({ type: "Invite", user: toUserId(userId) }));
+    await this.distribute(roomId).catch(() => undefined);
+  }
+
+  async remove(roomId: string, userId: string): Promise<void> {
+    await this.addStatement(roomId, () => ({ type: "Remove", user: toUserId(userId) }));
+  }
+
+  async leave(roomId: string): Promise<void> {
+    try {
+      await this.addStatement(roomId, () => ({ type: "Leave" }));
+    } catch (e) {
+      // The stored Leave is answered with the room as the caller now sees it: gone.
+      if (!(e instanceof ApiError && e.code === "not_found")) throw e;
+    }
+    this.chains.delete(roomId);
+    this.epochKeys.delete(roomId);
+  }
+
+  /** "Enable E2E" / "Disable E2E" (E6). */
+  async setEncryption(room: Room, on: boolean): Promise<void> {
+    if (await this.chain(room.id, true)) {
+      await this.addStatement(room.id, () => ({ type: "SetEncryption", on }));
+      return;
+    }
+    if (on) this.requireKeys();
+    await this.ws.http.json("PUT", `/api/v1/rooms/${seg(room.id)}/encryption`, { on });
+    if (on) await this.startChain(await this.ws.http.json<Room>("GET", `/api/v1/rooms/${seg(room.id)}`));
+  }
+
+  /** Whether text to the room must be sealed: the chain decides, not the server's flag (B12). */
+  async mustSeal(room: Room): Promise<boolean> {
+    const chain = await this.chain(room.id);
+    if (chain) return chain.state.isEncrypted();
+    if (room.encrypted) throw new Error("This room is encrypted but its encryption is not set up yet; nothing was sent.");
+    return false;
+  }
+
+  // --- room keys (E13, B3) ---
+
+  private keyOf(roomId: string, epoch: EpochId): EpochKey | undefined {
+    return this.epochKeys.get(roomId)?.get(toHex(epoch));
+  }
+
+  private remember(roomId: string, key: EpochKey): void {
+    let m = this.epochKeys.get(roomId);
+    if (!m) this.epochKeys.set(roomId, (m = new Map()));
+    m.set(toHex(key.epochId), key);
+  }
+
+  /** `GET …/keys`, opening the boxes not opened yet against the verified chain. */
+  private async loadKeys(roomId: string, chain: RoomChain): Promise<RoomKeyState> {
+    const answer = await this.ws.http.json<RoomKeyState>("GET", `/api/v1/rooms/${seg(roomId)}/keys`);
+    const keys = this.keys;
+    if (!keys) return answer;
+    const boxes: RoomKeyBox[] = [];
+    for (const item of answer.keys) {
+      try {
+        const b = RoomKeyBox.decode(fromBase64(item.box));
+        if (!this.keyOf(roomId, b.epochId)) boxes.push(b);
+      } catch {
+        /* a malformed box is never used */
+      }
+    }
+    await this.observeUsers(boxes.map((b) => b.distributor));
+    for (const b of boxes) {
+      try {
+        this.remember(roomId, await b.open(this.me, keys, chain.state, this.pinnedKey, { formerKeys: this.formerKeys }));
+      } catch {
+        /* a refused box is never used; the client keeps waiting for a valid one */
+      }
+    }
+    return answer;
+  }
+
+  /** Declares a new epoch and seals its key to every authorized member and to oneself. */
+  async rotate(roomId: string): Promise<EpochKey> {
+    const key = EpochKey.generate();
+    const chain = await this.addStatement(roomId, () => ({ type: "NewEpoch", epoch: key.epochId }));
+    this.remember(roomId, key);
+    const others = chain.state.memberList().filter((u) => u !== this.me);
+    await this.sealAndUpload(roomId, chain, [key], others, true);
+    return key;
+  }
+
+  /** Hands every held key to the members the server says lack the current epoch. */
+  async distribute(roomId: string): Promise<void> {
+    const chain = await this.requiredChain(roomId);
+    const answer = await this.loadKeys(roomId, chain);
+    await this.giveHeld(roomId, chain, answer.lacking);
+  }
+
+  private async giveHeld(roomId: string, chain: RoomChain, users: string[]): Promise<void> {
+    const to = users.filter((u) => u !== this.me);
+    if (!to.length) return;
+    const held = chain.state.epochList().map((e) => this.keyOf(roomId, e)).filter((k): k is EpochKey => !!k);
+    await this.sealAndUpload(roomId, chain, held, to, false);
+  }
+
+  /**
+   * Seals each key to each user the chain lets hold it, who is on the server's member
+   * list and whose bundle matches the pin; a changed key gets nothing until accepted.
+   */
+  private async sealAndUpload(roomId: string, chain: RoomChain, keys: EpochKey[], users: string[], selfCopy: boolean): Promise<void> {
+    const mine = this.requireKeys();
+    const listed = new Set((await this.ws.loadMembers(roomId)).map((m) => m.user_id));
+    const candidates = users.filter((u) => u !== this.me && chain.state.isMember(u) && listed.has(u));
+    await this.observeUsers(candidates, true);
+    const trusted = candidates.map((u) => this.bundles.get(u)).filter((b): b is PublicBundle => !!b && !this.keyChanges.has(b.user));
+    const boxes: string[] = [];
+    for (const key of keys) {
+      const to = trusted.filter((b) => chain.state.mayHoldEpoch(key.epochId, b.user));
+      if (selfCopy) to.push(mine.bundle(this.me));
+      if (!to.length) continue;
+      const sealed = await RoomKeyBox.sealForMembers(key, chain.state, mine, this.me, to, { pinned: this.pinnedKey });
+      boxes.push(...sealed.map((b) => toBase64(b.encode())));
+    }
+    for (let i = 0; i < boxes.length; i += 1000) {
+      await this.ws.http.json("POST", `/api/v1/rooms/${seg(roomId)}/keys`, { boxes: boxes.slice(i, i + 1000) });
+    }
+  }
+
+  /** The key to send with: a new epoch first when one is due. */
+  private async sendingKey(roomId: string, chain: RoomChain): Promise<EpochKey> {
+    const answer = await this.loadKeys(roomId, chain);
+    if (chain.state.rotationDue() || answer.rotation_due) return this.rotate(roomId);
+    const epoch = chain.state.currentEpoch();
+    const key = epoch && this.keyOf(roomId, epoch);
+    if (!key) throw new Error("Waiting for encryption key: a member who holds it hands it on when online.");
+    return key;
+  }
+
+  /** Once unlocked: answer what other members are waiting for in each encrypted room. */
+  private async shareKeysEverywhere(): Promise<void> {
+    for (const room of this.ws.rooms.values()) {
+      if (!room.encrypted) continue;
+      await this.distribute(room.id).catch(() => undefined);
+    }
+  }
+
+  // --- messages (§7) ---
+
+  /** Seals a message (or an edit of `editOf`) under the room's current epoch. */
+  async sealText(room: Room, text: string, file?: FileRef, editOf?: string): Promise<{ id: string; ciphertext: string }> {
+    const keys = this.requireKeys();
+    const chain = await this.requiredChain(room.id);
+    if (!chain.state.isEncrypted()) throw new Error("This room's signed state says it is no longer encrypted; reload the room.");
+    const key = await this.sendingKey(room.id, chain);
+    const header = newHeader(toRoomId(room.id), key.epochId, this.me);
+    const body: MessageBody = {
+      ...textBody(toRoomId(room.id), this.me, text),
+      editOf: editOf ? randomIdFromHex(editOf) : null,
+      mentions: this.mentionsIn(room.id, text),
+      attachments: file?.secret ? [file.secret as Attachment] : [],
+    };
+    const sealed = await sealEnvelope(body, header, key, keys);
+    const id = randomIdToHex(header.messageId);
+    // Our own envelope is accepted as sent, so reading it back is no replay.
+    await this.accept(room.id, id, sealed);
+    return { id, ciphertext: toBase64(sealed) };
+  }
+
+  /** Encrypts a file in chunks with a fresh key (§8); what to upload and what the message carries. */
+  async encryptFile(file: File): Promise<{ blob: Blob; ref: FileRef }> {
+    const fileKey = generateFileKey();
+    const { stream, summary } = encryptTransform(fileKey);
+    const blob = await new Response(file.stream().pipeThrough(stream)).blob();
+    const s = await summary;
+    const attachment: Omit<Attachment, "fileId"> = {
+      fileKey,
+      name: file.name || "file",
+      mediaType: /^[\x20-\x7e]{1,255}$/.test(file.type) ? file.type : "application/octet-stream",
+      size: s.plaintextLen,
+      blobSha256: s.blobSha256,
+      chunkSize: s.chunkSize,
+    };
+    return { blob, ref: { fileId: "", name: attachment.name, size: file.size, type: attachment.mediaType, secret: attachment } };
+  }
+
+  /** Decrypts a downloaded blob, checking it is exactly the file the message describes. */
+  async decryptFile(body: ReadableStream<Uint8Array>, ref: FileRef): Promise<Blob> {
+    const a = ref.secret as Attachment;
+    const { stream } = decryptTransform(a.fileKey, { size: a.size, blobSha256: a.blobSha256, chunkSize: a.chunkSize });
+    try {
+      const plain = await new Response(body.pipeThrough(stream)).blob();
+      return new Blob([plain], { type: a.mediaType });
+    } catch {
+      throw new Error("This file is corrupted: it is not the file that was sent.");
+    }
+  }
+
+  /** Room members mentioned by `@username` (carried inside the envelope, never parsed by the server). */
+  private mentionsIn(roomId: string, text: string): UserId[] {
+    const names = new Set([...text.matchAll(/@([A-Za-z0-9._-]+)/g)].map((m) => m[1]!.toLowerCase()));
+    return (this.ws.members.get(roomId) ?? []).filter((m) => names.has(m.username.toLowerCase())).map((m) => toUserId(m.user_id));
+  }
+
+  async view(room: Room, m: Message): Promise<MessageView> {
+    const base: MessageView = {
+      id: m.id,
+      seq: m.seq,
+      senderId: m.sender_id,
+      time: m.created_at,
+      edited: m.edited_at !== null,
+      deleted: false,
+      text: null,
+      encrypted: true,
+      verified: false,
+      problem: null,
+      otr: false,
+      file: null,
+      mentionsMe: false,
+    };
+    try {
+      const { body, verified } = await this.open(room, m);
+      const a = body.attachments[0];
+      return {
+        ...base,
+        text: body.text,
+        verified,
+        mentionsMe: body.mentions.includes(this.me),
+        file: a ? { fileId: a.fileId, name: a.name, size: Number(a.size), type: a.mediaType, secret: a } : null,
+      };
+    } catch (e) {
+      const kind = e instanceof Undecryptable ? e.kind : "Malformed";
+      return { ...base, problem: PROBLEMS[kind]! };
+    }
+  }
+
+  private async open(room: Room, m: Message): Promise<{ body: MessageBody; verified: boolean }> {
+    const bytes = fromBase64(m.ciphertext ?? "");
+    let header;
+    try {
+      header = peekEnvelope(bytes);
+    } catch {
+      throw new Undecryptable("Malformed");
+    }
+    if (header.roomId !== room.id || header.senderId !== m.sender_id) throw new Undecryptable("NotThisMessage");
+    if (!this.keys) throw new Undecryptable("Locked");
+    let chain = await this.chain(room.id).catch(() => null);
+    if (!chain || !chain.state.declares(header.epochId)) chain = await this.chain(room.id, true).catch(() => null);
+    if (!chain) throw new Undecryptable("NoChain");
+    let key = this.keyOf(room.id, header.epochId);
+    if (!key) {
+      await this.loadKeys(room.id, chain).catch(() => undefined);
+      key = this.keyOf(room.id, header.epochId);
+    }
+    if (!key) throw new Undecryptable("WaitingForKey");
+    const sender = header.senderId;
+    if (!this.pins.get(sender)) await this.observeUsers([sender]);
+    const pin = this.pins.get(sender);
+    if (!pin) throw new Undecryptable("UnknownSender");
+    const state = chain.state;
+    let opened;
+    try {
+      opened = await openEnvelope(bytes, {
+        room: toRoomId(room.id),
+        epochKey: key,
+        senderKey: pin.key,
+        authorized: (u) => state.mayHoldEpoch(header.epochId, u),
+        formerKeys: pin.pending ? [] : this.formerKeys(sender),
+      });
+    } catch (e) {
+      if (e instanceof EnvelopeError && e.kind === "BadSignature") throw new Undecryptable(pin.pending ? "KeyChanged" : "BadSignature");
+      if (e instanceof EnvelopeError && e.kind === "SenderNotAuthorized") throw new Undecryptable("SenderNotAuthorized");
+      throw new Undecryptable("Malformed");
+    }
+    const id = randomIdToHex(header.messageId);
+    const editOf = opened.body.editOf ? randomIdToHex(opened.body.editOf) : null;
+    if (id !== m.id && editOf !== m.id) throw new Undecryptable("NotThisMessage");
+    await this.accept(room.id, id, bytes);
+    const own = sender === this.me && this.keys.matches(this.myBundle ?? this.keys.bundle(this.me));
+    return { body: opened.body, verified: !opened.underFormerKey && (own || (pin.state === "Verified" && !pin.pending)) };
+  }
+
+  /** The replay check (§7.7): an envelope id is accepted once; the same envelope reads again. */
+  private async accept(roomId: string, envelopeId: string, envelope: Uint8Array): Promise<void> {
+    const digest = toHex(await sha256(envelope));
+    const room = (this.seen[roomId] ??= {});
+    const known = room[envelopeId];
+    if (known && known !== digest) throw new Undecryptable("Replayed");
+    if (!known) {
+      room[envelopeId] = digest;
+      localStorage.setItem(`${STORE}seen.${this.me}`, JSON.stringify(this.seen));
+    }
+  }
+
+  // --- realtime ---
+
+  onFrame(f: ServerFrame): void {
+    void this.handle(f).catch(() => undefined);
+  }
+
+  private async handle(f: ServerFrame): Promise<void> {
+    switch (f.type) {
+      case "room_key_request": {
+        if (!this.keys) return;
+        const chain = await this.requiredChain(f.room_id);
+        const epoch = randomIdFromHex(f.epoch_id, "EpochId");
+        if (!this.keyOf(f.room_id, epoch)) await this.loadKeys(f.room_id, chain);
+        if (!this.keyOf(f.room_id, epoch)) return;
+        await this.giveHeld(f.room_id, chain, f.user_ids);
+        return;
+      }
+      case "room_key": {
+        if (!this.keys) return;
+        const chain = await this.requiredChain(f.room_id);
+        await this.loadKeys(f.room_id, chain);
+        await this.ws.refreshViews(f.room_id);
+        return;
+      }
+      case "statement_added":
+        this.unchained.delete(f.room_id);
+        await this.chain(f.room_id, true);
+        await this.ws.refreshViews(f.room_id);
+        return;
+      case "keys_changed":
+        if (f.user_id === this.me) await this.init();
+        else await this.observeUsers([f.user_id], true);
+        this.ws.changed();
+        return;
+      case "member_added":
+        if (f.member.user_id === this.me && this.ws.rooms.get(f.room_id)?.encrypted) await this.ws.refreshViews(f.room_id);
+        return;
+      default:
+        return;
+    }
+  }
+
+  // --- persistence of public state (pins, accepted parameters) ---
+
+  private savePins(): void {
+    localStorage.setItem(`${STORE}pins.${this.me}`, toBase64(this.pins.encode()));
+  }
+
+  private saveAccepted(p: KdfParams): void {
+    localStorage.setItem(`${STORE}kdf.${this.me}`, JSON.stringify(p));
+  }
+}
+
+function loadPins(me: UserId): PinStore {
+  const saved = localStorage.getItem(`${STORE}pins.${me}`);
+  if (saved) {
+    try {
+      return PinStore.decode(fromBase64(saved));
+    } catch {
+      /* a damaged store starts over: keys are pinned again on first use */
+    }
+  }
+  return new PinStore();
+}
+
+function loadJson<T>(key: string, fallback: T): T {
+  try {
+    const s = localStorage.getItem(key);
+    return s ? (JSON.parse(s) as T) : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+export { ChainError };
