@@ -23,3 +23,9 @@ test("a short input is Truncated and extra bytes are TrailingBytes", () => {
   assert.throws(() => r.finish(), (e: unknown) => e instanceof DecodeError && e.kind === "TrailingBytes");
   assert.throws(() => new Reader(fromHex("02")).version(), (e: unknown) => e instanceof DecodeError && e.kind === "UnsupportedVersion");
 });
+
+test("UTF-8 text keeps a leading byte order mark, as its bytes say", async () => {
+  const { fromUtf8, utf8 } = await import("../../src/crypto/encoding");
+  assert.equal(fromUtf8(fromHex("efbbbf41")), "\ufeffA");
+  assert.equal(toHex(utf8("\ufeffA")), "efbbbf41");
+});
