@@ -6,7 +6,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const web = join(dirname(fileURLToPath(import.meta.url)), "..");
-const out = join(web, ".build", "unit");
+// One directory per run, so runs side by side never read each other's bundles.
+const out = join(web, ".build", `unit-${process.pid}`);
 const filter = process.argv[2];
 const tests = readdirSync(join(web, "test", "unit"))
   .filter((f) => f.endsWith(".test.ts") && (!filter || f.includes(filter)))
@@ -30,4 +31,5 @@ await build({
 });
 const files = readdirSync(out).filter((f) => f.endsWith(".mjs")).map((f) => join(out, f));
 const run = spawnSync(process.execPath, ["--test", ...files], { stdio: "inherit", cwd: web });
+rmSync(out, { recursive: true, force: true });
 process.exit(run.status ?? 1);
