@@ -4,6 +4,7 @@
 // crypto module calls these; none calls WebCrypto or a library directly.
 
 import { ed25519 } from "@noble/curves/ed25519.js";
+import { sha512 as sha512Sync } from "@noble/hashes/sha2.js";
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
 import { argon2id as argon2idWasm } from "hash-wasm";
 
@@ -97,16 +98,42 @@ export function ed25519IsValidPublicKey(publicKey: Uint8Array): boolean {
   }
 }
 
-/** Strict verification: canonical R and S, no small-order key or R, no ZIP-215 leniency. */
+/**
+ * Strict verification: canonical R and S, no small-order key or R, and the cofactorless
+ * equation [S]B = R + [k]A (as Rust's `verify_strict`), so a crafted signature whose R has
+ * a torsion component verifies in neither implementation rather than only in one.
+ */
 export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (signature.length !== 64 || !ed25519IsValidPublicKey(publicKey)) return false;
   try {
-    const r = ed25519.Point.fromBytes(signature.subarray(0, 32), false);
-    if (r.isSmallOrder()) return false;
-    return ed25519.verify(signature, message, publicKey, { zip215: false });
+    const Point = ed25519.Point;
+    const rBytes = signature.subarray(0, 32);
+    const r = Point.fromBytes(rBytes, false);
+    if (r.isSmallOrder() || !r.toBytes().every((b, i) => b === rBytes[i])) return false;
+    const s = littleEndian(signature.subarray(32, 64));
+    if (s >= Point.Fn.ORDER) return false;
+    const a = Point.fromBytes(publicKey, false);
+    const k = littleEndian(sha512Sync(concatBytes(rBytes, publicKey, message))) % Point.Fn.ORDER;
+    return Point.BASE.multiplyUnsafe(s).equals(r.add(a.multiplyUnsafe(k)));
   } catch {
     return false;
   }
+}
+
+function littleEndian(b: Uint8Array): bigint {
+  let n = 0n;
+  for (let i = b.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(b[i]!);
+  return n;
+}
+
+function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 // --- X25519 ---
