@@ -241,3 +241,25 @@ export async function argon2id(password: Uint8Array, salt: Uint8Array, params: A
     outputType: "binary",
   });
 }
+
+// --- incremental SHA-256 (for hashing a file blob as it streams, in constant memory) ---
+
+import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
+
+export interface IncrementalHash {
+  update(data: Uint8Array): void;
+  digest(): Uint8Array;
+}
+
+/** SHA-256 fed piece by piece; `digest` may be called once. */
+export function sha256Incremental(): IncrementalHash {
+  const h = nobleSha256.create();
+  return {
+    update(data: Uint8Array): void {
+      h.update(data);
+    },
+    digest(): Uint8Array {
+      return h.digest();
+    },
+  };
+}
