@@ -10,14 +10,18 @@ import { MessageRow } from "./Message";
 import { Composer } from "./Composer";
 import { MembersPanel } from "./Members";
 import { MessageList } from "./MessageList";
+import { ExportPanel } from "./Export";
 
-type Side = "members" | null;
+type Side = "members" | "export" | null;
 
 export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => void; onLeft: () => void; onCreateDiscussion: () => void }) {
   const { ws, room } = props;
   useEmitter(ws);
   const [side, setSide] = useState<Side>(null);
   const [menuError, setMenuError] = useState<string | null>(null);
+  // Export: messages are picked with checkboxes, then the panel downloads them (E9).
+  const [selecting, setSelecting] = useState(false);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
   const t = ws.timeline(room.id);
   const title = ws.roomTitle(room);
   const members = ws.members.get(room.id) ?? [];
@@ -50,6 +54,7 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
         ]
       : []),
     ...(room.encrypted && ws.e2e.unlocked ? [{ label: "Rotate key", onSelect: act(() => ws.e2e.rotate(room.id)) }] : []),
+    { label: "Export messages", onSelect: () => (setSelecting(true), setSelected(new Set()), setSide(null)) },
     { label: "Members", onSelect: () => setSide("members") },
     { label: "Search messages", onSelect: props.onSearch },
     ...(room.kind === "channel" || room.kind === "team" ? [{ label: "Create discussion", onSelect: props.onCreateDiscussion }] : []),
@@ -91,6 +96,16 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
                   edit: (id, text) => ws.edit(room.id, id, text),
                   remove: (id) => ws.remove(room.id, id),
                   download: (view) => ws.download(view.file!),
+                  select: selecting
+                    ? {
+                        selected: selected.has(v.id),
+                        toggle: () => {
+                          const next = new Set(selected);
+                          if (!next.delete(v.id)) next.add(v.id);
+                          setSelected(next);
+                        },
+                      }
+                    : undefined,
                 }}
               />
             ),
@@ -100,10 +115,35 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
           onTop={() => void ws.loadHistory(room.id, true)}
           empty={<p class="empty-room muted">No messages yet. Say hello!</p>}
         />
+        {selecting ? (
+          <div class="select-footer" role="region" aria-label="Export selection">
+            <button type="button" class="button" onClick={() => (setSelecting(false), setSide(null))}>
+              Cancel
+            </button>
+            <button type="button" class="button" onClick={() => setSelected(new Set(views.filter((v) => !v.deleted).map((v) => v.id)))}>
+              Select all loaded
+            </button>
+            <button type="button" class="button primary" disabled={selected.size === 0} onClick={() => setSide("export")}>
+              Select {selected.size} messages
+            </button>
+          </div>
+        ) : (
         <Composer
           disabled={room.encrypted && !ws.e2e.unlocked ? (ws.e2e.status === "setup_needed" ? "This room is encrypted: save your encryption password first (see the banner above)." : "This room is encrypted: enter your E2EE password (see the banner above) to read and send messages.") : null}
           label={`Message ${room.kind === "direct" ? "@" : "#"}${title}`} onSend={(text) => ws.send(room.id, text)} onFile={(file, progress) => ws.sendFile(room.id, file, progress)} />
+        )}
       </main>
+      {side === "export" && (
+        <ExportPanel
+          ws={ws}
+          roomId={room.id}
+          selected={views.filter((v) => selected.has(v.id))}
+          onClose={() => {
+            setSide(null);
+            setSelecting(false);
+          }}
+        />
+      )}
       {side === "members" && (
         <Panel title="Members" onClose={() => setSide(null)}>
           <MembersPanel ws={ws} room={room} owner={owner} />
