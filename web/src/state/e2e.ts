@@ -684,6 +684,37 @@ export class E2e {
   private saveAccepted(p: KdfParams): void {
     localStorage.setItem(`${STORE}kdf.${this.me}`, JSON.stringify(p));
   }
+
+  // --- for off-the-record (state/otr.ts) ---
+
+  /** The unlocked keys, for the OTR handshake's agreement secret. */
+  otrKeys(): IdentityKeys {
+    return this.requireKeys();
+  }
+
+  /**
+   * A contact's bundle, fetched afresh, checked and matching the pinned identity key
+   * (pinned on first use); a pending key change or a missing bundle is an error in the
+   * user's words.
+   */
+  async trustedBundle(userId: string): Promise<PublicBundle> {
+    const user = toUserId(userId);
+    const { bundles } = await this.ws.http.json<{ bundles: { user_id: string; bundle: string }[] }>("GET", `/api/v1/keys?user_ids=${encodeURIComponent(user)}`);
+    const found = bundles.find((b) => b.user_id === user);
+    if (!found) throw new Error(`${this.ws.displayName(user)} has not set up encryption yet.`);
+    let bundle: PublicBundle;
+    try {
+      bundle = this.checkBundle(found.bundle, user);
+    } catch {
+      throw new Error(`The keys the server gave for ${this.ws.displayName(user)} are invalid.`);
+    }
+    this.observe(bundle);
+    this.ws.changed();
+    if (this.keyChanges.has(user)) throw new Error(`${this.ws.displayName(user)}'s encryption key changed: check it and accept the change first.`);
+    const pinned = this.bundles.get(user);
+    if (!pinned || toHex(pinned.identityKey) !== toHex(bundle.identityKey)) throw new Error(`${this.ws.displayName(user)}'s encryption key does not match the one pinned on this device.`);
+    return bundle;
+  }
 }
 
 function loadPins(me: UserId): PinStore {
