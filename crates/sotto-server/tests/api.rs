@@ -505,7 +505,10 @@ async fn settings_are_read_by_all_and_changed_by_admins() {
 #[tokio::test]
 async fn every_failure_has_the_error_shape() {
     let t = TestApp::new().await;
-    t.get("/nowhere", None).await.expect_error(404, "not_found");
+    // (A GET of any other path is the browser client's page: see tests/web.rs.)
+    t.call(Method::POST, "/nowhere", None, None)
+        .await
+        .expect_error(404, "not_found");
     t.get("/api/v1/nowhere", None)
         .await
         .expect_error(404, "not_found");
@@ -641,40 +644,6 @@ async fn logins_are_rate_limited_per_address() {
     t.send(from("192.0.2.2:1000", 100))
         .await
         .expect_error(401, "invalid_credentials");
-}
-
-#[tokio::test]
-async fn the_setup_link_opens_a_page_that_uses_the_setup_api() {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let t = TestApp::new().await;
-    let fetch = |path: &'static str| {
-        let router = t.router.clone();
-        async move {
-            let req = axum::http::Request::get(path)
-                .body(axum::body::Body::empty())
-                .unwrap();
-            let res = router.oneshot(req).await.unwrap();
-            let headers = res.headers().clone();
-            let body = res.into_body().collect().await.unwrap().to_bytes();
-            (headers, String::from_utf8(body.to_vec()).unwrap())
-        }
-    };
-    let (headers, html) = fetch("/setup").await;
-    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
-    let csp = headers["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"));
-    assert!(html.contains(r#"<script src="/setup.js""#) && html.contains("<form"));
-    let (headers, script) = fetch("/setup.js").await;
-    assert!(
-        headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/javascript")
-    );
-    assert_eq!(headers["x-content-type-options"], "nosniff");
-    // The token is read from the fragment and sent only to the setup endpoint.
-    assert!(script.contains("location.hash") && script.contains(r#"fetch("/api/v1/setup""#));
 }
 
 #[tokio::test]

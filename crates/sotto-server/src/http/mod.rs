@@ -10,13 +10,13 @@ mod extract;
 mod files;
 mod keys;
 mod openapi;
-mod pages;
 pub mod realtime;
 mod rooms;
 mod search;
 mod settings;
 mod setup;
 mod users;
+pub mod web;
 
 use crate::AppState;
 use axum::Router;
@@ -35,13 +35,14 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 pub fn app(state: AppState) -> Router {
     let (router, document) = api_router().split_for_parts();
     router
-        .merge(pages::router())
-        .fallback(error::not_found)
+        .merge(web::router())
+        .fallback(web::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::Extension(std::sync::Arc::new(document)))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(axum::middleware::map_response(web::security_headers))
         .with_state(state)
 }
 
