@@ -8,6 +8,7 @@ import { Realtime, type SocketState } from "../api/realtime";
 import type { CreateRoomRequest, FileInfo, Member, Message, MessagePage, Room, RoomEvent, SearchPage, Session, ServerFrame, Settings, User, UserSummary } from "../api/types";
 import { E2e } from "./e2e";
 import { Emitter } from "./emitter";
+import { OtrManager } from "./otr";
 import { fileText, newMessageId, parseFileText } from "./format";
 
 /** A message as the UI shows it. */
@@ -67,6 +68,8 @@ export class Workspace extends Emitter {
   activeRoom: string | null = null;
   /** End-to-end encryption: keys, pins, chains, room keys. */
   readonly e2e: E2e;
+  /** Off-the-record sessions of this tab (never stored by the server). */
+  readonly otr: OtrManager;
   private realtime: Realtime | null = null;
 
   constructor(http: Http, me: User) {
@@ -75,6 +78,7 @@ export class Workspace extends Emitter {
     this.me = me;
     this.users.set(me.id, me);
     this.e2e = new E2e(this);
+    this.otr = new OtrManager(this);
   }
 
   /** Signs in with a password; the token is kept for this browser session only. */
@@ -151,6 +155,7 @@ export class Workspace extends Emitter {
 
   /** Closes the socket without ending the server session (the tab is going away). */
   stop(): void {
+    this.otr.dispose();
     this.realtime?.stop();
   }
 
@@ -440,6 +445,7 @@ export class Workspace extends Emitter {
       this.changed();
     }
     this.e2e.onFrame(f);
+    this.otr.onNotice(f);
   }
 
   private async onRoomEvent(e: RoomEvent): Promise<void> {

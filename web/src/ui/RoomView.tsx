@@ -11,8 +11,9 @@ import { Composer } from "./Composer";
 import { MembersPanel } from "./Members";
 import { MessageList } from "./MessageList";
 import { ExportPanel } from "./Export";
+import { OtrInvitation, OtrPanel } from "./Otr";
 
-type Side = "members" | "export" | null;
+type Side = "members" | "export" | "otr" | null;
 
 export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => void; onLeft: () => void; onCreateDiscussion: () => void }) {
   const { ws, room } = props;
@@ -33,7 +34,12 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
     if (!ws.members.has(room.id)) void ws.loadMembers(room.id);
   }, [room.id]);
 
-  const views = t.messages.map((m) => t.views.get(m.id)).filter((v): v is MessageView => !!v);
+  const stored = t.messages.map((m) => t.views.get(m.id)).filter((v): v is MessageView => !!v);
+  // Off-the-record messages of this session sit among the stored ones, by position.
+  const otrViews = ws.otr.messages(room.id);
+  const views = otrViews.length ? [...stored, ...otrViews].sort((a, b) => a.seq - b.seq) : stored;
+  const otrOn = !!ws.settings?.["otr.enabled"] && room.kind === "direct";
+  const offRecord = ws.otr.active(room.id);
   const act = (fn: () => Promise<unknown>) => () => {
     setMenuError(null);
     fn().catch((e: unknown) => setMenuError(e instanceof Error ? e.message : String(e)));
@@ -54,6 +60,7 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
         ]
       : []),
     ...(room.encrypted && ws.e2e.unlocked ? [{ label: "Rotate key", onSelect: act(() => ws.e2e.rotate(room.id)) }] : []),
+    ...(otrOn ? [{ label: "OTR", onSelect: () => setSide("otr") }] : []),
     { label: "Export messages", onSelect: () => (setSelecting(true), setSelected(new Set()), setSide(null)) },
     { label: "Members", onSelect: () => setSide("members") },
     { label: "Search messages", onSelect: props.onSearch },
@@ -70,6 +77,11 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
               {room.kind === "direct" ? null : <Icon name={room.private ? "lock" : "hash"} class="title-icon" />}
               {title}
               {room.encrypted && <Icon name="key" class="title-key" title="Encrypted room" />}
+              {offRecord && (
+                <span class="tag otr-tag">
+                  <Icon name="key-bold" /> Off the record
+                </span>
+              )}
             </h1>
             {room.topic && <p class="topic">{room.topic}</p>}
           </div>
@@ -115,6 +127,7 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
           onTop={() => void ws.loadHistory(room.id, true)}
           empty={<p class="empty-room muted">No messages yet. Say hello!</p>}
         />
+        {otrOn && <OtrInvitation ws={ws} otr={ws.otr} roomId={room.id} />}
         {selecting ? (
           <div class="select-footer" role="region" aria-label="Export selection">
             <button type="button" class="button" onClick={() => (setSelecting(false), setSide(null))}>
@@ -130,7 +143,11 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
         ) : (
         <Composer
           disabled={room.encrypted && !ws.e2e.unlocked ? (ws.e2e.status === "setup_needed" ? "This room is encrypted: save your encryption password first (see the banner above)." : "This room is encrypted: enter your E2EE password (see the banner above) to read and send messages.") : null}
-          label={`Message ${room.kind === "direct" ? "@" : "#"}${title}`} onSend={(text) => ws.send(room.id, text)} onFile={(file, progress) => ws.sendFile(room.id, file, progress)} />
+          label={offRecord ? `Off-the-record message to ${title}` : `Message ${room.kind === "direct" ? "@" : "#"}${title}`}
+          onSend={(text) => (offRecord ? ws.otr.send(room.id, text) : ws.send(room.id, text))}
+          onFile={(file, progress) => ws.sendFile(room.id, file, progress)}
+          fileRefusal={offRecord ? ws.otr.fileRefusal(room.id) : null}
+        />
         )}
       </main>
       {side === "export" && (
@@ -144,6 +161,7 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
           }}
         />
       )}
+      {side === "otr" && <OtrPanel ws={ws} otr={ws.otr} roomId={room.id} onClose={() => setSide(null)} />}
       {side === "members" && (
         <Panel title="Members" onClose={() => setSide(null)}>
           <MembersPanel ws={ws} room={room} owner={owner} />
