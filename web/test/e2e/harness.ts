@@ -76,7 +76,8 @@ export interface RunningServer {
   /**
    * Stops the server (SIGTERM, then SIGKILL after 10 s), then fails naming the file if
    * any typed string appears, as UTF-8, in any file under the data directory or in the
-   * log. The data directory is removed when the scan passes.
+   * log, or if the server had exited by itself. The data directory is removed when all
+   * is well.
    */
   stop(): Promise<void>;
 }
@@ -94,9 +95,13 @@ export async function startServer(options: { env?: Record<string, string> } = {}
   const logPath = join(artifactsDir, "logs", `server-${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}.log`);
   const log = createWriteStream(logPath);
   // Port 0: the kernel picks a free port, and the printed link names it.
+  // The serve options come from the command line only, never from a SOTTO_* variable
+  // that happens to be set (a database URL or public URL would change what is tested).
+  const env: Record<string, string | undefined> = { ...process.env };
+  for (const name of ["SOTTO_LISTEN", "SOTTO_DATA_DIR", "SOTTO_DATABASE_URL", "SOTTO_PUBLIC_URL"]) delete env[name];
   const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
     cwd: dataDir,
-    env: { ...process.env, SOTTO_LOG: process.env.SOTTO_LOG ?? "info", ...options.env },
+    env: { ...env, SOTTO_LOG: process.env.SOTTO_LOG ?? "info", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   running.add(child);
@@ -141,7 +146,8 @@ export async function startServer(options: { env?: Record<string, string> } = {}
     async stop() {
       if (stopped) return;
       stopped = true;
-      if (child.exitCode === null && child.signalCode === null) {
+      const died = child.exitCode !== null || child.signalCode !== null;
+      if (!died) {
         child.kill("SIGTERM");
         const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
         await exited;
@@ -154,6 +160,9 @@ export async function startServer(options: { env?: Record<string, string> } = {}
           "typed text reached the server in clear (data kept in " + dataDir + "):\n" +
             found.map((f) => `  ${JSON.stringify(f.text)} in ${f.file}`).join("\n"),
         );
+      }
+      if (died) {
+        throw new Error(`sotto serve exited during the test (code ${child.exitCode}, signal ${child.signalCode}); see ${logPath}`);
       }
       rmSync(dataDir, { recursive: true, force: true });
     },
