@@ -108,7 +108,11 @@ export class Workspace extends Emitter {
       const me = await http.json<User>("GET", "/api/v1/me");
       return new Workspace(http, me);
     } catch (e) {
-      if (e instanceof ApiError && (e.status === 401 || e.status === 403)) sessionStorage.removeItem(SESSION_KEY);
+      // The session ended elsewhere (signed out, revoked, deactivated): sign in again.
+      if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+        sessionStorage.removeItem(SESSION_KEY);
+        return null;
+      }
       throw e;
     }
   }
@@ -506,7 +510,8 @@ export class Workspace extends Emitter {
   /** Changes some settings (admins only); answers every setting as now stored. */
   async updateSettings(patch: Partial<Settings>): Promise<Settings> {
     this.settings = await this.http.json<Settings>("PATCH", "/api/v1/settings", patch);
-    this.changed();
+    // Turning encryption on or off changes what this user is asked to do about keys.
+    await this.e2e.init();
     return this.settings;
   }
 

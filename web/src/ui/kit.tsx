@@ -90,16 +90,23 @@ export function TextInput(props: { label: string; value: string; onInput: (v: st
   );
 }
 
-/** An on/off switch: a checkbox with the switch role, labelled by its text. */
+/** An on/off switch: a checkbox with the switch role, named by its label, described by its hint. */
 export function Toggle(props: { label: string; checked: boolean; onChange: (v: boolean) => void; disabled?: boolean; hint?: string }) {
   const id = useId();
+  const hintId = props.hint ? `${id}-hint` : undefined;
   return (
     <div class="toggle-row">
-      <label for={id}>
-        <span class="toggle-label">{props.label}</span>
-        {props.hint && <span class="hint">{props.hint}</span>}
-      </label>
-      <input id={id} type="checkbox" role="switch" class="switch" checked={props.checked} disabled={props.disabled} onChange={(e) => props.onChange(e.currentTarget.checked)} />
+      <div class="toggle-text">
+        <label for={id} class="toggle-label">
+          {props.label}
+        </label>
+        {props.hint && (
+          <span class="hint" id={hintId}>
+            {props.hint}
+          </span>
+        )}
+      </div>
+      <input id={id} type="checkbox" role="switch" class="switch" checked={props.checked} disabled={props.disabled} aria-describedby={hintId} onChange={(e) => props.onChange(e.currentTarget.checked)} />
     </div>
   );
 }
