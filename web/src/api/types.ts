@@ -119,7 +119,7 @@ export interface KeyBundle {
 
 export interface MyKeys {
   published: boolean;
-  bundle: string | null;
+  bundle: KeyBundle | null;
 }
 
 export interface RoomKeyItem {

@@ -7,7 +7,7 @@
 // encrypted never gets plaintext; message ids already accepted are remembered.
 
 import { ApiError, seg } from "../api/http";
-import type { Member, Message, Room, RoomKeyState, ServerFrame } from "../api/types";
+import type { Member, Message, MyKeys, Room, RoomKeyState, ServerFrame } from "../api/types";
 import { DEFAULT_PARAMS, type KdfParams, KeyBackup, BackupError } from "../crypto/backup";
 import { type Attachment, type MessageBody, textBody } from "../crypto/body";
 import { type Action, ChainError, RoomChain, type RoomKind, Statement, decodeStatement } from "../crypto/chain";
@@ -96,9 +96,9 @@ export class E2e {
 
   /** Reads whether keys are published and whether encryption is on. */
   async init(): Promise<void> {
-    const mine = await this.ws.http.json<{ published: boolean; bundle: string | null }>("GET", "/api/v1/me/keys");
+    const mine = await this.ws.http.json<MyKeys>("GET", "/api/v1/me/keys");
     if (mine.published && mine.bundle) {
-      const bundle = this.checkBundle(mine.bundle, this.me);
+      const bundle = this.checkBundle(mine.bundle.bundle, this.me);
       this.observe(bundle);
       this.myBundle = bundle;
       this.status = this.keys && this.keys.matches(bundle) ? "unlocked" : "locked";

@@ -39,7 +39,13 @@ export async function resolveUsernames(ws: Workspace, names: string[]): Promise<
 }
 
 function e2eEnabled(ws: Workspace): boolean {
-  return ws.settings?.["e2e.enabled"] === true;
+  return !!ws.settings?.["e2e.enabled"] && ws.e2e.unlocked;
+}
+
+/** Why the Encrypted toggle is off-limits: encryption off, or this session's keys not unlocked. */
+function e2eOffHint(ws: Workspace): string {
+  if (!ws.settings?.["e2e.enabled"]) return E2E_OFF_HINT;
+  return ws.e2e.status === "setup_needed" ? "Save your encryption password first (the banner at the top)." : "Enter your E2EE password first (the banner at the top).";
 }
 
 const E2E_OFF_HINT = "End-to-end encryption is turned off in this workspace. An administrator can turn it on in Administration.";
@@ -96,7 +102,7 @@ export function CreateRoomDialog(props: { ws: Workspace; kind: "channel" | "team
     });
     props.onCreated(room);
   });
-  const encryptHint = !e2eEnabled(ws) ? E2E_OFF_HINT : !priv ? `Only private ${noun}s can be encrypted: turn on Private first.` : "Messages and files are encrypted on members' devices; the server cannot read them, and they don't appear in search.";
+  const encryptHint = !e2eEnabled(ws) ? e2eOffHint(ws) : !priv ? `Only private ${noun}s can be encrypted: turn on Private first.` : "Messages and files are encrypted on members' devices; the server cannot read them, and they don't appear in search.";
 
   return (
     <Dialog title={props.kind === "channel" ? "Create Channel" : "Create Team"} onClose={props.onClose} footer={<DialogButtons formId={formId} busy={create.busy} onClose={props.onClose} />}>
@@ -154,7 +160,7 @@ export function CreateDiscussionDialog(props: { ws: Workspace; parentId?: string
     const room = await ws.createRoom({ kind: "discussion", parent_id: parent.id, name: n, members: ids, ...(encrypted ? { encrypted: true } : {}) });
     props.onCreated(room);
   });
-  const encryptHint = !canEncrypt ? E2E_OFF_HINT : "An encrypted discussion is private: only its members can see it, even in a public channel.";
+  const encryptHint = !canEncrypt ? e2eOffHint(ws) : "An encrypted discussion is private: only its members can see it, even in a public channel.";
 
   return (
     <Dialog title="Create Discussion" onClose={props.onClose} footer={<DialogButtons formId={formId} busy={create.busy} onClose={props.onClose} disabled={parents.length === 0} />}>
@@ -242,7 +248,7 @@ export function DirectMessageDialog(props: { ws: Workspace; onClose: () => void;
         }}
       >
         <TextInput label="Usernames" value={people} onInput={setPeople} autoFocus required autoComplete="off" placeholder="alice, bob" hint={`One username, or several separated by commas for a group message (up to ${max} people, you included).`} />
-        <Toggle label="Encrypted" hint={canEncrypt ? "Only the people in the conversation can read its messages; the server cannot." : E2E_OFF_HINT} checked={encrypted} disabled={!canEncrypt} onChange={setEncrypted} />
+        <Toggle label="Encrypted" hint={canEncrypt ? "Only the people in the conversation can read its messages; the server cannot." : e2eOffHint(ws)} checked={encrypted} disabled={!canEncrypt} onChange={setEncrypted} />
         <ErrorText error={create.error} />
       </form>
     </Dialog>
