@@ -288,6 +288,44 @@ async fn unauthenticated_upgrades_are_refused_before_upgrading() {
 }
 
 #[tokio::test]
+async fn a_browser_authenticates_with_subprotocols_and_gets_its_events() {
+    let p = Running::start(Duration::from_secs(30)).await;
+    let (_, alice) = p.user("alice").await;
+    let open = |protocols: String| {
+        let mut req = format!("ws://{}/api/v1/ws", p.addr)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("sec-websocket-protocol", protocols.parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+
+    // A wrong token in the subprotocol is refused before the upgrade, as a header would be.
+    let err = tokio::time::timeout(WAIT, open("sotto.v1, sotto.bearer.not-a-token".into()))
+        .await
+        .unwrap()
+        .expect_err("refused");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = err else {
+        panic!("expected an HTTP answer, got {err}");
+    };
+    assert_eq!(response.status(), 401);
+
+    // The right one connects, the server names the protocol it speaks, and events arrive.
+    let (mut ws, response) =
+        tokio::time::timeout(WAIT, open(format!("sotto.v1, sotto.bearer.{alice}")))
+            .await
+            .unwrap()
+            .expect("connected");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "sotto.v1");
+    let room = room(&p, &alice, false).await;
+    assert_eq!(next_event(&mut ws).await["type"], "room_created");
+    send(&p, &alice, &room, "m1", "hello").await;
+    let event = next_event(&mut ws).await;
+    assert_eq!(event["type"], "message_created");
+    assert_eq!(event["room_id"], room.as_str());
+}
+
+#[tokio::test]
 async fn a_client_that_does_not_answer_pings_is_closed() {
     let p = Running::start(Duration::from_millis(200)).await;
     let (_, alice) = p.user("alice").await;

@@ -53,24 +53,55 @@ impl Auth {
     }
 }
 
+/// The token of `Authorization: Bearer <token>`.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthorized,
-                    "send Authorization: Bearer <token>",
-                )
-            })?;
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "send Authorization: Bearer <token>",
+            )
+        })?;
+        Ok(Self(state.services.accounts.authenticate(token).await?))
+    }
+}
+
+/// The WebSocket subprotocol a browser names, with the token in a second one, since a
+/// browser cannot set `Authorization` on a WebSocket and tokens never go in URLs.
+pub(super) const WS_PROTOCOL: &str = "sotto.v1";
+const WS_TOKEN_PREFIX: &str = "sotto.bearer.";
+
+/// The caller of the realtime socket: `Authorization: Bearer <token>`, or, from a
+/// browser, `Sec-WebSocket-Protocol: sotto.v1, sotto.bearer.<token>`.
+pub(super) struct SocketAuth(pub Principal);
+
+impl FromRequestParts<AppState> for SocketAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let from_protocol = || {
+            parts
+                .headers
+                .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .find_map(|p| p.trim().strip_prefix(WS_TOKEN_PREFIX))
+        };
+        let token = bearer(parts).or_else(from_protocol).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "send Authorization: Bearer <token>, or the subprotocols sotto.v1 and sotto.bearer.<token>",
+            )
+        })?;
         Ok(Self(state.services.accounts.authenticate(token).await?))
     }
 }

@@ -5,7 +5,7 @@
 //! stay in the service layer.
 
 use super::error::ApiError;
-use super::extract::Auth;
+use super::extract::{Auth, SocketAuth, WS_PROTOCOL};
 use crate::AppState;
 use crate::bus::fanout::{Delivery, Ended, Inbox};
 use crate::bus::{Event, EventKind};
@@ -120,7 +120,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
     ))]
 async fn connect(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: SocketAuth,
     Upgrade(upgrade): Upgrade,
 ) -> Result<Response, ApiError> {
     // Register, then load the user's rooms, then index them: whatever commits after the
@@ -134,6 +134,7 @@ async fn connect(
     let otr = state.services.otr.link(&user_id, state.realtime.otr);
     let max_message = state.realtime.max_message();
     Ok(upgrade
+        .protocols([WS_PROTOCOL])
         .max_message_size(max_message)
         .max_frame_size(max_message)
         // Most sockets sit idle: small buffers (they grow for a large message) keep the
