@@ -2,9 +2,10 @@
 // in the same conversations: Ana in Chromium, Tom and Tess with the `sotto` binary.
 // Encrypted direct messages opened from either side (with the safety numbers compared
 // and both sides' verified flags), files both ways with their SHA-256 compared (in an
-// encrypted DM and in a plain channel), encrypted private channels made on either side
-// with the other joining late, key rotations from both sides and an edit, and
-// off-the-record sessions started, refreshed and ended from either side. The server
+// encrypted DM and in a plain channel), an encrypted group DM, encrypted private
+// channels made on either side with the other joining late, a removal, key rotations
+// from both sides and an edit, and off-the-record sessions started, declined, refreshed
+// (also after the terminal's process died) and ended from either side. The server
 // never holds a typed text, a file name or a file's bytes in clear.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -61,7 +62,7 @@ async function readUntil(t: Terminal, room: string, want: (m: ReadMessage) => bo
 }
 
 /** Ana's encrypted direct message with `username`, created in the browser. */
-async function browserDm(page: Page, username: string): Promise<void> {
+async function browserDm(page: Page, username: string, title: string | RegExp = username): Promise<void> {
   await page.getByRole("button", { name: "Create new" }).click();
   await page.getByRole("menuitem", { name: "Direct message" }).click();
   const dialog = page.getByRole("dialog", { name: "Direct message" });
@@ -69,10 +70,12 @@ async function browserDm(page: Page, username: string): Promise<void> {
   const encrypted = dialog.getByRole("switch", { name: "Encrypted" });
   if (!(await encrypted.isChecked())) await encrypted.check();
   await dialog.getByRole("button", { name: "Create" }).click();
-  await page.getByRole("heading", { level: 1, name: username }).waitFor();
+  await page.getByRole("heading", { level: 1, name: title }).waitFor();
   await page.getByRole("img", { name: "Encrypted room" }).waitFor();
 }
 
+/** The direct message with Tom alone, in the sidebar (presence first) and as the title. */
+const TOM_DM = /^(online |offline )?tom(?!,)/;
 const digits = (s: string) => s.replace(/\D/g, "");
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
@@ -185,7 +188,7 @@ test("an encrypted DM opened by the terminal: the browser reads it and answers",
 
 test("files both ways in the encrypted DM, byte for byte", async () => {
   const { page } = ana;
-  await openRoom(page, /tom/);
+  await openRoom(page, TOM_DM);
 
   // Ana uploads; Tom downloads with `sotto download` and gets the same bytes.
   const upName = server.typed("ana-quarterly-figures.bin");
@@ -253,6 +256,48 @@ test("an encrypted private channel: the terminal joins late and reads the histor
   await tom.ok(["send", "vault"], late + "\n");
   await message(page, late).getByRole("img", { name: /^Encrypted/ }).waitFor();
   await shot(page, "44-interop-private-channel");
+});
+
+test("an encrypted group DM of the browser and two terminals", async () => {
+  const { page } = ana;
+  await browserDm(page, "tom, tess", /tom, tess|tess, tom/);
+  const roomId = decodeURIComponent(new URL(page.url()).pathname.split("/").pop()!);
+  const toAll = server.typed("to both terminals at once: 5772");
+  await say(page, toAll);
+  for (const t of [tom, tess]) {
+    const m = await readUntil(t, roomId, (x) => x.text === toAll, "the group message");
+    assert.equal(m.encrypted, true);
+    assert.equal(m.problem, null);
+  }
+  const fromTess = server.typed("tess writes to the group");
+  await tess.ok(["send", roomId], fromTess + "\n");
+  await message(page, fromTess).getByRole("img", { name: /^Encrypted/ }).waitFor({ timeout: 30_000 });
+  assert.equal((await readUntil(tom, roomId, (x) => x.text === fromTess, "tess's message")).problem, null);
+});
+
+test("removed from the browser's encrypted channel: the rest read on under a new key", async () => {
+  const { page } = ana;
+  await openRoom(page, /vault/);
+  await page.getByRole("button", { name: "Members", exact: true }).click();
+  await page.getByLabel("Add people").fill("tess");
+  await page.getByRole("button", { name: "Invite" }).click();
+  const list = page.getByRole("list", { name: "Room members" });
+  await list.getByText("@tess").waitFor();
+  const both = server.typed("tom and tess both read this");
+  await say(page, both);
+  for (const t of [tom, tess]) assert.equal((await readUntil(t, "vault", (m) => m.text === both, "the message to both")).problem, null);
+
+  await page.getByRole("button", { name: "Remove tom" }).click();
+  await list.getByText("@tom").waitFor({ state: "detached" });
+  await page.getByRole("button", { name: "Close Members" }).click();
+  const after = server.typed("only tess reads this one");
+  await say(page, after);
+  const read = await readUntil(tess, "vault", (m) => m.text === after, "the message after the removal");
+  assert.equal(read.problem, null);
+  const members = (await tess.json(["room", "members", "vault"])) as { username: string; verified_by_room: boolean; listed_by_server: boolean }[];
+  assert.deepEqual(members.map((m) => [m.username, m.verified_by_room, m.listed_by_server]).sort(), [["ana", true, true], ["tess", true, true]]);
+  const gone = await tom.run(["read", "vault", "--json"]);
+  assert.notEqual(gone.code, 0, "tom no longer reads the channel");
 });
 
 test("a private channel made in the terminal: the browser joins late; keys rotate on both sides; an edit", async () => {
@@ -335,7 +380,7 @@ test("files in a room without encryption, both ways", async () => {
 
 test("off the record across implementations, started from either side", async () => {
   const { page } = ana;
-  await openRoom(page, /tom/);
+  await openRoom(page, TOM_DM);
   const chat = await tom.chat("@ana");
 
   // Ana offers in the browser; Tom accepts in the terminal.
@@ -402,11 +447,44 @@ test("off the record across implementations, started from either side", async ()
   await chat.otr("ended");
   await panel.getByRole("status").getByText("Ended", { exact: true }).waitFor();
   await page.getByRole("heading", { level: 1 }).getByText("Off the record").waitFor({ state: "detached" });
-  await chat.quit();
+
+  // Declined from either side.
+  chat.say("/otr start");
+  await chat.otr("offering");
+  await invitation.getByRole("button", { name: "Decline" }).click();
+  assert.equal((await chat.otr("declined")).by_peer, true);
+  await panel.getByRole("button", { name: "Start OTR" }).click();
+  await chat.otr("offered");
+  chat.say("/otr decline");
+  await chat.otr("declined");
+  await panel.getByRole("status").getByText("tom declined", { exact: true }).waitFor();
+
+  // Tom's process dies during a session: the browser sees it broken, and refreshes it
+  // with Tom's next process.
+  await panel.getByRole("button", { name: "Start OTR" }).click();
+  await chat.otr("offered");
+  chat.say("/otr accept");
+  await chat.otr("established");
+  await panel.getByRole("status").getByText("On: messages are off the record").waitFor({ timeout: 30_000 });
+  await chat.kill();
+  await panel.getByRole("status").getByText("Broken", { exact: true }).waitFor({ timeout: 30_000 });
+  const chat2 = await tom.chat("@ana");
+  await panel.getByRole("button", { name: "Refresh keys" }).click();
+  await chat2.next(settled, "the session refreshed with the new process");
+  await panel.getByRole("status").getByText("On: messages are off the record").waitFor({ timeout: 30_000 });
+  const revived = server.typed("after tom came back: 3606");
+  await say(page, revived);
+  assert.equal((await chat2.message(revived)).otr, true);
+  const revivedBack = server.typed("tom's new process answers: 1259");
+  chat2.say(revivedBack);
+  await message(page, revivedBack).getByRole("img", { name: "Off the record" }).waitFor();
+  await panel.getByRole("button", { name: "End OTR" }).click();
+  assert.equal((await chat2.otr("ended")).by_peer, true);
+  await chat2.quit();
 
   // Nothing off the record is in the history on either side.
   const history = (await tom.json(["read", "@ana", "--limit", "50"])) as ReadMessage[];
-  for (const text of [fromAna, fromTom, again, answer, refreshedByTom, refreshedByAna, stillTom]) assert.ok(!history.some((m) => m.text === text), text);
+  for (const text of [fromAna, fromTom, again, answer, refreshedByTom, refreshedByAna, stillTom, revived, revivedBack]) assert.ok(!history.some((m) => m.text === text), text);
   await page.getByRole("button", { name: "Close OTR" }).click();
   await page.reload();
   await page.getByRole("heading", { level: 1, name: /tom/ }).waitFor();

@@ -58,6 +58,8 @@ export interface Chat {
   otr(state: string): Promise<ChatEvent>;
   /** Closes standard input (end of input quits) and waits for exit code 0. */
   quit(): Promise<void>;
+  /** Kills the process at once (no goodbye to anyone) and waits for it to be gone. */
+  kill(): Promise<void>;
   /** Standard error so far. */
   stderr(): string;
 }
@@ -183,6 +185,15 @@ export function newTerminal(name: string): Terminal {
         }
         const done = exit as { code: number | null; signal: NodeJS.Signals | null };
         if (done.code !== 0) throw new Error(`sotto chat ${room} exited ${done.code ?? done.signal}; stderr: ${stderr.trim()}`);
+      },
+      async kill() {
+        child.kill("SIGKILL");
+        while (!exit) {
+          await new Promise<void>((res) => {
+            const timer = setTimeout(res, 1000);
+            wake = () => (clearTimeout(timer), res());
+          });
+        }
       },
       stderr: () => stderr,
     };
