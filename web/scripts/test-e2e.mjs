@@ -9,7 +9,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const web = join(dirname(fileURLToPath(import.meta.url)), "..");
-const out = join(web, ".build", "e2e");
+// A directory of this run's own: browser tests may run at the same time from another
+// shell, and one run must not delete the bundles another is about to load.
+const out = join(web, ".build", `e2e-${process.pid}`);
 const filter = process.argv[2];
 const tests = readdirSync(join(web, "test", "e2e"))
   .filter((f) => f.endsWith(".test.ts") && (!filter || f.includes(filter)))
@@ -36,4 +38,5 @@ const run = spawnSync(process.execPath, ["--enable-source-maps", "--test", "--te
   stdio: "inherit",
   cwd: web,
 });
+rmSync(out, { recursive: true, force: true });
 process.exit(run.status ?? 1);

@@ -33,7 +33,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 
-/** The `web/` directory (the bundled tests run from `web/.build/e2e/`). */
+/** The `web/` directory (the bundled tests run from `web/.build/e2e-<pid>/`). */
 export const webDir = findWebDir();
 /** Where screenshots and server logs go (git-ignored). */
 export const artifactsDir = join(webDir, "test-artifacts");
