@@ -86,6 +86,8 @@ export class E2e {
   constructor(private readonly ws: Workspace) {
     this.me = toUserId(ws.me.id);
     this.pins = loadPins(this.me);
+    // A change not accepted yet stays announced across reloads (B4).
+    for (const u of this.pins.users()) if (u !== this.me && this.pins.get(u)!.pending) this.keyChanges.add(u);
     this.seen = loadJson(`${STORE}seen.${this.me}`, {});
     for (const [u, keys] of Object.entries(loadJson<Record<string, string[]>>(`${STORE}former.${this.me}`, {}))) {
       this.former.set(u, keys.map(fromBase64));
@@ -124,12 +126,13 @@ export class E2e {
     await this.ws.http.json("POST", "/api/v1/me/keys", { bundle: toBase64(bundle.encode()), backup: toBase64(backup.encode()) });
     this.keys = keys;
     this.myBundle = bundle;
-    this.pins.observe(this.me, bundle.identityKey);
-    this.savePins();
+    this.adoptOwn(bundle);
     this.saveAccepted(DEFAULT_PARAMS);
     this.newPassword = password.text();
     this.status = "unlocked";
     this.ws.changed();
+    // Messages shown as locked before are now waiting for their keys, or readable.
+    void this.ws.refreshViews();
     return this.newPassword;
   }
 
@@ -155,6 +158,7 @@ export class E2e {
       throw e;
     }
     this.keys = opened.keys;
+    this.adoptOwn(bundle);
     this.saveAccepted(opened.params);
     this.status = "unlocked";
     this.deferred = false;
@@ -198,10 +202,13 @@ export class E2e {
     return bundle;
   }
 
-  /** Pins a checked bundle's key on first use; a different key is a pending change. */
+  /**
+   * Pins a checked bundle's key on first use; a different key is a pending change
+   * (one's own is adopted by `adoptOwn` once the password proves it).
+   */
   private observe(bundle: PublicBundle): void {
     const seen = this.pins.observe(bundle.user, bundle.identityKey);
-    if (seen.kind === "Changed") this.keyChanges.add(bundle.user);
+    if (seen.kind === "Changed" && bundle.user !== this.me) this.keyChanges.add(bundle.user);
     else {
       this.keyChanges.delete(bundle.user);
       this.bundles.set(bundle.user, bundle);
@@ -251,19 +258,33 @@ export class E2e {
     void this.ws.refreshViews();
   }
 
-  /** Accepts a contact's changed key; the old one still checks what it signed before. */
+  /**
+   * Accepts a contact's changed key; the old one still checks what it signed before.
+   * The room keys held back from the new key are handed on at once (E13).
+   */
   acceptKeyChange(userId: string): void {
     const user = toUserId(userId);
     const pending = this.pins.get(user)?.pending;
     if (!pending) return;
-    const { former } = this.pins.acceptChange(user, pending);
+    this.replacePin(user, pending);
+    this.ws.changed();
+    void this.ws.refreshViews().then(() => this.shareKeysEverywhere());
+  }
+
+  /** Pins one's own key, made here or opened with the password: a change of it is one's own doing. */
+  private adoptOwn(bundle: PublicBundle): void {
+    if (this.pins.observe(this.me, bundle.identityKey).kind === "Changed") this.replacePin(this.me, bundle.identityKey);
+    else this.savePins();
+  }
+
+  /** Replaces a pin by its pending key, keeping the old key as a former key (§4.2). */
+  private replacePin(user: UserId, key: Uint8Array): void {
+    const { former } = this.pins.acceptChange(user, key);
     this.former.set(user, [...this.formerKeys(user), former]);
     localStorage.setItem(`${STORE}former.${this.me}`, JSON.stringify(Object.fromEntries([...this.former].map(([u, ks]) => [u, ks.map(toBase64)]))));
     this.keyChanges.delete(user);
     this.savePins();
     this.chains.clear();
-    this.ws.changed();
-    void this.ws.refreshViews();
   }
 
   isVerified(userId: string): boolean {

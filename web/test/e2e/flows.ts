@@ -101,3 +101,15 @@ export async function roomMenu(page: Page, item: string): Promise<void> {
   await page.getByRole("button", { name: "Room options" }).click();
   await page.getByRole("menuitem", { name: item, exact: true }).click();
 }
+
+/** "Create new" → "Direct message" with the given usernames, encrypted or not. */
+export async function createDirectMessage(page: Page, usernames: string, encrypted: boolean): Promise<void> {
+  await page.getByRole("button", { name: "Create new" }).click();
+  await page.getByRole("menuitem", { name: "Direct message" }).click();
+  const dialog = page.getByRole("dialog", { name: "Direct message" });
+  await dialog.getByLabel("Usernames").fill(usernames);
+  const toggle = dialog.getByRole("switch", { name: "Encrypted" });
+  if ((await toggle.isChecked()) !== encrypted) await toggle.setChecked(encrypted);
+  await dialog.getByRole("button", { name: "Create" }).click();
+  await dialog.waitFor({ state: "detached" });
+}
