@@ -80,6 +80,8 @@ export class E2e {
   /** Rooms seen without a chain, until a statement arrives. */
   private readonly unchained = new Set<string>();
   private readonly epochKeys = new Map<string, Map<string, EpochKey>>();
+  /** Per room, the chain changes this session has under way; sealing waits for them. */
+  private readonly pending = new Map<string, Promise<void>>();
   /** Per room, accepted message ids (hex) and the digest of the envelope accepted. */
   private readonly seen: Record<string, Record<string, string>>;
 
@@ -387,7 +389,13 @@ export class E2e {
   }
 
   /** "Enable E2E" / "Disable E2E" (E6). */
-  async setEncryption(room: Room, on: boolean): Promise<void> {
+  setEncryption(room: Room, on: boolean): Promise<void> {
+    // The server flags the room encrypted before its chain is signed: a message typed
+    // in between waits for the chain instead of being refused.
+    return this.track(room.id, this.changeEncryption(room, on));
+  }
+
+  private async changeEncryption(room: Room, on: boolean): Promise<void> {
     if (await this.chain(room.id, true)) {
       await this.addStatement(room.id, () => ({ type: "SetEncryption", on }));
       return;
@@ -399,7 +407,9 @@ export class E2e {
 
   /** Whether text to the room must be sealed: the chain decides, not the server's flag (B12). */
   async mustSeal(room: Room): Promise<boolean> {
-    const chain = await this.chain(room.id);
+    await this.pending.get(room.id);
+    // The server's flag can be ahead of the statement that started the chain: look again.
+    const chain = (await this.chain(room.id)) ?? (room.encrypted ? await this.chain(room.id, true) : null);
     if (chain) return chain.state.isEncrypted();
     if (room.encrypted) throw new Error("This room is encrypted but its encryption is not set up yet; nothing was sent.");
     return false;
@@ -443,7 +453,13 @@ export class E2e {
   }
 
   /** Declares a new epoch and seals its key to every authorized member and to oneself. */
-  async rotate(roomId: string): Promise<EpochKey> {
+  rotate(roomId: string): Promise<EpochKey> {
+    // Until its key is sealed to oneself, a message sent meanwhile would find the new
+    // epoch without its key.
+    return this.track(roomId, this.newEpoch(roomId));
+  }
+
+  private async newEpoch(roomId: string): Promise<EpochKey> {
     const key = EpochKey.generate();
     const chain = await this.addStatement(roomId, () => ({ type: "NewEpoch", epoch: key.epochId }));
     this.remember(roomId, key);
@@ -487,6 +503,16 @@ export class E2e {
     for (let i = 0; i < boxes.length; i += 1000) {
       await this.ws.http.json("POST", `/api/v1/rooms/${seg(roomId)}/keys`, { boxes: boxes.slice(i, i + 1000) });
     }
+  }
+
+  /** Runs `op` as a chain change of the room that sealing waits for (see mustSeal). */
+  private track<T>(roomId: string, op: Promise<T>): Promise<T> {
+    const all = Promise.all([this.pending.get(roomId), op.catch(() => undefined)]).then(() => undefined);
+    this.pending.set(roomId, all);
+    void all.then(() => {
+      if (this.pending.get(roomId) === all) this.pending.delete(roomId);
+    });
+    return op;
   }
 
   /** The key to send with: a new epoch first when one is due. */
@@ -680,6 +706,13 @@ export class E2e {
       }
       case "statement_added":
         this.unchained.delete(f.room_id);
+        // The statement that removes this user, or records their leaving, is the last of
+        // the room they see: the server refuses them its chain from then on.
+        if (endsMembership(f.statement, this.me)) {
+          this.chains.delete(toRoomId(f.room_id));
+          this.epochKeys.delete(f.room_id);
+          return;
+        }
         await this.chain(f.room_id, true);
         await this.ws.refreshViews(f.room_id);
         return;
@@ -760,3 +793,13 @@ function loadJson<T>(key: string, fallback: T): T {
 }
 
 export { ChainError };
+
+/** Whether the encoded statement removes `me` from its room, or is `me` leaving it. */
+function endsMembership(statement: string, me: UserId): boolean {
+  try {
+    const s = decodeStatement(fromBase64(statement));
+    return (s.action.type === "Remove" && s.action.user === me) || (s.action.type === "Leave" && s.actor === me);
+  } catch {
+    return false;
+  }
+}

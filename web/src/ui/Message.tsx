@@ -26,7 +26,7 @@ export function MessageRow(props: { ws: Workspace; view: MessageView; actions: M
   const canDelete = !view.deleted && !view.otr && actions.remove && (mine || actions.owner);
 
   return (
-    <article class={`message${view.mentionsMe ? " mentioned" : ""}${view.otr ? " otr" : ""}`} aria-label={`${name}, ${formatTime(view.time)}`}>
+    <article class={`message${view.mentionsMe ? " mentioned" : ""}${view.otr ? " otr" : ""}`} aria-label={`${name}, ${formatTime(view.time)}${view.mentionsMe ? ", mentions you" : ""}`}>
       {actions.select && <input type="checkbox" class="select-box" aria-label={`Select message from ${name}`} checked={actions.select.selected} onChange={actions.select.toggle} />}
       <span class="avatar" aria-hidden="true">
         {initial(name)}
