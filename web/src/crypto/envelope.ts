@@ -13,7 +13,7 @@ import type { EpochKey, Rng } from "./epoch";
 import { type EpochId, type MessageId, type RoomId, type UserId, checkRandomId, newRandomId, readRandomId, readRoomId, readUserId, writeId } from "./ids";
 import type { IdentityKeys } from "./identity";
 import { MAX_DATA_LEN, PaddingError, isBucket, pad, unpad } from "./padding";
-import { aesGcmOpen, aesGcmSeal, ed25519Verify, randomBytes } from "./primitives";
+import { aesGcmOpen, aesGcmSeal, ed25519Verify, randomBytes, ed25519VerifyAsync } from "./primitives";
 import type { SeenMessages } from "./replay";
 
 export const MESSAGE_LABEL = "sotto/v1/message";
@@ -211,7 +211,7 @@ export async function openEnvelope(bytes: Uint8Array, opts: OpenEnvelopeOptions)
   if (!isAuthorized(opts.authorized, h.senderId)) throw new EnvelopeError("SenderNotAuthorized");
   const input = signingInput(MESSAGE_LABEL, env.signed);
   let underFormerKey = false;
-  if (!ed25519Verify(opts.senderKey, input, env.signature)) {
+  if (!(await ed25519VerifyAsync(opts.senderKey, input, env.signature))) {
     if (!(opts.formerKeys ?? []).some((k) => ed25519Verify(k, input, env.signature))) throw new EnvelopeError("BadSignature");
     underFormerKey = true;
   }

@@ -120,6 +120,26 @@ export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signat
   }
 }
 
+/**
+ * The same strict verification, with the curve arithmetic done natively: the canonical
+ * and small-order checks on A and R and S < L here, then WebCrypto's Ed25519, whose
+ * equation is the cofactorless one too. About twenty times faster than the pure-script
+ * path, for the message hot path (a page of encrypted history).
+ */
+export async function ed25519VerifyAsync(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  if (signature.length !== 64 || !ed25519IsValidPublicKey(publicKey)) return false;
+  try {
+    const rBytes = signature.subarray(0, 32);
+    const r = ed25519.Point.fromBytes(rBytes, false);
+    if (r.isSmallOrder() || !r.toBytes().every((b, i) => b === rBytes[i])) return false;
+    if (littleEndian(signature.subarray(32, 64)) >= ed25519.Point.Fn.ORDER) return false;
+    const key = await subtle.importKey("raw", buf(publicKey), { name: "Ed25519" }, false, ["verify"]);
+    return await subtle.verify({ name: "Ed25519" }, key, buf(signature), buf(message));
+  } catch {
+    return false;
+  }
+}
+
 function littleEndian(b: Uint8Array): bigint {
   let n = 0n;
   for (let i = b.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(b[i]!);

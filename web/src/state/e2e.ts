@@ -152,8 +152,10 @@ export class E2e {
     const backup = KeyBackup.decode(fromBase64(stored.backup));
     const accepted = loadJson<KdfParams | null>(`${STORE}kdf.${this.me}`, null) ?? undefined;
     let opened;
+    const start = performance.now();
     try {
       opened = await backup.open(EncryptionPassword.fromUser(password), this.me, bundle, accepted);
+      performance.measure("sotto:unlock", { start });
     } catch (e) {
       if (e instanceof BackupError && e.kind === "WrongPassword") throw new Error("Wrong encryption password. Check it and try again.");
       if (e instanceof BackupError) throw new Error(`Your key backup was refused (${e.kind}): it may have been tampered with.`);
@@ -676,8 +678,20 @@ export class E2e {
     if (known && known !== digest) throw new Undecryptable("Replayed");
     if (!known) {
       room[envelopeId] = digest;
-      localStorage.setItem(`${STORE}seen.${this.me}`, JSON.stringify(this.seen));
+      this.saveSeenSoon();
     }
+  }
+
+  private seenSaving = false;
+
+  /** Writes the seen ids once for all the messages a page or a burst accepted. */
+  private saveSeenSoon(): void {
+    if (this.seenSaving) return;
+    this.seenSaving = true;
+    setTimeout(() => {
+      this.seenSaving = false;
+      localStorage.setItem(`${STORE}seen.${this.me}`, JSON.stringify(this.seen));
+    }, 0);
   }
 
   // --- realtime ---

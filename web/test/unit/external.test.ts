@@ -18,6 +18,7 @@ import {
   ed25519PublicKey,
   ed25519Sign,
   ed25519Verify,
+  ed25519VerifyAsync,
   hkdfSha256,
   hmacSha256,
   hpkeOpen,
@@ -82,9 +83,16 @@ test("X25519 refuses a low-order peer key", async () => {
 interface Ed25519Vectors {
   tests: { name: string; secret_key: string; public_key: string; message: string; signature: string }[];
 }
+/** Both strict verifiers (pure script and native) must give the same answer. */
+async function verify(pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): Promise<boolean> {
+  const plain = ed25519Verify(pk, msg, sig);
+  assert.equal(await ed25519VerifyAsync(pk, msg, sig), plain, "the native verifier agrees");
+  return plain;
+}
+
 const ed = vector<Ed25519Vectors>("external/rfc8032-ed25519.json");
 
-test("RFC 8032 §7.1: public keys, exact signatures, strict verification and refusals", () => {
+test("RFC 8032 §7.1: public keys, exact signatures, strict verification and refusals", async () => {
   assert.equal(ed.tests.length, 5);
   for (const t of ed.tests) {
     const sk = fromHex(t.secret_key);
@@ -94,21 +102,21 @@ test("RFC 8032 §7.1: public keys, exact signatures, strict verification and ref
     assert.equal(toHex(ed25519PublicKey(sk)), t.public_key, t.name);
     assert.equal(toHex(ed25519Sign(sk, msg)), t.signature, t.name);
     assert.ok(ed25519IsValidPublicKey(pk), t.name);
-    assert.ok(ed25519Verify(pk, msg, sig), t.name);
+    assert.ok(await verify(pk, msg, sig), t.name);
     // A changed message, a changed signature (in R and in S), another key: refused.
-    assert.ok(!ed25519Verify(pk, concat(msg, Uint8Array.of(0)), sig), `${t.name} longer message`);
+    assert.ok(!await verify(pk, concat(msg, Uint8Array.of(0)), sig), `${t.name} longer message`);
     if (msg.length > 0) {
       const m = Uint8Array.from(msg);
       m[0]! ^= 0x01;
-      assert.ok(!ed25519Verify(pk, m, sig), `${t.name} changed message`);
+      assert.ok(!await verify(pk, m, sig), `${t.name} changed message`);
     }
     for (const at of [0, 31, 32, 63]) {
       const s = Uint8Array.from(sig);
       s[at]! ^= 0x01;
-      assert.ok(!ed25519Verify(pk, msg, s), `${t.name} signature byte ${at}`);
+      assert.ok(!await verify(pk, msg, s), `${t.name} signature byte ${at}`);
     }
     const other = ed.tests.find((o) => o !== t)!;
-    assert.ok(!ed25519Verify(fromHex(other.public_key), msg, sig), `${t.name} other key`);
+    assert.ok(!await verify(fromHex(other.public_key), msg, sig), `${t.name} other key`);
     // S + L: the same scalar, not canonical.
     const sPlusL = Uint8Array.from(sig);
     let carry = 0;
@@ -118,7 +126,7 @@ test("RFC 8032 §7.1: public keys, exact signatures, strict verification and ref
       sPlusL[32 + i] = sum & 0xff;
       carry = sum >> 8;
     }
-    if (carry === 0 && (sPlusL[63]! & 0xe0) === 0) assert.ok(!ed25519Verify(pk, msg, sPlusL), `${t.name} S + L`);
+    if (carry === 0 && (sPlusL[63]! & 0xe0) === 0) assert.ok(!await verify(pk, msg, sPlusL), `${t.name} S + L`);
   }
 });
 
@@ -134,7 +142,7 @@ function leBytes(n: bigint): Uint8Array {
   return out;
 }
 
-test("strict Ed25519: small-order or non-canonical keys, small-order R and R with a torsion part are refused", () => {
+test("strict Ed25519: small-order or non-canonical keys, small-order R and R with a torsion part are refused", async () => {
   const t = ed.tests[1]!;
   const sk = fromHex(t.secret_key);
   const pk = fromHex(t.public_key);
@@ -166,13 +174,13 @@ test("strict Ed25519: small-order or non-canonical keys, small-order R and R wit
   const s = (r + k * scalar) % L;
   const forged = concat(rBytes, leBytes(s));
   assert.ok(ed25519.verify(forged, msg, pk, { zip215: false }), "the cofactored check accepts it");
-  assert.ok(!ed25519Verify(pk, msg, forged), "strict verification refuses it");
+  assert.ok(!await verify(pk, msg, forged), "strict verification refuses it");
   // The same construction without the torsion part is an ordinary valid signature.
   const cleanR = Point.BASE.multiply(r).toBytes();
   const k2 = le(nobleSha512(concat(cleanR, pk, msg))) % L;
-  assert.ok(ed25519Verify(pk, msg, concat(cleanR, leBytes((r + k2 * scalar) % L))));
+  assert.ok(await verify(pk, msg, concat(cleanR, leBytes((r + k2 * scalar) % L))));
   // A small-order R.
-  assert.ok(!ed25519Verify(pk, msg, concat(torsion.toBytes(), leBytes(s))));
+  assert.ok(!await verify(pk, msg, concat(torsion.toBytes(), leBytes(s))));
 });
 
 // --- RFC 5869 ---
