@@ -38,6 +38,8 @@ export function Shell(props: { ws: Workspace; router: Router; onLoggedOut: () =>
   return (
     <div class={navOpen ? "shell nav-open" : "shell"}>
       <Sidebar ws={ws} router={router} activeRoom={roomId} onCreate={setCreating} onSearch={() => setSearching(true)} onLoggedOut={props.onLoggedOut} onNavigate={() => setNavOpen(false)} />
+      {/* On a phone, the rest of the page dims behind the open room list; a tap closes it. */}
+      {navOpen && <div class="nav-scrim" aria-hidden="true" onClick={() => setNavOpen(false)} />}
       <div class="main">
         <button type="button" class="icon-button nav-toggle" aria-label="Show rooms" aria-expanded={navOpen} onClick={() => setNavOpen(!navOpen)}>
           <Icon name="menu" />

@@ -27,6 +27,11 @@ async function person(browser: Parameters<typeof signIn>[0], server: RunningServ
   return { ...p, login, password };
 }
 
+/** Waits until no transition or animation runs (a screenshot shows the end state). */
+async function settled(page: Page): Promise<void> {
+  await page.waitForFunction(() => document.getAnimations().every((a) => a.playState !== "running"));
+}
+
 function sidebarRoom(page: Page, name: string) {
   return page.getByRole("navigation", { name: "Rooms" }).getByRole("link", { name });
 }
@@ -43,7 +48,10 @@ async function createChannel(page: Page, name: string, members: string, encrypte
   await dialog.getByText("Advanced settings").click();
   const toggle = dialog.getByRole("switch", { name: "Encrypted" });
   await toggle.setChecked(encrypted);
-  if (shotName) await shot(page, shotName);
+  if (shotName) {
+    await settled(page); // the Advanced settings chevron turns as the section opens
+    await shot(page, shotName);
+  }
   await dialog.getByRole("button", { name: "Create" }).click();
   await dialog.waitFor({ state: "detached" });
   await page.getByRole("heading", { level: 1, name }).waitFor();
@@ -255,9 +263,11 @@ test("encrypted private channel: late joiner, removal and rotation, edits, files
     await cyPhone.page.getByRole("heading", { level: 1, name: "launch-plans" }).waitFor();
     await message(cyPhone.page, fixed).waitFor();
     await cyPhone.page.getByRole("img", { name: imageName }).waitFor();
+    await settled(cyPhone.page);
     await shot(cyPhone.page, "68-channel-phone-room");
     await cyPhone.page.getByRole("button", { name: "Show rooms" }).click();
     await sidebarRoom(cyPhone.page, "launch-plans").waitFor();
+    await settled(cyPhone.page);
     await shot(cyPhone.page, "69-channel-phone-rooms-open");
   } finally {
     await browser.close();
