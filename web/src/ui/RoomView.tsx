@@ -38,7 +38,8 @@ export function RoomView(props: { ws: Workspace; room: Room; onSearch: () => voi
   // Off-the-record messages of this session sit among the stored ones, by position.
   const otrViews = ws.otr.messages(room.id);
   const views = otrViews.length ? [...stored, ...otrViews].sort((a, b) => a.seq - b.seq) : stored;
-  const otrOn = !!ws.settings?.["otr.enabled"] && room.kind === "direct";
+  // OTR is offered only where it can run: a DM with exactly one other person (O1, O2).
+  const otrOn = !!ws.settings?.["otr.enabled"] && room.kind === "direct" && members.length === 2;
   const offRecord = ws.otr.active(room.id);
   const act = (fn: () => Promise<unknown>) => () => {
     setMenuError(null);
