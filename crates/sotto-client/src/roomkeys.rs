@@ -211,11 +211,23 @@ impl Client {
         }
         self.ensure_pinned(boxes.iter().map(|b| b.distributor().clone()))
             .await?;
+        let mut handed_on = Vec::new();
         for sealed in &boxes {
             // A refused box is never used; the client keeps waiting for a valid one.
             if let Ok(key) = self.open_box(chain, sealed) {
+                if sealed.distributor() != self.user_id() {
+                    handed_on.push(key.clone());
+                }
                 self.remember_key(room, key);
             }
+        }
+        if !handed_on.is_empty() {
+            // Keep an own copy of keys another member handed on: it replaces theirs on
+            // the server, so later sessions can open it even after that member leaves.
+            // A failure only means the next load tries again.
+            let _ = self
+                .seal_and_upload(room, chain, &handed_on, &BTreeSet::new(), true)
+                .await;
         }
         Ok(answer)
     }

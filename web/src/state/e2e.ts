@@ -444,13 +444,19 @@ export class E2e {
       }
     }
     await this.observeUsers(boxes.map((b) => b.distributor));
+    const handedOn: EpochKey[] = [];
     for (const b of boxes) {
       try {
-        this.remember(roomId, await b.open(this.me, keys, chain.state, this.pinnedKey, { formerKeys: this.formerKeys }));
+        const key = await b.open(this.me, keys, chain.state, this.pinnedKey, { formerKeys: this.formerKeys });
+        this.remember(roomId, key);
+        if (b.distributor !== this.me) handedOn.push(key);
       } catch {
         /* a refused box is never used; the client keeps waiting for a valid one */
       }
     }
+    // Keep an own copy of keys another member handed on: it replaces theirs on the
+    // server, so later sessions can open it even after that member leaves the room.
+    if (handedOn.length) await this.sealAndUpload(roomId, chain, handedOn, [], true).catch(() => undefined);
     return answer;
   }
 

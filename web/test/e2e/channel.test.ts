@@ -263,6 +263,13 @@ test("encrypted private channel: late joiner, removal and rotation, edits, files
     await cyPhone.page.getByRole("heading", { level: 1, name: "launch-plans" }).waitFor();
     await message(cyPhone.page, fixed).waitFor();
     await cyPhone.page.getByRole("img", { name: imageName }).waitFor();
+    // The first messages, whose key Bob may have handed to Cy before he was removed, open
+    // in this new session too: Cy's own copy of that key replaced Bob's on the server.
+    await messages(cyPhone.page).evaluate((el) => (el.scrollTop = 0));
+    await message(cyPhone.page, m1).waitFor(ARGON2);
+    await message(cyPhone.page, m2).waitFor();
+    assert.equal(await messages(cyPhone.page).getByText("Waiting for encryption key").count(), 0, "the oldest messages open in a new session");
+    await messages(cyPhone.page).evaluate((el) => (el.scrollTop = el.scrollHeight));
     await settled(cyPhone.page);
     await shot(cyPhone.page, "68-channel-phone-room");
     await cyPhone.page.getByRole("button", { name: "Show rooms" }).click();

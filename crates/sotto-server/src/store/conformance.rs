@@ -1351,6 +1351,23 @@ async fn chains_and_room_keys(s: &Stores) {
         vec![key("e1", "cb")]
     );
     assert_eq!(e.epoch_holders("ch", "e1").await.unwrap(), ["ca", "cb"]);
+    // The recipient's own copy replaces a box handed on by someone else, once.
+    let own = RoomKeyRecord {
+        distributor_id: "cb".into(),
+        sealed: b"own copy".to_vec(),
+        ..key("e1", "cb")
+    };
+    assert_eq!(
+        e.put_room_keys(std::slice::from_ref(&own)).await.unwrap(),
+        [true]
+    );
+    assert_eq!(
+        e.put_room_keys(&[key("e1", "cb"), own.clone()])
+            .await
+            .unwrap(),
+        [false, false]
+    );
+    assert_eq!(e.room_keys("ch", "cb").await.unwrap(), vec![own]);
     assert!(!e.rotation_marked("ch").await.unwrap());
     e.mark_rotation("ch").await.unwrap();
     e.mark_rotation("ch").await.unwrap();

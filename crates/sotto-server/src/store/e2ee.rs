@@ -72,7 +72,10 @@ pub trait E2eeStore: Send + Sync {
         change: &SignedChange,
     ) -> Result<Vec<Event>, StoreError>;
     /// Stores sealed room keys, all or none; for each, false (nothing written) if the
-    /// recipient already has one for that epoch.
+    /// recipient already has one for that epoch, unless this one is the recipient's own
+    /// copy and the stored one was handed on by someone else: the own copy replaces it,
+    /// so a later session of the recipient does not depend on a distributor who may
+    /// leave the room (a box from a former member is refused, docs/protocol.md §6.3).
     async fn put_room_keys(&self, keys: &[RoomKeyRecord]) -> Result<Vec<bool>, StoreError>;
     /// The room keys sealed to `recipient_id` in the room, oldest first.
     async fn room_keys(
@@ -249,7 +252,11 @@ macro_rules! e2ee_store {
                 // One transaction: a rotation's thousand boxes are one commit, not a thousand.
                 let sql = format!(
                     "INSERT INTO room_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT DO NOTHING"
+                     ON CONFLICT (room_id, epoch_id, recipient_id) DO UPDATE SET \
+                     distributor_id = excluded.distributor_id, sealed = excluded.sealed, \
+                     created_at = excluded.created_at \
+                     WHERE excluded.distributor_id = excluded.recipient_id \
+                     AND room_keys.distributor_id <> room_keys.recipient_id"
                 );
                 let mut tx = self.pool().begin().await?;
                 let mut stored = Vec::with_capacity(keys.len());
