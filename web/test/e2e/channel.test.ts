@@ -13,19 +13,10 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { deflateSync } from "node:zlib";
 import type { Download, Page } from "playwright-core";
-import { PHONE, type RunningServer, launchBrowser, shot, startServer } from "./harness";
-import { adminSettings, message, messages, openRoom, roomMenu, saveEncryptionPassword, say, setupAdmin, signIn, unlock } from "./flows";
+import { PHONE, shot } from "./harness";
+import { encryptedPerson, inWorkspace, message, messages, openRoom, roomMenu, say, signIn, unlock } from "./flows";
 
 const ARGON2 = { timeout: 30_000 };
-
-/** A signed-in person who saved their encryption password. */
-async function person(browser: Parameters<typeof signIn>[0], server: RunningServer, name: string, viewport?: { width: number; height: number }) {
-  const login = `${name} login words 1`;
-  await server.createUser(name, login);
-  const p = await signIn(browser, server, name, login, viewport);
-  const password = await saveEncryptionPassword(p.page, server);
-  return { ...p, login, password };
-}
 
 /** Waits until no transition or animation runs (a screenshot shows the end state). */
 async function settled(page: Page): Promise<void> {
@@ -112,14 +103,10 @@ function requirePdftotext(): void {
 
 test("encrypted private channel: late joiner, removal and rotation, edits, files, export", async () => {
   requirePdftotext();
-  const server = await startServer();
-  const browser = await launchBrowser();
-  try {
-    const admin = await setupAdmin(browser, server);
-    await adminSettings(admin.page, ["Enable E2E encryption"]);
-    const ana = await person(browser, server, "ana");
-    const bob = await person(browser, server, "bob");
-    const cy = await person(browser, server, "cyd");
+  await inWorkspace(["Enable E2E encryption"], async ({ server, browser }) => {
+    const ana = await encryptedPerson(browser, server, "ana");
+    const bob = await encryptedPerson(browser, server, "bob");
+    const cy = await encryptedPerson(browser, server, "cyd");
 
     // 1. Ana creates a private encrypted channel with Bob.
     await createChannel(ana.page, "launch-plans", "bob", true, "60-channel-create");
@@ -276,20 +263,13 @@ test("encrypted private channel: late joiner, removal and rotation, edits, files
     await sidebarRoom(cyPhone.page, "launch-plans").waitFor();
     await settled(cyPhone.page);
     await shot(cyPhone.page, "69-channel-phone-rooms-open");
-  } finally {
-    await browser.close();
-    await server.stop();
-  }
+  });
 });
 
 test("encrypted discussion, and Enable E2E / Disable E2E on a private channel", async () => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  try {
-    const admin = await setupAdmin(browser, server);
-    await adminSettings(admin.page, ["Enable E2E encryption"]);
-    const ana = await person(browser, server, "ana");
-    const bob = await person(browser, server, "bob");
+  await inWorkspace(["Enable E2E encryption"], async ({ server, browser }) => {
+    const ana = await encryptedPerson(browser, server, "ana");
+    const bob = await encryptedPerson(browser, server, "bob");
 
     // A private channel made without encryption: its first message is plain (not typed
     // as a secret: the server may keep it).
@@ -345,8 +325,5 @@ test("encrypted discussion, and Enable E2E / Disable E2E on a private channel", 
     assert.equal(await message(bob.page, after).getByRole("img", { name: /^Encrypted/ }).count(), 0);
     await message(bob.page, e1).getByRole("img", { name: /^Encrypted/ }).waitFor();
     await shot(bob.page, "73-channel-e2e-disabled");
-  } finally {
-    await browser.close();
-    await server.stop();
-  }
+  });
 });

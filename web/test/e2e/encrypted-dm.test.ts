@@ -4,15 +4,11 @@
 // the history. The server never holds the text.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, newPerson, shot, startServer } from "./harness";
-import { adminSettings, fillSignIn, message, openRoom, saveEncryptionPassword, say, setupAdmin, signIn, unlock } from "./flows";
+import { newPerson, shot } from "./harness";
+import { fillSignIn, inWorkspace, message, openRoom, saveEncryptionPassword, say, signIn, unlock } from "./flows";
 
 test("encrypted direct message, and a second session that unlocks with the password", async () => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  try {
-    const admin = await setupAdmin(browser, server);
-    await adminSettings(admin.page, ["Enable E2E encryption"]);
+  await inWorkspace(["Enable E2E encryption"], async ({ server, browser }) => {
     await server.createUser("ana", "ana login words 1");
     await server.createUser("bob", "bob login words 1");
 
@@ -67,8 +63,5 @@ test("encrypted direct message, and a second session that unlocks with the passw
     await message(ana2.page, first).waitFor();
     await message(ana2.page, reply).waitFor();
     assert.equal(await ana2.page.getByRole("button", { name: "Enter E2EE password" }).count(), 0);
-  } finally {
-    await browser.close();
-    await server.stop();
-  }
+  });
 });

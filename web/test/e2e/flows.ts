@@ -2,9 +2,36 @@
 // and accessible name.
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
-import { type Person, type RunningServer, newPerson } from "./harness";
+import { type Person, type RunningServer, launchBrowser, newPerson, startServer } from "./harness";
 
 export const ADMIN = { username: "admin", password: "admin login words 1" };
+
+/**
+ * Runs `body` against a fresh server and browser whose first admin is set up and has
+ * turned `settings` on; afterwards closes the browser and stops the server, which fails
+ * if any typed text reached its disk or log.
+ */
+export async function inWorkspace(settings: string[], body: (w: { server: RunningServer; browser: Browser; admin: Person }) => Promise<void>): Promise<void> {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  try {
+    const admin = await setupAdmin(browser, server);
+    if (settings.length) await adminSettings(admin.page, settings);
+    await body({ server, browser, admin });
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+}
+
+/** A new user, signed in, who saved the encryption password the browser generated. */
+export async function encryptedPerson(browser: Browser, server: RunningServer, name: string, viewport?: { width: number; height: number }): Promise<Person & { login: string; password: string }> {
+  const login = `${name} login words 1`;
+  await server.createUser(name, login);
+  const person = await signIn(browser, server, name, login, viewport);
+  const password = await saveEncryptionPassword(person.page, server);
+  return Object.assign(person, { login, password });
+}
 
 /** Creates the first admin through the printed setup link; returns the signed-in person. */
 export async function setupAdmin(browser: Browser, server: RunningServer): Promise<Person> {

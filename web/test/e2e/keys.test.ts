@@ -5,9 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { launchBrowser, newPerson, shot, startServer } from "./harness";
+import { newPerson, shot } from "./harness";
 import {
-  adminSettings,
   createDirectMessage,
   fillSignIn,
   message,
@@ -16,8 +15,8 @@ import {
   openRoom,
   roomMenu,
   saveEncryptionPassword,
+  inWorkspace,
   say,
-  setupAdmin,
   signIn,
   unlock,
 } from "./flows";
@@ -34,11 +33,7 @@ async function openVerify(page: Page, username: string): Promise<string> {
 }
 
 test("safety numbers, marking a contact verified, and a key reset by the admin", async () => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  try {
-    const admin = await setupAdmin(browser, server);
-    await adminSettings(admin.page, ["Enable E2E encryption"]);
+  await inWorkspace(["Enable E2E encryption"], async ({ server, browser, admin }) => {
     await server.createUser("ana", "ana login words 1");
     await server.createUser("bob", "bob login words 1");
     const ana = await signIn(browser, server, "ana", "ana login words 1");
@@ -151,18 +146,11 @@ test("safety numbers, marking a contact verified, and a key reset by the admin",
     await openRoom(ana2.page, /bob/);
     await message(ana2.page, after).waitFor();
     assert.equal(await ana2.page.getByRole("alert").filter({ hasText: "encryption key changed" }).count(), 0);
-  } finally {
-    await browser.close();
-    await server.stop();
-  }
+  });
 });
 
 test("account page: change the encryption password, reset one's own key", async () => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  try {
-    const admin = await setupAdmin(browser, server);
-    await adminSettings(admin.page, ["Enable E2E encryption"]);
+  await inWorkspace(["Enable E2E encryption"], async ({ server, browser }) => {
     await server.createUser("ana", "ana login words 1");
     await server.createUser("bob", "bob login words 1");
     const ana = await signIn(browser, server, "ana", "ana login words 1");
@@ -217,8 +205,5 @@ test("account page: change the encryption password, reset one's own key", async 
 
     // Bob is told that Ana's key changed.
     await bob.page.getByRole("alert").filter({ hasText: "ana's encryption key changed" }).waitFor();
-  } finally {
-    await browser.close();
-    await server.stop();
-  }
+  });
 });

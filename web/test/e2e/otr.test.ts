@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { type Person, launchBrowser, shot, startServer } from "./harness";
+import { type Person, shot } from "./harness";
 import {
   adminSettings,
   createDirectMessage,
@@ -15,8 +15,8 @@ import {
   openRoom,
   roomMenu,
   saveEncryptionPassword,
+  inWorkspace,
   say,
-  setupAdmin,
   signIn,
   unlock,
 } from "./flows";
@@ -47,11 +47,7 @@ async function stored(person: Person, texts: string[]): Promise<{ local: boolean
 }
 
 test("off the record: start and accept, messages, a lost session refreshed, end, decline", async () => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  try {
-    const admin = await setupAdmin(browser, server);
-    await adminSettings(admin.page, ["Enable E2E encryption", "Enable Off-the-record (OTR)"]);
+  await inWorkspace(["Enable E2E encryption", "Enable Off-the-record (OTR)"], async ({ server, browser }) => {
     await server.createUser("ana", "ana login words 1");
     await server.createUser("bob", "bob login words 1");
     const ana = await signIn(browser, server, "ana", "ana login words 1");
@@ -149,18 +145,11 @@ test("off the record: start and accept, messages, a lost session refreshed, end,
     await otrStatus(ana.page).filter({ hasText: "bob declined" }).waitFor();
     await invitation.waitFor({ state: "detached" });
     await shot(ana.page, "54-otr-declined");
-  } finally {
-    await browser.close();
-    await server.stop();
-  }
+  });
 });
 
 test("off the record: where it is not offered, why it cannot start, and an unanswered offer", async () => {
-  const server = await startServer();
-  const browser = await launchBrowser();
-  try {
-    const admin = await setupAdmin(browser, server);
-    await adminSettings(admin.page, ["Enable E2E encryption"]);
+  await inWorkspace(["Enable E2E encryption"], async ({ server, browser, admin }) => {
     await server.createUser("ana", "ana login words 1");
     await server.createUser("bob", "bob login words 1");
     await server.createUser("carol", "carol login words 1");
@@ -221,8 +210,5 @@ test("off the record: where it is not offered, why it cannot start, and an unans
     await otrPanel(ana.page).getByRole("note").filter({ hasText: "bob is offline" }).waitFor();
     assert.ok(await start.isDisabled());
     await shot(ana.page, "56-otr-peer-offline");
-  } finally {
-    await browser.close();
-    await server.stop();
-  }
+  });
 });
