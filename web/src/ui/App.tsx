@@ -26,7 +26,13 @@ export function App() {
   }, []);
 
   const begin = async (w: Workspace) => {
-    await w.start();
+    try {
+      await w.start();
+    } catch (e) {
+      w.stop();
+      // Signed in, but the workspace would not load: say so in words, not the raw error.
+      throw new Error(`You are signed in, but your workspace could not be loaded (${e instanceof Error ? e.message : String(e)}). Reload the page to try again.`);
+    }
     setWs(w);
     const r = router.route;
     if (r.page === "login" || r.page === "setup") router.go({ page: "home" }, true);
