@@ -11,7 +11,7 @@
 // chunks, the last flag truncation at a chunk boundary and data after the end. Both
 // directions work a chunk at a time: the streams below hold at most one chunk.
 
-import { DecodeError, Reader, Writer, equalBytes } from "./encoding";
+import { DecodeError, Reader, Writer, concat, equalBytes } from "./encoding";
 import type { Rng } from "./epoch";
 import { aesGcmOpen, aesGcmSeal, randomBytes, sha256Incremental } from "./primitives";
 
@@ -415,24 +415,12 @@ export class FileDecryptStream {
   }
 }
 
-function concatAll(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** Encrypts a whole file held in memory (convenience for small files and tests). */
 export async function encryptFile(key: Uint8Array, plaintext: Uint8Array, opts: { chunkSize?: number; rng?: Rng } = {}): Promise<{ blob: Uint8Array; summary: FileSummary }> {
   const s = new FileEncryptStream(key, opts.chunkSize ?? DEFAULT_CHUNK_SIZE, opts.rng ?? randomBytes);
   const parts = await s.push(plaintext);
   const { out, summary } = await s.finish();
-  return { blob: concatAll([...parts, ...out]), summary };
+  return { blob: concat(...parts, ...out), summary };
 }
 
 /** Decrypts and checks a whole blob held in memory; with `expected`, also §8.2 step 4. */
@@ -440,15 +428,17 @@ export async function decryptFile(key: Uint8Array, blob: Uint8Array, expected?: 
   const s = new FileDecryptStream(key);
   const parts = await s.push(blob);
   const { out, summary } = await s.finish(expected);
-  return { plaintext: concatAll([...parts, ...out]), summary };
+  return { plaintext: concat(...parts, ...out), summary };
 }
 
-/**
- * WHATWG stream adapters: pipe a file's bytes through `encryptTransform(...).stream`
- * to upload the blob; `summary` resolves once the stream is flushed.
- */
-export function encryptTransform(key: Uint8Array, chunkSize: number = DEFAULT_CHUNK_SIZE, rng: Rng = randomBytes): { stream: TransformStream<Uint8Array, Uint8Array>; summary: Promise<FileSummary> } {
-  const enc = new FileEncryptStream(key, chunkSize, rng);
+/** What both directions of a stream offer: bytes in, bytes out, a summary at the end. */
+interface Streaming {
+  push(data: Uint8Array): Promise<Uint8Array[]>;
+  finish(): Promise<{ out: Uint8Array[]; summary: FileSummary }>;
+}
+
+/** A WHATWG TransformStream over `s`; `summary` resolves once the stream is flushed, and any failure errors both. */
+function transformOf(s: Streaming): { stream: TransformStream<Uint8Array, Uint8Array>; summary: Promise<FileSummary> } {
   let done!: (s: FileSummary) => void;
   let fail!: (e: unknown) => void;
   const summary = new Promise<FileSummary>((res, rej) => {
@@ -456,58 +446,36 @@ export function encryptTransform(key: Uint8Array, chunkSize: number = DEFAULT_CH
     fail = rej;
   });
   summary.catch(() => undefined);
+  const guard = async (step: () => Promise<void>) => {
+    try {
+      await step();
+    } catch (e) {
+      fail(e);
+      throw e;
+    }
+  };
   const stream = new TransformStream<Uint8Array, Uint8Array>({
-    async transform(chunk, controller) {
-      try {
-        for (const b of await enc.push(chunk)) controller.enqueue(b);
-      } catch (e) {
-        fail(e);
-        throw e;
-      }
-    },
-    async flush(controller) {
-      try {
-        const { out, summary: s } = await enc.finish();
+    transform: (chunk, controller) =>
+      guard(async () => {
+        for (const b of await s.push(chunk)) controller.enqueue(b);
+      }),
+    flush: (controller) =>
+      guard(async () => {
+        const { out, summary: result } = await s.finish();
         for (const b of out) controller.enqueue(b);
-        done(s);
-      } catch (e) {
-        fail(e);
-        throw e;
-      }
-    },
+        done(result);
+      }),
   });
   return { stream, summary };
+}
+
+/** Pipe a file's bytes through `.stream` to get the blob to upload. */
+export function encryptTransform(key: Uint8Array, chunkSize: number = DEFAULT_CHUNK_SIZE, rng: Rng = randomBytes): { stream: TransformStream<Uint8Array, Uint8Array>; summary: Promise<FileSummary> } {
+  return transformOf(new FileEncryptStream(key, chunkSize, rng));
 }
 
 /** Pipe a downloaded blob through `.stream` to get the plaintext; the stream errors on any failure. */
 export function decryptTransform(key: Uint8Array, expected?: { size: bigint; blobSha256: Uint8Array; chunkSize: number }): { stream: TransformStream<Uint8Array, Uint8Array>; summary: Promise<FileSummary> } {
   const dec = new FileDecryptStream(key);
-  let done!: (s: FileSummary) => void;
-  let fail!: (e: unknown) => void;
-  const summary = new Promise<FileSummary>((res, rej) => {
-    done = res;
-    fail = rej;
-  });
-  summary.catch(() => undefined);
-  const stream = new TransformStream<Uint8Array, Uint8Array>({
-    async transform(chunk, controller) {
-      try {
-        for (const b of await dec.push(chunk)) controller.enqueue(b);
-      } catch (e) {
-        fail(e);
-        throw e;
-      }
-    },
-    async flush(controller) {
-      try {
-        const { out, summary: s } = await dec.finish(expected);
-        for (const b of out) controller.enqueue(b);
-        done(s);
-      } catch (e) {
-        fail(e);
-        throw e;
-      }
-    },
-  });
-  return { stream, summary };
+  return transformOf({ push: (d) => dec.push(d), finish: () => dec.finish(expected) });
 }
