@@ -6,7 +6,7 @@ import { useEffect, useId, useRef, useState } from "preact/hooks";
 import type { Session } from "../api/types";
 import type { Workspace } from "../state/workspace";
 import { useAction, useEmitter } from "./hooks";
-import { Dialog, ErrorText, Field, Icon, formatTime } from "./kit";
+import { Dialog, ErrorText, Field, Icon, formatTime, DialogActions } from "./kit";
 import "./pages.css";
 
 export function AccountPage(props: { ws: Workspace; e2eSection?: ComponentChildren }) {
@@ -323,14 +323,7 @@ function RevokeTokenDialog(props: { ws: Workspace; token: Session; onClose: () =
       title={`Revoke ${sessionLabel(props.token)}?`}
       onClose={props.onClose}
       footer={
-        <>
-          <button type="button" class="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="button" class="button danger" disabled={run.busy} onClick={() => void run.run()}>
-            {run.busy ? "Revoking…" : "Revoke token"}
-          </button>
-        </>
+        <DialogActions onCancel={props.onClose} label="Revoke token" busyLabel="Revoking…" busy={run.busy} danger onAct={() => void run.run()} />
       }
     >
       <p>Scripts and bots using this token stop working at once. This cannot be undone; you can create a new token later.</p>

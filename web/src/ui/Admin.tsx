@@ -4,7 +4,7 @@ import { useEffect, useId, useState } from "preact/hooks";
 import type { Settings, User } from "../api/types";
 import type { Workspace } from "../state/workspace";
 import { useAction, useEmitter } from "./hooks";
-import { Dialog, ErrorText, Field, Icon, Menu, TextInput, Toggle } from "./kit";
+import { Dialog, ErrorText, Field, Icon, Menu, TextInput, Toggle, DialogActions } from "./kit";
 import "./pages.css";
 
 const MIB = 1024 * 1024;
@@ -324,14 +324,7 @@ function CreateUserDialog(props: { ws: Workspace; onClose: () => void; onCreated
       title="Create user"
       onClose={props.onClose}
       footer={
-        <>
-          <button type="button" class="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" form={formId} class="button primary" disabled={create.busy}>
-            {create.busy ? "Creating…" : "Create user"}
-          </button>
-        </>
+        <DialogActions onCancel={props.onClose} label="Create user" busyLabel="Creating…" busy={create.busy} form={formId} />
       }
     >
       <form
@@ -359,14 +352,7 @@ function DeactivateDialog(props: { ws: Workspace; user: User; onClose: () => voi
       title={`Deactivate ${props.user.username}?`}
       onClose={props.onClose}
       footer={
-        <>
-          <button type="button" class="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="button" class="button danger" disabled={run.busy} onClick={() => void run.run()}>
-            {run.busy ? "Deactivating…" : "Deactivate"}
-          </button>
-        </>
+        <DialogActions onCancel={props.onClose} label="Deactivate" busyLabel="Deactivating…" busy={run.busy} danger onAct={() => void run.run()} />
       }
     >
       <p>
@@ -390,14 +376,7 @@ function ResetPasswordDialog(props: { ws: Workspace; user: User; onClose: () => 
       title={`Reset password for ${props.user.username}`}
       onClose={props.onClose}
       footer={
-        <>
-          <button type="button" class="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" form={formId} class="button primary" disabled={run.busy}>
-            {run.busy ? "Resetting…" : "Reset password"}
-          </button>
-        </>
+        <DialogActions onCancel={props.onClose} label="Reset password" busyLabel="Resetting…" busy={run.busy} form={formId} />
       }
     >
       <form
@@ -427,14 +406,7 @@ function ResetKeysDialog(props: { ws: Workspace; user: User; onClose: () => void
       title={`Reset E2E key for ${name}?`}
       onClose={props.onClose}
       footer={
-        <>
-          <button type="button" class="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="button" class="button danger" disabled={run.busy} onClick={() => void run.run()}>
-            {run.busy ? "Resetting…" : "Reset E2E key"}
-          </button>
-        </>
+        <DialogActions onCancel={props.onClose} label="Reset E2E key" busyLabel="Resetting…" busy={run.busy} danger onAct={() => void run.run()} />
       }
     >
       <p>Do this when {name} has lost their encryption password. Their current keys are deleted, which cannot be undone:</p>

@@ -6,7 +6,7 @@ import { ApiError } from "../api/http";
 import type { Room } from "../api/types";
 import type { Workspace } from "../state/workspace";
 import { useAction, useEmitter } from "./hooks";
-import { Dialog, ErrorText, Field, Icon, TextInput, Toggle } from "./kit";
+import { Dialog, ErrorText, Field, Icon, TextInput, Toggle, DialogActions } from "./kit";
 import "./pages.css";
 
 /** The usernames in a comma (or space) separated list, without `@`, duplicates or oneself. */
@@ -57,19 +57,6 @@ function checkName(name: string): string {
   return n;
 }
 
-function DialogButtons(props: { formId: string; busy: boolean; onClose: () => void; label?: string; disabled?: boolean }) {
-  return (
-    <>
-      <button type="button" class="button" onClick={props.onClose}>
-        Cancel
-      </button>
-      <button type="submit" form={props.formId} class="button primary" disabled={props.busy || props.disabled}>
-        {props.busy ? "Creating…" : (props.label ?? "Create")}
-      </button>
-    </>
-  );
-}
-
 function MembersField(props: { value: string; onInput: (v: string) => void; hint?: string }) {
   return <TextInput label="Members" value={props.value} onInput={props.onInput} autoComplete="off" placeholder="alice, bob" hint={props.hint ?? "Usernames, separated by commas. You can invite more people later."} />;
 }
@@ -105,7 +92,7 @@ export function CreateRoomDialog(props: { ws: Workspace; kind: "channel" | "team
   const encryptHint = !e2eEnabled(ws) ? e2eOffHint(ws) : !priv ? `Only private ${noun}s can be encrypted: turn on Private first.` : "Messages and files are encrypted on members' devices; the server cannot read them, and they don't appear in search.";
 
   return (
-    <Dialog title={props.kind === "channel" ? "Create Channel" : "Create Team"} onClose={props.onClose} footer={<DialogButtons formId={formId} busy={create.busy} onClose={props.onClose} />}>
+    <Dialog title={props.kind === "channel" ? "Create Channel" : "Create Team"} onClose={props.onClose} footer={<DialogActions onCancel={props.onClose} label="Create" busyLabel="Creating…" busy={create.busy} form={formId} />}>
       <form
         id={formId}
         class="dialog-form"
@@ -163,7 +150,7 @@ export function CreateDiscussionDialog(props: { ws: Workspace; parentId?: string
   const encryptHint = !canEncrypt ? e2eOffHint(ws) : "An encrypted discussion is private: only its members can see it, even in a public channel.";
 
   return (
-    <Dialog title="Create Discussion" onClose={props.onClose} footer={<DialogButtons formId={formId} busy={create.busy} onClose={props.onClose} disabled={parents.length === 0} />}>
+    <Dialog title="Create Discussion" onClose={props.onClose} footer={<DialogActions onCancel={props.onClose} label="Create" busyLabel="Creating…" busy={create.busy} form={formId} disabled={parents.length === 0} />}>
       <form
         id={formId}
         class="dialog-form"
@@ -238,7 +225,7 @@ export function DirectMessageDialog(props: { ws: Workspace; onClose: () => void;
   });
 
   return (
-    <Dialog title="Direct message" onClose={props.onClose} footer={<DialogButtons formId={formId} busy={create.busy} onClose={props.onClose} />}>
+    <Dialog title="Direct message" onClose={props.onClose} footer={<DialogActions onCancel={props.onClose} label="Create" busyLabel="Creating…" busy={create.busy} form={formId} />}>
       <form
         id={formId}
         class="dialog-form"

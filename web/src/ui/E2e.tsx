@@ -6,7 +6,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { E2e } from "../state/e2e";
 import type { Workspace } from "../state/workspace";
 import { useAction } from "./hooks";
-import { Dialog, ErrorText, Icon, TextInput } from "./kit";
+import { Dialog, ErrorText, Icon, TextInput, DialogActions } from "./kit";
 
 type Open = "save" | "unlock" | { verify: string } | null;
 
@@ -249,14 +249,7 @@ function ResetDialog(props: { e2e: E2e; onClose: () => void }) {
       title="Reset E2E key"
       onClose={props.onClose}
       footer={
-        <>
-          <button type="button" class="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" form="reset-form" class="button danger" disabled={!password || reset.busy}>
-            Reset my key
-          </button>
-        </>
+        <DialogActions onCancel={props.onClose} label="Reset my key" busy={reset.busy} disabled={!password} danger form="reset-form" />
       }
     >
       <form

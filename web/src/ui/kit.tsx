@@ -37,6 +37,26 @@ export function Dialog(props: { title: string; onClose: () => void; children: Co
   );
 }
 
+/** A dialog's footer: Cancel, and its one action (a submit of `form`, or `onAct`). */
+export function DialogActions(props: { onCancel: () => void; label: string; busyLabel?: string; busy: boolean; danger?: boolean; disabled?: boolean; form?: string; onAct?: () => void }) {
+  return (
+    <>
+      <button type="button" class="button" onClick={props.onCancel}>
+        Cancel
+      </button>
+      <button
+        type={props.form ? "submit" : "button"}
+        form={props.form}
+        class={props.danger ? "button danger" : "button primary"}
+        disabled={props.busy || props.disabled}
+        onClick={props.onAct}
+      >
+        {props.busy && props.busyLabel ? props.busyLabel : props.label}
+      </button>
+    </>
+  );
+}
+
 /** A side panel (members, search, export, OTR): a labelled complementary region. */
 export function Panel(props: { title: string; onClose: () => void; children: ComponentChildren; footer?: ComponentChildren }) {
   const titleId = useId();
