@@ -383,8 +383,9 @@ impl TestServer {
         assert!(changed.expect("set the flag").is_some(), "unchanged");
     }
 
-    /// A second handle on the server's storage, for the hooks above.
-    async fn stores(&self) -> crate::store::Stores {
+    /// A second handle on the server's storage, for the hooks above and for tests that
+    /// play a compromised server by changing what it stores. Close it when done.
+    pub async fn stores(&self) -> crate::store::Stores {
         let url = self.pg.as_ref().map(|p| p.url().to_owned());
         crate::store::Stores::open(&self.data_dir(), url.as_deref())
             .await
