@@ -158,7 +158,7 @@ export class E2e {
       performance.measure("sotto:unlock", { start });
     } catch (e) {
       if (e instanceof BackupError && e.kind === "WrongPassword") throw new Error("Wrong encryption password. Check it and try again.");
-      if (e instanceof BackupError) throw new Error(`Your key backup was refused (${e.kind}): it may have been tampered with.`);
+      if (e instanceof BackupError) throw new Error(backupRefusal(e));
       throw e;
     }
     this.keys = opened.keys;
@@ -788,6 +788,20 @@ export class E2e {
     const pinned = this.bundles.get(user);
     if (!pinned || toHex(pinned.identityKey) !== toHex(bundle.identityKey)) throw new Error(`${this.ws.displayName(user)}'s encryption key does not match the one pinned on this device.`);
     return bundle;
+  }
+}
+
+/** Why a served backup was refused, for someone who does not know what Argon2id is. */
+function backupRefusal(e: BackupError): string {
+  switch (e.kind) {
+    case "ParamsBelowFloor":
+    case "WeakerParams":
+      return "Your key backup was refused: its password protection is too weak, so the server may have tampered with it. Nothing was unlocked.";
+    case "BundleForOtherUser":
+    case "KeysDoNotMatchBundle":
+      return "Your key backup was refused: it does not match your identity (the keys inside are not your published keys). Nothing was unlocked.";
+    default:
+      return `Your key backup was refused (${e.kind}): it may have been tampered with.`;
   }
 }
 
