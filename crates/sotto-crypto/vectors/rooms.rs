@@ -72,6 +72,7 @@ fn action_text(a: &Action) -> String {
         Action::RemoveOwner(u) => format!("remove_owner {u}"),
         Action::SetEncryption(on) => format!("set_encryption {on}"),
         Action::NewEpoch(e) => format!("new_epoch {}", e.to_hex()),
+        Action::KeyChange(k) => format!("key_change former={}", hex::encode(k.to_bytes())),
     }
 }
 
@@ -165,8 +166,178 @@ fn chain_vector() -> Vector {
             "users": people_json(&["alice", "bob", "carol"]),
             "statements": statements,
             "refused": refused,
+            "key_change": key_change_json(&room),
         }),
     }
+}
+
+/// The key-change state: each `KeyChange` so far, and for each epoch the former keys
+/// declared after it (what messages and boxes of that epoch may be signed under).
+fn key_change_state_json(s: &RoomState) -> Value {
+    let changes: Vec<Value> = s
+        .key_changes()
+        .iter()
+        .map(|k| json!({ "seq": k.seq, "user_id": k.user.as_str(), "former": hex(k.former.to_bytes()) }))
+        .collect();
+    let users: std::collections::BTreeSet<&UserId> =
+        s.key_changes().iter().map(|k| &k.user).collect();
+    let since: serde_json::Map<String, Value> = s
+        .epochs()
+        .iter()
+        .map(|e| {
+            let per_user: serde_json::Map<String, Value> = users
+                .iter()
+                .map(|u| {
+                    let keys: Vec<Value> = s
+                        .former_keys_since_epoch(u, e)
+                        .iter()
+                        .map(|k| hex(k.to_bytes()))
+                        .collect();
+                    (u.as_str().to_owned(), json!(keys))
+                })
+                .collect();
+            (e.to_hex(), Value::Object(per_user))
+        })
+        .collect();
+    json!({ "state": state_json(s), "key_changes": changes, "former_keys_since_epoch": since })
+}
+
+/// Bob's key is reset after he signed under it: his `KeyChange` under the new key
+/// declares the old one, so a verifier that pinned only the new key checks the chain.
+fn key_change_json(room: &RoomId) -> Value {
+    let (alice, bob) = (id("u.alice"), id("u.bob"));
+    let (ka, kb, kc) = (keys_of("alice"), keys_of("bob"), keys_of("carol"));
+    let kb2 = keys_of("bob after reset");
+    let mut epochs = rng("sotto vectors: key change epochs");
+    let (e1, e2, e3, e4) = (
+        EpochId::random(&mut epochs),
+        EpochId::random(&mut epochs),
+        EpochId::random(&mut epochs),
+        EpochId::random(&mut epochs),
+    );
+    let create = Create {
+        kind: RoomKind::PrivateChannel,
+        members: [alice.clone(), bob.clone()].into(),
+        encrypted: true,
+        history_shared: true,
+    };
+    let first = Statement::create(room, create, &alice, &ka).expect("two members");
+    let mut stmts = vec![first];
+    let steps: [(Action, &UserId, &IdentityKeys); 4] = [
+        (Action::NewEpoch(e1), &alice, &ka),
+        (Action::NewEpoch(e2), &bob, &kb),
+        (Action::KeyChange(kb.identity_public()), &bob, &kb2),
+        (Action::NewEpoch(e3), &bob, &kb2),
+    ];
+    for (action, actor, keys) in steps {
+        let head = stmts.last().expect("a head");
+        stmts.push(Statement::next(head, action, actor, keys).expect("fits"));
+    }
+    let pinned = |u: &UserId| {
+        if *u == alice {
+            Some(ka.identity_public())
+        } else {
+            (*u == bob).then(|| kb2.identity_public())
+        }
+    };
+    let chain = RoomChain::verify(room, stmts.clone(), pinned).expect("valid chain");
+    let head = chain.head().clone();
+    let refused: Vec<Value> = [
+        (
+            "bob's former key signs after his key change",
+            Statement::next(&head, Action::NewEpoch(e4), &bob, &kb).expect("fits"),
+        ),
+        (
+            "a key change that declares the key signing it",
+            Statement::next(&head, Action::KeyChange(kb2.identity_public()), &bob, &kb2)
+                .expect("fits"),
+        ),
+    ]
+    .into_iter()
+    .map(|(what, s)| {
+        let err = chain
+            .clone()
+            .append(s.clone(), pinned)
+            .expect_err("refused");
+        json!({ "description": what, "statement": hex(s.encode()), "error": error_name(&err) })
+    })
+    .collect();
+    // The server (or anyone holding bob's new key) declaring another former key.
+    let mut forged = stmts[..3].to_vec();
+    forged.push(
+        Statement::next(
+            &forged[2],
+            Action::KeyChange(kc.identity_public()),
+            &bob,
+            &kb2,
+        )
+        .expect("fits"),
+    );
+    let mut kept = serde_json::Map::new();
+    kept.insert(
+        bob.as_str().to_owned(),
+        json!([hex(kb.identity_public().to_bytes())]),
+    );
+    let refused_chains: Vec<Value> = [
+        (
+            "a key change declaring a key other than the one this verifier kept as bob's former key",
+            kept,
+        ),
+        (
+            "the same chain checked by a verifier that kept no former key: bob's statement before it fails",
+            serde_json::Map::new(),
+        ),
+    ]
+    .into_iter()
+    .map(|(what, former)| {
+        let kept_keys = |u: &UserId| -> Vec<IdentityPublicKey> {
+            former
+                .get(u.as_str())
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|h| {
+                    let b: [u8; 32] = hex::decode(h.as_str()?).ok()?.try_into().ok()?;
+                    IdentityPublicKey::from_bytes(&b).ok()
+                })
+                .collect()
+        };
+        let err = RoomChain::verify_with_former(room, forged.clone(), pinned, kept_keys)
+            .expect_err("refused");
+        json!({
+            "description": what,
+            "statements": forged.iter().map(|s| hex(s.encode())).collect::<Vec<_>>(),
+            "former_keys": former,
+            "error": error_name(&err),
+        })
+    })
+    .collect();
+    let statements: Vec<Value> = stmts
+        .iter()
+        .map(|s| {
+            let state = chain.state_at(s.seq()).expect("in chain");
+            json!({
+                "seq": s.seq(),
+                "actor": s.actor().as_str(),
+                "action": action_text(s.action()),
+                "statement": hex(s.encode()),
+                "hash": hex(s.hash()),
+                "state_after": key_change_state_json(&state),
+            })
+        })
+        .collect();
+    json!({
+        "description": "Bob signs a statement, his key is reset, and his KeyChange (signed with the new key) declares the old one: a verifier that pinned only bob's new key checks each statement under the key in effect (the former key of the actor's next KeyChange, else the pinned key). Then statements refused on that chain, and a chain whose KeyChange declares another key, refused with the former keys the verifier kept (protocol.md, Room state chain).",
+        "bob_after_reset": {
+            "user_id": bob.as_str(),
+            "private_keys": hex(kb2.to_bytes().as_slice()),
+            "identity_public": hex(kb2.identity_public().to_bytes()),
+        },
+        "pinned": { alice.as_str(): hex(ka.identity_public().to_bytes()), bob.as_str(): hex(kb2.identity_public().to_bytes()) },
+        "statements": statements,
+        "refused": refused,
+        "refused_chains": refused_chains,
+    })
 }
 
 fn box_vector() -> Vector {
@@ -285,6 +456,94 @@ fn check_chain(v: &Value) -> Result<(), String> {
             .err()
             .ok_or("refused statement accepted")?;
         ensure(error_name(&err) == text(r, "error")?, "refusal error")?;
+    }
+    check_key_change(&room, &v["key_change"])
+}
+
+fn key_from_hex(h: &Value) -> Result<IdentityPublicKey, String> {
+    let bytes: [u8; 32] = hex::decode(h.as_str().ok_or("key hex")?)
+        .map_err(|_| "key hex")?
+        .try_into()
+        .map_err(|_| "key length")?;
+    IdentityPublicKey::from_bytes(&bytes).map_err(|e| e.to_string())
+}
+
+fn check_key_change(room: &RoomId, v: &Value) -> Result<(), String> {
+    let pinned: Vec<(UserId, IdentityPublicKey)> = v["pinned"]
+        .as_object()
+        .ok_or("missing pinned")?
+        .iter()
+        .map(|(u, k)| Ok((UserId::new(u).map_err(|e| e.to_string())?, key_from_hex(k)?)))
+        .collect::<Result<_, String>>()?;
+    let resolve = |u: &UserId| pinned.iter().find(|(n, _)| n == u).map(|(_, k)| *k);
+    let bob_new = IdentityKeys::from_bytes(&unhex(&v["bob_after_reset"], "private_keys")?)
+        .map_err(|e| e.to_string())?;
+    let entries = v["statements"].as_array().ok_or("missing statements")?;
+    let mut statements = Vec::new();
+    for e in entries {
+        let bytes = unhex(e, "statement")?;
+        let s = Statement::decode(&bytes).map_err(|e| e.to_string())?;
+        ensure(s.hash().to_vec() == unhex(e, "hash")?, "statement hash")?;
+        if let Action::KeyChange(_) = s.action() {
+            let again = Statement::sign(
+                s.room(),
+                s.seq(),
+                *s.prev(),
+                s.action().clone(),
+                s.actor(),
+                &bob_new,
+            )
+            .map_err(|e| e.to_string())?;
+            ensure(again.encode() == bytes, "key change re-signs byte for byte")?;
+        }
+        statements.push(s);
+    }
+    let chain = RoomChain::verify(room, statements, resolve).map_err(|e| e.to_string())?;
+    for e in entries {
+        let state = chain
+            .state_at(e["seq"].as_u64().ok_or("seq")?)
+            .ok_or("state")?;
+        ensure(
+            key_change_state_json(&state) == e["state_after"],
+            "key change state",
+        )?;
+    }
+    for r in v["refused"].as_array().ok_or("missing refused")? {
+        let s = Statement::decode(&unhex(r, "statement")?).map_err(|e| e.to_string())?;
+        let err = chain
+            .clone()
+            .append(s, resolve)
+            .err()
+            .ok_or("refused statement accepted")?;
+        ensure(error_name(&err) == text(r, "error")?, "refusal error")?;
+    }
+    for r in v["refused_chains"]
+        .as_array()
+        .ok_or("missing refused chains")?
+    {
+        let statements = r["statements"]
+            .as_array()
+            .ok_or("statements")?
+            .iter()
+            .map(|h| {
+                let b = hex::decode(h.as_str().ok_or("hex")?).map_err(|_| "hex")?;
+                Statement::decode(&b).map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let former = r["former_keys"].as_object().ok_or("former keys")?;
+        let kept = |u: &UserId| -> Vec<IdentityPublicKey> {
+            former
+                .get(u.as_str())
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|k| key_from_hex(k).ok())
+                .collect()
+        };
+        let err = RoomChain::verify_with_former(room, statements, resolve, kept)
+            .err()
+            .ok_or("refused chain accepted")?;
+        ensure(error_name(&err) == text(r, "error")?, "chain refusal error")?;
     }
     Ok(())
 }

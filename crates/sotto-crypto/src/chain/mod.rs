@@ -9,7 +9,7 @@ mod rules;
 mod state;
 mod statement;
 
-pub use state::{MemberComparison, RoomState};
+pub use state::{KeyChangeRecord, MemberComparison, RoomState};
 pub use statement::{
     Action, Create, GENESIS_PREV, MAX_CREATE_MEMBERS, RoomKind, STATEMENT_LABEL, Statement,
     TooManyMembers,
@@ -18,6 +18,7 @@ pub use statement::{
 use crate::encoding::DecodeError;
 use crate::identity::IdentityPublicKey;
 use crate::ids::{RoomId, UserId};
+use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 /// Why a statement does not extend a chain, or a chain is not valid. Each variant names
@@ -98,6 +99,13 @@ pub enum ChainError {
     /// The epoch id was declared before.
     #[error("the epoch was declared before")]
     DuplicateEpoch,
+    /// A key change declares as former the very key that signs it.
+    #[error("a key change must declare a key other than the one signing it")]
+    KeyUnchanged,
+    /// The chain's key changes of a user do not include the key this verifier kept as
+    /// that user's former key.
+    #[error("the room's key change does not match the former key known for its actor")]
+    FormerKeyMismatch,
 }
 
 /// Checks that `stmt` is the link after `head` (or the first link): room, sequence
@@ -135,8 +143,98 @@ fn check_signature(
     keys: &impl Fn(&UserId) -> Option<IdentityPublicKey>,
 ) -> Result<(), ChainError> {
     let key = keys(stmt.actor()).ok_or(ChainError::UnknownSigner)?;
-    stmt.verify_signature(&key)
-        .map_err(|_| ChainError::BadSignature)
+    check_signed_by(stmt, &key)
+}
+
+/// The signature under `key`, and that a key change does not declare `key` itself.
+fn check_signed_by(stmt: &Statement, key: &IdentityPublicKey) -> Result<(), ChainError> {
+    stmt.verify_signature(key)
+        .map_err(|_| ChainError::BadSignature)?;
+    match stmt.action() {
+        Action::KeyChange(former) if former == key => Err(ChainError::KeyUnchanged),
+        _ => Ok(()),
+    }
+}
+
+/// The key a statement must be signed under.
+#[derive(Debug, Clone, Copy)]
+enum Signer {
+    /// The actor's pinned key (`None`: none pinned): no later key change of the actor.
+    Pinned(Option<IdentityPublicKey>),
+    /// Declared by the actor's next key change after the statement.
+    Declared(IdentityPublicKey),
+}
+
+/// For each statement, the key in effect for its actor (§5.5): the former key of the
+/// actor's first `KeyChange` after it, else the pinned key. Also checks each actor
+/// whose last key change is signed by the pinned key against the former keys this
+/// verifier kept: the newest of them must be one the chain declares.
+fn signers(
+    statements: &[Statement],
+    keys: &impl Fn(&UserId) -> Option<IdentityPublicKey>,
+    former: &impl Fn(&UserId) -> Vec<IdentityPublicKey>,
+) -> Result<Vec<Signer>, ChainError> {
+    let mut in_effect: BTreeMap<&UserId, Signer> = BTreeMap::new();
+    let mut declared: BTreeMap<&UserId, BTreeSet<[u8; 32]>> = BTreeMap::new();
+    let mut last_by_pinned: BTreeSet<&UserId> = BTreeSet::new();
+    let mut out = Vec::with_capacity(statements.len());
+    for stmt in statements.iter().rev() {
+        let actor = stmt.actor();
+        let signer = *in_effect
+            .entry(actor)
+            .or_insert_with(|| Signer::Pinned(keys(actor)));
+        out.push(signer);
+        if let Action::KeyChange(key) = stmt.action() {
+            let first_seen = !declared.contains_key(actor);
+            if first_seen && matches!(signer, Signer::Pinned(Some(_))) {
+                last_by_pinned.insert(actor);
+            }
+            declared.entry(actor).or_default().insert(key.to_bytes());
+            in_effect.insert(actor, Signer::Declared(*key));
+        }
+    }
+    out.reverse();
+    for actor in last_by_pinned {
+        if let Some(newest) = former(actor).last()
+            && !declared[actor].contains(&newest.to_bytes())
+        {
+            return Err(ChainError::FormerKeyMismatch);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks signatures with the keys in effect, remembering the actors seen signing
+/// under their pinned key: a statement of theirs that the pinned key does not verify
+/// may otherwise be verified under a former key this verifier kept (§4.2), for chains
+/// whose actor has not declared its change yet.
+struct SignatureCheck<'a, F> {
+    former: &'a F,
+    on_current_key: &'a mut BTreeSet<UserId>,
+}
+
+impl<F: Fn(&UserId) -> Vec<IdentityPublicKey>> SignatureCheck<'_, F> {
+    fn check(&mut self, stmt: &Statement, signer: Signer) -> Result<(), ChainError> {
+        let actor = stmt.actor();
+        match signer {
+            Signer::Declared(key) => check_signed_by(stmt, &key),
+            Signer::Pinned(None) => Err(ChainError::UnknownSigner),
+            Signer::Pinned(Some(key)) => match check_signed_by(stmt, &key) {
+                Ok(()) => {
+                    self.on_current_key.insert(actor.clone());
+                    Ok(())
+                }
+                Err(ChainError::BadSignature) if !self.on_current_key.contains(actor) => {
+                    (self.former)(actor)
+                        .iter()
+                        .rev()
+                        .find_map(|k| check_signed_by(stmt, k).ok())
+                        .ok_or(ChainError::BadSignature)
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
 }
 
 /// The server's check before storing a statement (compare-and-set on the head).
@@ -156,10 +254,10 @@ pub fn check_extends(
     let stmt = Statement::decode(candidate)?;
     match chain {
         None => {
-            check_first(room, &stmt, &|s| check_signature(s, &keys))?;
+            check_first(room, &stmt, &mut |s| check_signature(s, &keys))?;
         }
         Some(c) if c.state.room != *room => return Err(ChainError::WrongRoom),
-        Some(c) => c.check_next(&stmt, &|s| check_signature(s, &keys))?,
+        Some(c) => c.check_next(&stmt, &mut |s| check_signature(s, &keys))?,
     }
     Ok(stmt)
 }
@@ -168,7 +266,7 @@ pub fn check_extends(
 fn check_first<'a>(
     room: &RoomId,
     first: &'a Statement,
-    signature: &impl Fn(&Statement) -> Result<(), ChainError>,
+    signature: &mut impl FnMut(&Statement) -> Result<(), ChainError>,
 ) -> Result<&'a Create, ChainError> {
     check_link(room, None, first)?;
     signature(first)?;
@@ -186,22 +284,83 @@ pub struct RoomChain {
     first: Statement,
     rest: Vec<Statement>,
     state: RoomState,
+    /// Actors seen signing under their pinned key: no kept former key counts for them.
+    on_current_key: BTreeSet<UserId>,
 }
 
 impl RoomChain {
     /// Verifies a whole chain for `room`, first statement first. `keys` gives each
-    /// actor's pinned identity key.
+    /// actor's pinned identity key; a statement followed by a `KeyChange` of its actor
+    /// is checked under the key that change declares (§5.5).
     ///
     /// Each statement is checked in this order: link ([`ChainError::WrongRoom`],
     /// [`ChainError::BadSequence`], [`ChainError::BadPrevHash`],
     /// [`ChainError::MissingCreate`] / [`ChainError::CreateNotFirst`]), signature
-    /// ([`ChainError::UnknownSigner`], [`ChainError::BadSignature`]), then the room rules.
+    /// ([`ChainError::UnknownSigner`], [`ChainError::BadSignature`],
+    /// [`ChainError::KeyUnchanged`]), then the room rules.
     pub fn verify(
         room: &RoomId,
         statements: impl IntoIterator<Item = Statement>,
         keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
     ) -> Result<Self, ChainError> {
-        Self::build(room, statements, &|s| check_signature(s, &keys))
+        Self::verify_with_former(room, statements, keys, |_| Vec::new())
+    }
+
+    /// [`RoomChain::verify`] by a verifier that kept `former` keys (§4.2): for each
+    /// user, the keys it pinned before and replaced by accepting a change, oldest
+    /// first. They are checked against the chain's key changes
+    /// ([`ChainError::FormerKeyMismatch`], before any signature), and verify an actor's
+    /// statements that no key change covers until the actor signs under its pinned key.
+    pub fn verify_with_former(
+        room: &RoomId,
+        statements: impl IntoIterator<Item = Statement>,
+        keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
+        former: impl Fn(&UserId) -> Vec<IdentityPublicKey>,
+    ) -> Result<Self, ChainError> {
+        let list: Vec<Statement> = statements.into_iter().collect();
+        let signers = signers(&list, &keys, &former)?;
+        let mut on_current_key = BTreeSet::new();
+        let mut check = SignatureCheck {
+            former: &former,
+            on_current_key: &mut on_current_key,
+        };
+        let mut signers = signers.into_iter();
+        let mut chain = Self::build(room, list, &mut |s| {
+            check.check(s, signers.next().unwrap_or(Signer::Pinned(None)))
+        })?;
+        chain.on_current_key = on_current_key;
+        Ok(chain)
+    }
+
+    /// Verifies `statements`, the links after the head, as [`RoomChain::verify_with_former`]
+    /// does (key changes among them decide the keys of the statements before them). On
+    /// error the chain is unchanged.
+    pub fn extend(
+        &mut self,
+        statements: impl IntoIterator<Item = Statement>,
+        keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
+        former: impl Fn(&UserId) -> Vec<IdentityPublicKey>,
+    ) -> Result<(), ChainError> {
+        let list: Vec<Statement> = statements.into_iter().collect();
+        let signers = signers(&list, &keys, &former)?;
+        let mut next = self.clone();
+        let mut check = SignatureCheck {
+            former: &former,
+            on_current_key: &mut next.on_current_key,
+        };
+        let mut added = Vec::with_capacity(list.len());
+        for (stmt, signer) in list.into_iter().zip(signers) {
+            let head = (next.state.seq, &next.state.head_hash);
+            check_link(&next.state.room, Some(head), &stmt)?;
+            check.check(&stmt, signer)?;
+            rules::check(&next.state, &stmt)?;
+            let hash = stmt.hash();
+            rules::apply(&mut next.state, &stmt, hash);
+            added.push(stmt);
+        }
+        next.rest.extend(added);
+        *self = next;
+        Ok(())
     }
 
     /// Rebuilds the chain from statements the server accepted earlier with
@@ -213,13 +372,13 @@ impl RoomChain {
         room: &RoomId,
         statements: impl IntoIterator<Item = Statement>,
     ) -> Result<Self, ChainError> {
-        Self::build(room, statements, &|_| Ok(()))
+        Self::build(room, statements, &mut |_| Ok(()))
     }
 
     fn build(
         room: &RoomId,
         statements: impl IntoIterator<Item = Statement>,
-        signature: &impl Fn(&Statement) -> Result<(), ChainError>,
+        signature: &mut impl FnMut(&Statement) -> Result<(), ChainError>,
     ) -> Result<Self, ChainError> {
         let mut it = statements.into_iter();
         let first = it.next().ok_or(ChainError::EmptyChain)?;
@@ -229,6 +388,7 @@ impl RoomChain {
             first,
             rest: Vec::new(),
             state,
+            on_current_key: BTreeSet::new(),
         };
         for stmt in it {
             chain.check_next(&stmt, signature)?;
@@ -251,12 +411,13 @@ impl RoomChain {
     }
 
     /// Verifies `stmt` as the next link and applies it. On error the chain is unchanged.
+    /// Its signer is the actor's key from `keys` (nothing comes after it).
     pub fn append(
         &mut self,
         stmt: Statement,
         keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
     ) -> Result<(), ChainError> {
-        self.check_next(&stmt, &|s| check_signature(s, &keys))?;
+        self.check_next(&stmt, &mut |s| check_signature(s, &keys))?;
         self.apply(stmt);
         Ok(())
     }
@@ -265,7 +426,7 @@ impl RoomChain {
     fn check_next(
         &self,
         stmt: &Statement,
-        signature: &impl Fn(&Statement) -> Result<(), ChainError>,
+        signature: &mut impl FnMut(&Statement) -> Result<(), ChainError>,
     ) -> Result<(), ChainError> {
         let head = (self.state.seq, &self.state.head_hash);
         check_link(&self.state.room, Some(head), stmt)?;

@@ -1,7 +1,7 @@
 //! The room rules: who may make which change, checked before a statement is applied.
 
 use super::ChainError;
-use super::state::RoomState;
+use super::state::{KeyChangeRecord, RoomState};
 use super::statement::{Action, Create, RoomKind, Statement};
 use crate::ids::UserId;
 
@@ -108,6 +108,8 @@ pub(super) fn check(state: &RoomState, stmt: &Statement) -> Result<(), ChainErro
             }
             Ok(())
         }
+        // That the declared key is not the one signing is checked with the signature.
+        Action::KeyChange(_) => Ok(()),
     }
 }
 
@@ -141,8 +143,14 @@ pub(super) fn apply(state: &mut RoomState, stmt: &Statement, hash: [u8; 32]) {
         Action::NewEpoch(e) => {
             state.epochs.push(*e);
             state.epoch_members.insert(*e, state.members.clone());
+            state.epoch_seqs.insert(*e, stmt.seq());
             state.rotation_pending = false;
         }
+        Action::KeyChange(former) => state.key_changes.push(KeyChangeRecord {
+            seq: stmt.seq(),
+            user: stmt.actor().clone(),
+            former: *former,
+        }),
     }
     state.seq = stmt.seq();
     state.head_hash = hash;

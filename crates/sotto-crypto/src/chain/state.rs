@@ -1,6 +1,7 @@
 //! The room state a verified chain describes.
 
 use super::statement::{Create, RoomKind};
+use crate::identity::IdentityPublicKey;
 use crate::ids::{EpochId, RoomId, UserId};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,6 +17,9 @@ pub struct RoomState {
     pub(super) encrypted: bool,
     pub(super) epochs: Vec<EpochId>,
     pub(super) epoch_members: BTreeMap<EpochId, BTreeSet<UserId>>,
+    /// The sequence number of the statement that declared each epoch.
+    pub(super) epoch_seqs: BTreeMap<EpochId, u64>,
+    pub(super) key_changes: Vec<KeyChangeRecord>,
     pub(super) rotation_pending: bool,
     pub(super) seq: u64,
     pub(super) head_hash: [u8; 32],
@@ -32,6 +36,8 @@ impl RoomState {
             encrypted: c.encrypted,
             epochs: Vec::new(),
             epoch_members: BTreeMap::new(),
+            epoch_seqs: BTreeMap::new(),
+            key_changes: Vec::new(),
             rotation_pending: false,
             seq: 0,
             head_hash: hash,
@@ -113,6 +119,30 @@ impl RoomState {
         }
     }
 
+    /// Every `KeyChange` statement so far, oldest first.
+    pub fn key_changes(&self) -> &[KeyChangeRecord] {
+        &self.key_changes
+    }
+
+    /// The identity keys `user` declared as former by a `KeyChange` made after `epoch`
+    /// was declared, oldest first: what `user` may have signed, before that change,
+    /// under `epoch` (its messages and the room-key boxes it handed on). Empty for an
+    /// undeclared epoch.
+    pub fn former_keys_since_epoch(
+        &self,
+        user: &UserId,
+        epoch: &EpochId,
+    ) -> Vec<IdentityPublicKey> {
+        let Some(declared) = self.epoch_seqs.get(epoch) else {
+            return Vec::new();
+        };
+        self.key_changes
+            .iter()
+            .filter(|k| k.seq > *declared && k.user == *user)
+            .map(|k| k.former)
+            .collect()
+    }
+
     /// The sequence number of the last statement applied.
     pub fn seq(&self) -> u64 {
         self.seq
@@ -135,6 +165,17 @@ impl RoomState {
             not_listed_by_server: self.members.difference(&listed).cloned().collect(),
         }
     }
+}
+
+/// A `KeyChange` statement: before `seq`, `user` signed under `former`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyChangeRecord {
+    /// The statement's sequence number.
+    pub seq: u64,
+    /// Whose key changed.
+    pub user: UserId,
+    /// The key the user signed under before this statement.
+    pub former: IdentityPublicKey,
 }
 
 /// How the server's member list for a room differs from the room's own chain.

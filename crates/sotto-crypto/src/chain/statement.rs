@@ -89,6 +89,9 @@ pub enum Action {
     SetEncryption(bool),
     /// Declares a new room key epoch.
     NewEpoch(EpochId),
+    /// Declares that the actor's statements before this one were signed under
+    /// `former` (its identity key before a reset); this one is signed under the new key.
+    KeyChange(IdentityPublicKey),
 }
 
 /// Most members a creation statement may list (its count is a `u16`).
@@ -142,6 +145,9 @@ impl Action {
             Self::NewEpoch(e) => {
                 w.u8(8).raw(e.as_bytes());
             }
+            Self::KeyChange(former) => {
+                w.u8(9).raw(&former.to_bytes());
+            }
         }
     }
 
@@ -177,6 +183,10 @@ impl Action {
             6 => Self::RemoveOwner(UserId::decode(r)?),
             7 => Self::SetEncryption(flag(r, "encryption flag")?),
             8 => Self::NewEpoch(EpochId(r.array()?)),
+            9 => Self::KeyChange(
+                IdentityPublicKey::from_bytes(&r.array()?)
+                    .map_err(|_| DecodeError::InvalidField("former identity key"))?,
+            ),
             _ => return Err(DecodeError::InvalidField("action")),
         })
     }

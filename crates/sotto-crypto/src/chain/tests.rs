@@ -865,3 +865,196 @@ fn a_creation_with_too_many_members_is_not_signed() {
         Err(TooManyMembers)
     );
 }
+
+mod key_change {
+    use super::*;
+
+    /// alice and bob's room: bob declares epoch 1 under his first key, then his key is
+    /// reset and his `KeyChange` (under the new key) declares the first.
+    fn reset_room(p: &People, bob_new: &IdentityKeys) -> (Vec<Statement>, EpochId) {
+        let e1 = EpochId([1; 16]);
+        let first = create(
+            p,
+            RoomKind::PrivateChannel,
+            "alice",
+            &["alice", "bob"],
+            true,
+        );
+        let s1 =
+            Statement::next(&first, Action::NewEpoch(e1), &user("bob"), p.keys("bob")).unwrap();
+        let bob_old = p.keys("bob").identity_public();
+        let s2 = Statement::next(&s1, Action::KeyChange(bob_old), &user("bob"), bob_new).unwrap();
+        (vec![first, s1, s2], e1)
+    }
+
+    fn pinned<'a>(
+        p: &'a People,
+        bob_new: &'a IdentityKeys,
+    ) -> impl Fn(&UserId) -> Option<IdentityPublicKey> + 'a {
+        move |u| {
+            if *u == user("bob") {
+                Some(bob_new.identity_public())
+            } else {
+                p.resolver()(u)
+            }
+        }
+    }
+
+    #[test]
+    fn a_verifier_that_pinned_only_the_new_key_checks_older_statements_under_the_declared_one() {
+        let p = People::new(&["alice", "bob"]);
+        let bob_new = IdentityKeys::generate(&mut test_rng(99));
+        let (stmts, e1) = reset_room(&p, &bob_new);
+        // Without the key change, bob's older statement is refused.
+        let err = RoomChain::verify(&room(), stmts[..2].to_vec(), pinned(&p, &bob_new));
+        assert_eq!(err.unwrap_err(), ChainError::BadSignature);
+        let chain = RoomChain::verify(&room(), stmts.clone(), pinned(&p, &bob_new)).unwrap();
+        let old = p.keys("bob").identity_public();
+        assert_eq!(
+            chain.state().former_keys_since_epoch(&user("bob"), &e1),
+            vec![old]
+        );
+        assert!(
+            chain
+                .state()
+                .former_keys_since_epoch(&user("alice"), &e1)
+                .is_empty()
+        );
+        // The old key no longer signs: a statement after the change under it is refused.
+        let late =
+            Statement::next(chain.head(), Action::Leave, &user("bob"), p.keys("bob")).unwrap();
+        assert_eq!(
+            chain
+                .clone()
+                .append(late, pinned(&p, &bob_new))
+                .unwrap_err(),
+            ChainError::BadSignature
+        );
+        // Verified in two parts, the key change in the second decides the first's keys.
+        let mut part =
+            RoomChain::verify(&room(), stmts[..1].to_vec(), pinned(&p, &bob_new)).unwrap();
+        part.extend(stmts[1..].to_vec(), pinned(&p, &bob_new), |_| Vec::new())
+            .unwrap();
+        assert_eq!(part.state(), chain.state());
+    }
+
+    #[test]
+    fn a_key_change_may_not_declare_its_own_key() {
+        let p = People::new(&["alice", "bob"]);
+        let first = create(
+            &p,
+            RoomKind::PrivateChannel,
+            "alice",
+            &["alice", "bob"],
+            true,
+        );
+        let own = p.keys("bob").identity_public();
+        let s =
+            Statement::next(&first, Action::KeyChange(own), &user("bob"), p.keys("bob")).unwrap();
+        let err = RoomChain::verify(&room(), [first, s], p.resolver()).unwrap_err();
+        assert_eq!(err, ChainError::KeyUnchanged);
+    }
+
+    #[test]
+    fn a_declared_key_other_than_the_kept_former_one_is_a_mismatch() {
+        let p = People::new(&["alice", "bob", "mallory"]);
+        let bob_new = IdentityKeys::generate(&mut test_rng(99));
+        let (mut stmts, _) = reset_room(&p, &bob_new);
+        let wrong = p.keys("mallory").identity_public();
+        stmts[2] =
+            Statement::next(&stmts[1], Action::KeyChange(wrong), &user("bob"), &bob_new).unwrap();
+        let kept = |u: &UserId| {
+            if *u == user("bob") {
+                vec![p.keys("bob").identity_public()]
+            } else {
+                Vec::new()
+            }
+        };
+        let err = RoomChain::verify_with_former(&room(), stmts, pinned(&p, &bob_new), kept);
+        assert_eq!(err.unwrap_err(), ChainError::FormerKeyMismatch);
+    }
+
+    #[test]
+    fn two_resets_each_declare_the_key_before() {
+        let p = People::new(&["alice", "bob"]);
+        let bob_1 = IdentityKeys::generate(&mut test_rng(98));
+        let bob_2 = IdentityKeys::generate(&mut test_rng(99));
+        let (mut stmts, e1) = reset_room(&p, &bob_1);
+        let e2 = EpochId([2; 16]);
+        let s3 = Statement::next(&stmts[2], Action::NewEpoch(e2), &user("bob"), &bob_1).unwrap();
+        let s4 = Statement::next(
+            &s3,
+            Action::KeyChange(bob_1.identity_public()),
+            &user("bob"),
+            &bob_2,
+        )
+        .unwrap();
+        stmts.extend([s3, s4]);
+        // This verifier went from bob's first key straight to the third: its kept key is
+        // one the chain declares, so no mismatch.
+        let kept = |u: &UserId| {
+            if *u == user("bob") {
+                vec![p.keys("bob").identity_public()]
+            } else {
+                Vec::new()
+            }
+        };
+        let chain =
+            RoomChain::verify_with_former(&room(), stmts, pinned(&p, &bob_2), kept).unwrap();
+        let s = chain.state();
+        assert_eq!(
+            s.former_keys_since_epoch(&user("bob"), &e1),
+            vec![p.keys("bob").identity_public(), bob_1.identity_public()]
+        );
+        assert_eq!(
+            s.former_keys_since_epoch(&user("bob"), &e2),
+            vec![bob_1.identity_public()]
+        );
+    }
+
+    #[test]
+    fn without_a_key_change_a_kept_former_key_still_verifies_until_the_new_key_signs() {
+        let p = People::new(&["alice", "bob"]);
+        let bob_new = IdentityKeys::generate(&mut test_rng(99));
+        let (stmts, _) = reset_room(&p, &bob_new);
+        let kept = |u: &UserId| {
+            if *u == user("bob") {
+                vec![p.keys("bob").identity_public()]
+            } else {
+                Vec::new()
+            }
+        };
+        // The first two statements, before bob declared his change.
+        let chain =
+            RoomChain::verify_with_former(&room(), stmts[..2].to_vec(), pinned(&p, &bob_new), kept)
+                .unwrap();
+        assert_eq!(chain.len(), 2);
+    }
+
+    #[test]
+    fn an_invalid_former_key_does_not_decode() {
+        let p = People::new(&["alice", "bob"]);
+        let first = create(
+            &p,
+            RoomKind::PrivateChannel,
+            "alice",
+            &["alice", "bob"],
+            true,
+        );
+        let s = Statement::next(
+            &first,
+            Action::KeyChange(p.keys("alice").identity_public()),
+            &user("bob"),
+            p.keys("bob"),
+        )
+        .unwrap();
+        let mut bytes = s.encode();
+        // The former key sits after the version, room id, seq, prev and the tag.
+        let at = 1 + 1 + room().as_str().len() + 8 + 32 + 1;
+        bytes[at..at + 32].copy_from_slice(&[0u8; 32]);
+        assert!(matches!(
+            Statement::decode(&bytes),
+            Err(DecodeError::InvalidField("former identity key"))
+        ));
+    }
+}
