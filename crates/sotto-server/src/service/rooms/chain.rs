@@ -245,6 +245,8 @@ impl RoomService {
                 SignedChange::SetEncrypted(*on)
             }
             Action::NewEpoch(_) => return Ok((SignedChange::None, true)),
+            // Only declares which key signed the actor's earlier statements.
+            Action::KeyChange(_) => SignedChange::None,
         };
         Ok((change, false))
     }

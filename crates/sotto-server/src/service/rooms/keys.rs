@@ -7,9 +7,9 @@ use crate::service::{Actor, ServiceError, now_ms};
 use crate::store::RoomKeyRecord;
 use base64::Engine;
 use sotto_api::{RoomKeyItem, RoomKeyState, RoomKeyUpload, RoomKeyUploaded};
-use sotto_crypto::UserId;
 use sotto_crypto::chain::RoomChain;
 use sotto_crypto::roomkey::RoomKeyBox;
+use sotto_crypto::{EpochId, UserId};
 use std::collections::BTreeSet;
 
 /// Most boxes in one upload: a new epoch for a room of a thousand members is one request,
@@ -111,6 +111,7 @@ impl RoomService {
                 created_at: now,
             });
         }
+        let epochs: BTreeSet<String> = records.iter().map(|r| r.epoch_id.clone()).collect();
         let stored = self.e2ee.put_room_keys(&records).await?;
         let fresh: Vec<RoomKeyRecord> = records
             .into_iter()
@@ -119,7 +120,9 @@ impl RoomService {
             .collect();
         tracing::info!(room_id, stored = fresh.len(), "room keys stored");
         self.push_keys(&fresh);
-        self.request_missing_keys(room_id).await?;
+        // Whoever the upload left without these epochs: ask the other holders.
+        self.request_keys(room_id, &chain, |e| epochs.contains(&e.to_hex()))
+            .await?;
         let stored = u32::try_from(fresh.len()).unwrap_or(u32::MAX);
         Ok(RoomKeyUploaded { stored })
     }
@@ -158,16 +161,24 @@ impl RoomService {
         let (waiting, lacking) = match current {
             None => (false, Vec::new()),
             Some(epoch) => {
-                let hex = epoch.to_hex();
-                let lacking = self.lacking(room_id, &chain, &hex).await?;
-                let waiting = lacking.iter().any(|u| u == me);
-                if waiting {
-                    // Ask again: holders may have come online since.
-                    self.request_missing_keys(room_id).await?;
-                }
-                (waiting, lacking)
+                let lacking = self.lacking(room_id, &chain, &epoch.to_hex()).await?;
+                (lacking.iter().any(|u| u == me), lacking)
             }
         };
+        let held: BTreeSet<&str> = keys.iter().map(|k| k.epoch_id.as_str()).collect();
+        let my_id = user_id(me)?;
+        let missing: BTreeSet<EpochId> = state
+            .epochs()
+            .iter()
+            .filter(|e| state.may_hold_epoch(e, &my_id) && !held.contains(e.to_hex().as_str()))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            // Ask again for every epoch the caller may hold and has no box of (after a key
+            // reset, all of them): holders may have come online since.
+            self.request_keys(room_id, &chain, |e| missing.contains(e))
+                .await?;
+        }
         Ok(RoomKeyState {
             current_epoch: current.map(|e| e.to_hex()),
             rotation_due,
@@ -218,7 +229,7 @@ impl RoomService {
     }
 
     /// After a user publishes keys (first setup, or new keys after a reset): asks the
-    /// online holders of each of their encrypted rooms' current epoch to hand it on.
+    /// online holders of every epoch of their encrypted rooms to hand it on.
     pub async fn keys_published(&self, user_id: &str) -> Result<(), ServiceError> {
         for room in self.rooms.rooms_of_user(user_id).await? {
             if room.encrypted {
@@ -273,47 +284,81 @@ impl RoomService {
         }
     }
 
-    /// Asks the members who hold the room's current epoch to hand it to the members who
-    /// lack it and have published keys. Only open sockets get the notice, so only online
+    /// Asks, for every epoch of the room, the members who hold it to hand it to the
+    /// members who may hold it, have published keys and have no box of it: one request
+    /// per epoch (docs/protocol.md §6.2). Only open sockets get the notice, so only online
     /// holders are asked; a waiting member's client asks again by reading its keys.
     pub(crate) async fn request_missing_keys(&self, room_id: &str) -> Result<(), ServiceError> {
         let Some(chain) = self.load_chain(room_id).await? else {
             return Ok(());
         };
-        let Some(epoch) = chain.state().current_epoch() else {
-            return Ok(());
-        };
-        let hex = epoch.to_hex();
-        let lacking = self.lacking(room_id, &chain, &hex).await?;
-        if lacking.is_empty() {
+        self.request_keys(room_id, &chain, |_| true).await
+    }
+
+    /// [`RoomService::request_missing_keys`] for the epochs `which` picks.
+    async fn request_keys(
+        &self,
+        room_id: &str,
+        chain: &RoomChain,
+        which: impl Fn(&EpochId) -> bool,
+    ) -> Result<(), ServiceError> {
+        let state = chain.state();
+        let epochs: Vec<EpochId> = state
+            .epochs()
+            .iter()
+            .filter(|e| which(e))
+            .copied()
+            .collect();
+        if epochs.is_empty() {
             return Ok(());
         }
+        // Members on the server's list and in the chain: the only possible recipients
+        // and the only members who may hand a key on (§6.3 step 5).
         let members: BTreeSet<String> = self
             .rooms
             .members(room_id)
             .await?
             .into_iter()
             .map(|m| m.user_id)
+            .filter(|u| UserId::new(u.as_str()).is_ok_and(|id| state.is_member(&id)))
             .collect();
-        let holders: BTreeSet<String> = self
-            .e2ee
-            .epoch_holders(room_id, &hex)
+        let listed: Vec<String> = members.iter().cloned().collect();
+        let with_keys: BTreeSet<String> = self
+            .keys
+            .bundles(&listed)
             .await?
             .into_iter()
-            // Only a current member may hand a key on (§6.3 step 5).
-            .filter(|u| {
-                members.contains(u)
-                    && UserId::new(u.as_str()).is_ok_and(|id| chain.state().is_member(&id))
-            })
+            .map(|k| k.user_id)
             .collect();
-        self.notify(
-            holders,
-            sotto_api::Notice::RoomKeyRequest {
-                room_id: room_id.to_owned(),
-                epoch_id: hex,
-                user_ids: lacking,
-            },
-        );
+        for epoch in epochs {
+            let hex = epoch.to_hex();
+            let holders: BTreeSet<String> = self
+                .e2ee
+                .epoch_holders(room_id, &hex)
+                .await?
+                .into_iter()
+                .collect();
+            let lacking: Vec<String> = with_keys
+                .iter()
+                .filter(|u| !holders.contains(*u))
+                .filter(|u| {
+                    UserId::new(u.as_str()).is_ok_and(|id| state.may_hold_epoch(&epoch, &id))
+                })
+                .cloned()
+                .collect();
+            let askable: BTreeSet<String> = holders.intersection(&members).cloned().collect();
+            if lacking.is_empty() || askable.is_empty() {
+                continue;
+            }
+            self.notify(
+                askable,
+                sotto_api::Notice::RoomKeyRequest {
+                    room_id: room_id.to_owned(),
+                    epoch_id: hex,
+                    user_ids: lacking,
+                },
+            );
+        }
         Ok(())
     }
 }
