@@ -9,12 +9,15 @@
 
 use crate::VERSION;
 use crate::encoding::{DecodeError, Reader, Writer, signing_input};
-use crate::identity::{IdentityKeys, PRIVATE_KEYS_LEN, PublicBundle};
+use crate::identity::{
+    IdentityKeys, PRIVATE_KEYS_LEN, PublicBundle, SIGNATURE_LEN, SignatureError,
+};
 use crate::ids::UserId;
 use crate::password::EncryptionPassword;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key};
 use argon2::{Algorithm, Argon2, Params, Version};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
@@ -30,6 +33,7 @@ pub const CIPHERTEXT_LEN: usize = PRIVATE_KEYS_LEN + 16;
 pub const BACKUP_LEN: usize = 1 + 12 + SALT_LEN + NONCE_LEN + CIPHERTEXT_LEN;
 
 const BACKUP_LABEL: &[u8] = b"sotto/v1/backup";
+const REPLACE_LABEL: &[u8] = b"sotto/v1/backup-replace";
 
 /// Why a backup could not be made or opened.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -294,6 +298,37 @@ impl KeyBackup {
         w.finish()
     }
 
+    /// What the identity key signs to let this backup replace `current` (the stored
+    /// backup's bytes exactly as the server serves them) for `user` (protocol §3.5):
+    /// `0x01 ‖ bytes8(user_id) ‖ SHA-256(current) ‖ this backup's encoding`, after the
+    /// label. Binding the replaced backup makes the replacement a compare-and-set, so a
+    /// signature cannot be replayed once the backup has changed.
+    pub fn replacement_input(&self, user: &UserId, current: &[u8]) -> Vec<u8> {
+        signing_input(REPLACE_LABEL, &[&replacement_body(self, user, current)])
+    }
+
+    /// The identity key's signature letting this backup replace `current` for `user`.
+    pub fn sign_replacement(
+        &self,
+        keys: &IdentityKeys,
+        user: &UserId,
+        current: &[u8],
+    ) -> [u8; SIGNATURE_LEN] {
+        keys.sign(REPLACE_LABEL, &[&replacement_body(self, user, current)])
+    }
+
+    /// Checks `signature` over this backup replacing `current`, with the identity key of
+    /// `bundle` (the published bundle, which names the user).
+    pub fn verify_replacement(
+        &self,
+        bundle: &PublicBundle,
+        current: &[u8],
+        signature: &[u8; SIGNATURE_LEN],
+    ) -> Result<(), SignatureError> {
+        let body = replacement_body(self, bundle.user(), current);
+        bundle.identity().verify(REPLACE_LABEL, &[&body], signature)
+    }
+
     /// Parses a backup. The parameters are checked by [`Self::open`], not here, so a
     /// client can still read and report them.
     pub fn decode(bytes: &[u8]) -> Result<Self, BackupError> {
@@ -320,6 +355,14 @@ fn associated_data(user: &UserId, params: &KdfParams, salt: &[u8; SALT_LEN]) -> 
     params.encode(&mut w);
     w.raw(salt);
     signing_input(BACKUP_LABEL, &[&w.finish()])
+}
+
+fn replacement_body(new: &KeyBackup, user: &UserId, current: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(VERSION);
+    user.encode(&mut w);
+    w.raw(&Sha256::digest(current)).raw(&new.encode());
+    w.finish()
 }
 
 fn cipher(kek: &[u8; KEK_LEN]) -> Aes256Gcm {
@@ -652,6 +695,58 @@ mod tests {
                 KeyBackup::create(&keys, &user, &pw(typed), KdfParams::FLOOR, &mut rng).unwrap();
             assert!(backup.open(&pw(stored), &user, &bundle).is_ok(), "{typed}");
         }
+    }
+
+    #[test]
+    fn a_replacement_is_signed_over_the_backup_it_replaces() {
+        let f = fixture(13);
+        let mut rng = test_rng(130);
+        let next = f
+            .backup
+            .rewrap(&f.keys, &f.user, &pw("new"), KdfParams::FLOOR, &mut rng)
+            .unwrap();
+        let current = f.backup.encode();
+        let sig = next.sign_replacement(&f.keys, &f.user, &current);
+        assert_eq!(next.verify_replacement(&f.bundle, &current, &sig), Ok(()));
+
+        // The signed bytes, as specified.
+        let mut want = vec![23u8];
+        want.extend_from_slice(b"sotto/v1/backup-replace");
+        want.push(1);
+        want.push(7);
+        want.extend_from_slice(b"u.alice");
+        want.extend_from_slice(&Sha256::digest(&current));
+        want.extend_from_slice(&next.encode());
+        assert_eq!(next.replacement_input(&f.user, &current), want);
+
+        // Once `next` is stored, the same signature no longer replaces anything: it was
+        // made over the backup that is gone.
+        let stored = next.encode();
+        assert_eq!(
+            next.verify_replacement(&f.bundle, &stored, &sig),
+            Err(SignatureError)
+        );
+        // Another key, another backup, another user, or a changed bit: refused.
+        let other = IdentityKeys::generate(&mut rng);
+        let forged = next.sign_replacement(&other, &f.user, &current);
+        assert!(
+            next.verify_replacement(&f.bundle, &current, &forged)
+                .is_err()
+        );
+        assert!(
+            f.backup
+                .verify_replacement(&f.bundle, &current, &sig)
+                .is_err()
+        );
+        let bobby = UserId::new("u.bobby").unwrap();
+        let for_bobby = next.sign_replacement(&f.keys, &bobby, &current);
+        assert!(
+            next.verify_replacement(&f.bundle, &current, &for_bobby)
+                .is_err()
+        );
+        let mut bent = sig;
+        bent[10] ^= 1;
+        assert!(next.verify_replacement(&f.bundle, &current, &bent).is_err());
     }
 
     #[test]

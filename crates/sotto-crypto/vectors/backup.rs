@@ -4,7 +4,7 @@ use super::{UNKNOWN, Vector, ensure, hex, rng, text, unhex};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha512};
+use sha2::{Digest, Sha256, Sha512};
 use sotto_crypto::backup::BackupError;
 use sotto_crypto::safety::fingerprint_digits;
 use sotto_crypto::{
@@ -14,14 +14,16 @@ use sotto_crypto::{
 
 const BACKUP_FILE: &str = "backup.json";
 const SAFETY_FILE: &str = "safety_number.json";
+const REPLACE_FILE: &str = "backup_replace.json";
 
 pub fn generate() -> Vec<Vector> {
-    vec![backup_vector(), safety_vector()]
+    vec![backup_vector(), replace_vector(), safety_vector()]
 }
 
 pub fn check(file: &str, v: &Value) -> Result<(), String> {
     match file {
         BACKUP_FILE => check_backup(v),
+        REPLACE_FILE => check_replace(v),
         SAFETY_FILE => check_safety(v),
         _ => Err(UNKNOWN.into()),
     }
@@ -221,6 +223,113 @@ fn check_backup(v: &Value) -> Result<(), String> {
         ensure(again.encode() == bytes, "create reproduces the backup")?;
     }
     Ok(())
+}
+
+fn replace_vector() -> Vector {
+    let mut rng = rng("sotto vectors: backup replace");
+    let keys = IdentityKeys::generate(&mut rng);
+    let user = UserId::new("u.alice").expect("valid id");
+    // The first backup, then two changes of password in a row.
+    let backups: Vec<KeyBackup> = ["first password", "second password", "third password"]
+        .iter()
+        .map(|p| {
+            let password = EncryptionPassword::from_user(p).expect("not empty");
+            KeyBackup::create(&keys, &user, &password, KdfParams::FLOOR, &mut rng)
+                .expect("floor params")
+        })
+        .collect();
+    let cases: Vec<Value> = backups
+        .windows(2)
+        .map(|pair| {
+            let (current, new) = (pair[0].encode(), &pair[1]);
+            json!({
+                "current_backup": hex(&current),
+                "current_sha256": hex(Sha256::digest(&current)),
+                "new_backup": hex(new.encode()),
+                "signing_input": hex(new.replacement_input(&user, &current)),
+                "signature": hex(new.sign_replacement(&keys, &user, &current)),
+            })
+        })
+        .collect();
+    Vector {
+        file: REPLACE_FILE,
+        json: json!({
+            "description": "The identity key's signature that lets a new key backup replace the stored one (protocol.md, Changing the password): two replacements in a row. The first case's signature must not verify for the second case's current backup (a replay).",
+            "user_id": user.as_str(),
+            "private_keys": hex(keys.to_bytes().as_slice()),
+            "bundle": hex(keys.bundle(&user).encode()),
+            "cases": cases,
+        }),
+    }
+}
+
+fn check_replace(v: &Value) -> Result<(), String> {
+    let user = text(v, "user_id")?;
+    let keys = IdentityKeys::from_bytes(&unhex(v, "private_keys")?).map_err(|e| e.to_string())?;
+    let bundle = PublicBundle::decode(&unhex(v, "bundle")?).map_err(|e| e.to_string())?;
+    ensure(bundle.user().as_str() == user, "bundle user")?;
+    ensure(keys.matches(&bundle), "private keys match the bundle")?;
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&bundle.identity().to_bytes())
+        .map_err(|e| e.to_string())?;
+    let cases = v["cases"].as_array().ok_or("missing cases")?;
+    ensure(cases.len() == 2, "two cases")?;
+    let mut signatures = Vec::new();
+    for c in cases {
+        let current = unhex(c, "current_backup")?;
+        let new = unhex(c, "new_backup")?;
+        let hash = Sha256::digest(&current);
+        ensure(
+            hash.as_slice() == unhex(c, "current_sha256")?,
+            "current hash",
+        )?;
+
+        // The signed bytes the way a second implementation builds them.
+        let label = b"sotto/v1/backup-replace";
+        let mut input = vec![label.len() as u8];
+        input.extend_from_slice(label);
+        input.push(1);
+        input.push(user.len() as u8);
+        input.extend_from_slice(user.as_bytes());
+        input.extend_from_slice(&hash);
+        input.extend_from_slice(&new);
+        ensure(input == unhex(c, "signing_input")?, "signing input")?;
+        let sig: [u8; 64] = unhex(c, "signature")?
+            .try_into()
+            .map_err(|_| "signature length")?;
+        vk.verify_strict(&input, &ed25519_dalek::Signature::from_bytes(&sig))
+            .map_err(|e| e.to_string())?;
+
+        // Then through the crate: the same bytes, signature and verification.
+        let backup = KeyBackup::decode(&new).map_err(|e| e.to_string())?;
+        let user_id = bundle.user();
+        ensure(
+            backup.replacement_input(user_id, &current) == input,
+            "crate signing input",
+        )?;
+        ensure(
+            backup.sign_replacement(&keys, user_id, &current) == sig,
+            "crate signature",
+        )?;
+        ensure(
+            backup.verify_replacement(&bundle, &current, &sig).is_ok(),
+            "crate verifies",
+        )?;
+        signatures.push((backup, current, sig));
+    }
+    // Each new backup is the next case's current one.
+    ensure(
+        signatures[0].0.encode() == signatures[1].1,
+        "the cases are consecutive",
+    )?;
+    // The first replacement replayed once the backup has moved on: refused.
+    let (first, _, first_sig) = &signatures[0];
+    let (_, now_stored, _) = &signatures[1];
+    ensure(
+        first
+            .verify_replacement(&bundle, now_stored, first_sig)
+            .is_err(),
+        "a replayed replacement is refused",
+    )
 }
 
 fn safety_vector() -> Vector {
