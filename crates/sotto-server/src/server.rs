@@ -104,6 +104,13 @@ impl Server {
         self
     }
 
+    /// The event bus, for tests that play a compromised server and push what it never
+    /// would (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn bus(&self) -> std::sync::Arc<dyn crate::bus::Bus> {
+        self.state.services.bus.clone()
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()

@@ -1,6 +1,10 @@
 //! Test support shared by this crate's tests and the binary's (feature `testing`, enabled
 //! only for tests): throwaway PostgreSQL databases, a client for a server listening on a
-//! real socket (plain HTTP/1.1 requests and the realtime WebSocket), and log capture.
+//! real socket (plain HTTP/1.1 requests and the realtime WebSocket), log capture, and
+//! (`hostile`) hooks that make the server behave as a compromised one.
+
+mod hostile;
+pub use hostile::SqlValue;
 
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -287,6 +291,7 @@ pub struct TestServer {
     admin_token: String,
     _dir: tempfile::TempDir,
     pg: Option<PgTestDb>,
+    bus: Arc<dyn crate::bus::Bus>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
 }
@@ -322,6 +327,7 @@ impl TestServer {
         };
         let server = crate::Server::bind(&config).await.expect("server starts");
         let addr = server.local_addr().expect("bound");
+        let bus = server.bus();
         let link = server.setup_link().expect("a setup link").to_owned();
         let setup_token = link.split_once('#').expect("token in link").1.to_owned();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -342,6 +348,7 @@ impl TestServer {
             admin_token,
             _dir: dir,
             pg,
+            bus,
             stop: Some(stop),
             done: Some(done),
         }
