@@ -248,6 +248,11 @@ fn key_change_json(room: &RoomId) -> Value {
             Statement::next(&head, Action::NewEpoch(e4), &bob, &kb).expect("fits"),
         ),
         (
+            "bob declares the same former key a second time",
+            Statement::next(&head, Action::KeyChange(kb.identity_public()), &bob, &kb2)
+                .expect("fits"),
+        ),
+        (
             "a key change that declares the key signing it",
             Statement::next(&head, Action::KeyChange(kb2.identity_public()), &bob, &kb2)
                 .expect("fits"),

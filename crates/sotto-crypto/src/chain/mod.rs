@@ -102,6 +102,10 @@ pub enum ChainError {
     /// A key change declares as former the very key that signs it.
     #[error("a key change must declare a key other than the one signing it")]
     KeyUnchanged,
+    /// The actor declared this former key before: a second declaration would move the
+    /// first one under the former key it replaced.
+    #[error("the actor declared this former key before")]
+    DuplicateKeyChange,
     /// The chain's key changes of a user do not include the key this verifier kept as
     /// that user's former key.
     #[error("the room's key change does not match the former key known for its actor")]

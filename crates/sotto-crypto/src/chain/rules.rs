@@ -109,7 +109,16 @@ pub(super) fn check(state: &RoomState, stmt: &Statement) -> Result<(), ChainErro
             Ok(())
         }
         // That the declared key is not the one signing is checked with the signature.
-        Action::KeyChange(_) => Ok(()),
+        Action::KeyChange(former) => {
+            let again = state
+                .key_changes
+                .iter()
+                .any(|k| k.user == *actor && k.former == *former);
+            if again {
+                return Err(ChainError::DuplicateKeyChange);
+            }
+            Ok(())
+        }
     }
 }
 

@@ -939,6 +939,26 @@ mod key_change {
     }
 
     #[test]
+    fn a_former_key_is_declared_once() {
+        let p = People::new(&["alice", "bob"]);
+        let bob_new = IdentityKeys::generate(&mut test_rng(99));
+        let (stmts, _) = reset_room(&p, &bob_new);
+        let chain = RoomChain::verify(&room(), stmts.clone(), pinned(&p, &bob_new)).unwrap();
+        let again = Statement::next(
+            chain.head(),
+            Action::KeyChange(p.keys("bob").identity_public()),
+            &user("bob"),
+            &bob_new,
+        )
+        .unwrap();
+        let err = chain
+            .clone()
+            .append(again, pinned(&p, &bob_new))
+            .unwrap_err();
+        assert_eq!(err, ChainError::DuplicateKeyChange);
+    }
+
+    #[test]
     fn a_key_change_may_not_declare_its_own_key() {
         let p = People::new(&["alice", "bob"]);
         let first = create(
