@@ -33,8 +33,16 @@ pub enum ErrorCode {
     /// The request conflicts with what is stored (for example a message id reused with
     /// other content).
     Conflict,
-    /// Too many attempts; retry after the number of seconds in the `Retry-After` header.
+    /// Too many attempts or messages; retry after the number of seconds in the
+    /// `Retry-After` header.
     RateLimited,
+    /// The user already has as many realtime connections open as the server allows;
+    /// close one first.
+    TooManyConnections,
+    /// The server has as many realtime connections open as it allows; retry later.
+    ServerBusy,
+    /// The request's body came too slowly; the connection is closed.
+    RequestTimeout,
     /// The request body is larger than the server accepts.
     PayloadTooLarge,
     /// The request body is not `application/json`.
@@ -45,7 +53,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and tests).
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 19] = [
         Self::InvalidJson,
         Self::InvalidInput,
         Self::Unauthorized,
@@ -59,6 +67,9 @@ impl ErrorCode {
         Self::InvalidSetupToken,
         Self::Conflict,
         Self::RateLimited,
+        Self::TooManyConnections,
+        Self::ServerBusy,
+        Self::RequestTimeout,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::Internal,
@@ -72,11 +83,13 @@ impl ErrorCode {
             Self::AccountDeactivated | Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
+            Self::RequestTimeout => 408,
             Self::UsernameTaken | Self::AlreadySetUp | Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
-            Self::RateLimited => 429,
+            Self::RateLimited | Self::TooManyConnections => 429,
             Self::Internal => 500,
+            Self::ServerBusy => 503,
         }
     }
 }

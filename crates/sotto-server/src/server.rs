@@ -1,6 +1,8 @@
 //! Starting and stopping: open storage, bind, announce the setup link, serve until a
 //! shutdown signal, drain in-flight requests, close the pool.
 
+use crate::http::serve::ConnectionLimits;
+use crate::service::rate_limit::Slots;
 use crate::store::{StoreError, Stores};
 use crate::{AppState, app};
 use std::future::Future;
@@ -47,6 +49,7 @@ pub struct Server {
     stores: Stores,
     state: AppState,
     setup_link: Option<String>,
+    limits: ConnectionLimits,
 }
 
 impl Server {
@@ -82,6 +85,7 @@ impl Server {
             stores,
             state,
             setup_link,
+            limits: ConnectionLimits::default(),
         })
     }
 
@@ -111,6 +115,25 @@ impl Server {
         self.state.services.bus.clone()
     }
 
+    /// How long a client may take over a request's head and body; mainly for tests.
+    pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Realtime connections allowed per user and in total; mainly for tests.
+    pub fn with_realtime_connections(mut self, per_user: usize, total: usize) -> Self {
+        self.state.realtime.connections = std::sync::Arc::new(Slots::new(per_user, total));
+        self
+    }
+
+    /// Messages a user may send at once, and then one more every `every`; mainly for
+    /// tests.
+    pub fn with_send_rate(self, burst: u32, every: std::time::Duration) -> Self {
+        self.state.services.rooms.send_rate().set_rate(burst, every);
+        self
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -134,20 +157,17 @@ impl Server {
         tracing::info!(%addr, "listening");
         let sweeper = tokio::spawn(sweep_sessions(self.state.clone()));
         let bus = self.state.services.bus.clone();
-        let service = app(self.state).into_make_service_with_connect_info::<SocketAddr>();
         // On shutdown, closing the bus ends every realtime socket with a close frame
         // while HTTP requests in flight finish.
         let shutdown = async move {
             shutdown.await;
             bus.close();
         };
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        crate::http::serve::serve(self.listener, app(self.state), self.limits, shutdown).await;
         sweeper.abort();
         tracing::info!("stopped accepting; closing storage");
         self.stores.close().await;
-        served.map_err(|source| ServerError::Io { addr, source })
+        Ok(())
     }
 }
 

@@ -29,6 +29,12 @@ where
 }
 
 fn json_error(rejection: JsonRejection) -> ApiError {
+    if caused_by_timeout(&rejection) {
+        return ApiError::new(
+            ErrorCode::RequestTimeout,
+            "the request body came too slowly",
+        );
+    }
     match rejection {
         JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidJson, e.body_text()),
         JsonRejection::JsonSyntaxError(e) => ApiError::new(ErrorCode::InvalidJson, e.body_text()),
@@ -41,6 +47,18 @@ fn json_error(rejection: JsonRejection) -> ApiError {
         }
         other => ApiError::new(ErrorCode::InvalidJson, other.body_text()),
     }
+}
+
+/// Whether reading the body failed because the client sent it too slowly.
+fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.is::<super::serve::BodyTimeout>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// The authenticated caller, from `Authorization: Bearer <token>`.

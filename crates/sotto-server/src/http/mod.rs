@@ -13,6 +13,7 @@ mod openapi;
 pub mod realtime;
 mod rooms;
 mod search;
+pub mod serve;
 mod settings;
 mod setup;
 mod users;

@@ -10,6 +10,7 @@ use crate::AppState;
 use crate::bus::fanout::{Delivery, Ended, Inbox};
 use crate::bus::{Event, EventKind};
 use crate::service::otr::{OtrLimits, OtrLink, RelayError};
+use crate::service::rate_limit::{SlotRefused, Slots};
 use crate::service::realtime::{Feed, Step};
 use axum::Json;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -41,9 +42,16 @@ const SOCKET_BUFFER: usize = 4 * 1024;
 pub const CLOSE_LAGGED: u16 = 4000;
 /// Close code for a client that did not answer a ping in time.
 pub const CLOSE_HEARTBEAT: u16 = 4001;
+/// Close code for a message over the socket's limit (RFC 6455 "message too big").
+pub const CLOSE_TOO_BIG: u16 = 1009;
 
-/// Realtime tuning.
-#[derive(Clone, Copy, Debug)]
+/// Realtime connections one user may hold open (every device and tab counts).
+pub const MAX_CONNECTIONS_PER_USER: usize = 32;
+/// Realtime connections the server holds open in all.
+pub const MAX_CONNECTIONS_TOTAL: usize = 20_000;
+
+/// Realtime tuning, and the count of open connections.
+#[derive(Clone)]
 pub struct RealtimeConfig {
     /// The server pings this often; a client that has not answered the previous ping (or
     /// sent anything) by the next one is disconnected.
@@ -53,6 +61,8 @@ pub struct RealtimeConfig {
     pub send_timeout: Duration,
     /// Limits of the OTR relay per connection.
     pub otr: OtrLimits,
+    /// Open connections, capped per user and in total.
+    pub connections: Arc<Slots>,
 }
 
 impl RealtimeConfig {
@@ -68,6 +78,7 @@ impl Default for RealtimeConfig {
             heartbeat: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
             otr: OtrLimits::default(),
+            connections: Arc::new(Slots::new(MAX_CONNECTIONS_PER_USER, MAX_CONNECTIONS_TOTAL)),
         }
     }
 }
@@ -117,6 +128,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
         (status = 400, description = "`invalid_input`: not a WebSocket upgrade request", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`account_deactivated`", body = ErrorBody),
+        (status = 429, description = "`too_many_connections`: you have as many realtime connections open as allowed", body = ErrorBody),
+        (status = 503, description = "`server_busy`: the server has as many realtime connections open as it allows", body = ErrorBody),
     ))]
 async fn connect(
     State(state): State<AppState>,
@@ -127,6 +140,21 @@ async fn connect(
     // load is either routed to the inbox (which gets every room event until indexed) or
     // in the store above the loaded seqs. The user is online from the 101 on.
     let user_id = auth.0.user.id.clone();
+    // Counted before anything is registered; held until the socket ends.
+    let slot = state
+        .realtime
+        .connections
+        .take(&user_id)
+        .map_err(|refused| match refused {
+            SlotRefused::PerKey => ApiError::new(
+                ErrorCode::TooManyConnections,
+                "you have as many realtime connections open as allowed; close one first",
+            ),
+            SlotRefused::Total => ApiError::new(
+                ErrorCode::ServerBusy,
+                "the server has as many realtime connections open as it allows; retry later",
+            ),
+        })?;
     let inbox = state.services.fanout.register(&user_id);
     let feed = Feed::open(state.services.rooms.store().clone(), &user_id).await?;
     inbox.install(feed.rooms());
@@ -163,6 +191,7 @@ async fn connect(
             drop(conn.otr);
             close(&mut conn.socket, timeout, end).await;
             drop(online);
+            drop(slot);
         }))
 }
 
@@ -175,6 +204,18 @@ enum End {
 }
 
 const TOO_SLOW: End = End::Close(CLOSE_LAGGED, "too slow: reconnect and resume");
+const TOO_BIG: End = End::Close(CLOSE_TOO_BIG, "message too big: over the socket's limit");
+
+/// Whether a read failed on a frame or message over the socket's limit. The library
+/// refuses it from the frame's header, before reading or buffering its payload.
+fn too_big(e: &axum::Error) -> bool {
+    use std::error::Error as _;
+    matches!(
+        e.source()
+            .and_then(|s| s.downcast_ref::<tungstenite::Error>()),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
 const FAILED: End = End::Close(1011, "internal error: reconnect and resume");
 
 /// Sends one JSON frame within the send timeout.
@@ -423,6 +464,7 @@ impl Connection {
                 incoming = self.socket.recv() => {
                     answered = true;
                     match incoming {
+                        Some(Err(e)) if too_big(&e) => Err(TOO_BIG),
                         Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => Err(End::Gone),
                         Some(Ok(WsMessage::Text(text))) => self.on_text(text.as_str()).await,
                         Some(Ok(WsMessage::Binary(_))) => {

@@ -26,6 +26,7 @@ use sotto_api::{
 use sotto_crypto::EnvelopeHeader;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Longest topic, in characters.
 pub const TOPIC_MAX_CHARS: usize = 250;
@@ -37,6 +38,11 @@ pub const CIPHERTEXT_MAX_BYTES: usize = 48 * 1024;
 pub const PAGE_DEFAULT: u32 = 50;
 /// Largest history page.
 pub const PAGE_MAX: u32 = 200;
+/// Messages a user may send at once (a bot posting a backlog) ...
+pub const SEND_BURST: u32 = 300;
+/// ... and then one more every this long (20 a second): far above anyone typing, well
+/// below a flood that would slow every member's client.
+pub const SEND_EVERY: Duration = Duration::from_millis(50);
 
 mod chain;
 mod keys;
@@ -50,6 +56,8 @@ pub struct RoomService {
     e2ee: Arc<dyn E2eeStore>,
     settings: Arc<SettingsService>,
     bus: Arc<dyn Bus>,
+    /// Message sends per user.
+    send_rate: super::rate_limit::RateLimiter,
 }
 
 /// A room and whether this call created it.
@@ -250,7 +258,13 @@ impl RoomService {
             e2ee: stores.e2ee.clone(),
             settings,
             bus,
+            send_rate: super::rate_limit::RateLimiter::new(SEND_BURST, SEND_EVERY, 100_000),
         }
+    }
+
+    /// The per-user limit of message sends (the server's builder changes it for tests).
+    pub fn send_rate(&self) -> &super::rate_limit::RateLimiter {
+        &self.send_rate
     }
 
     /// Publishes a committed change; the realtime layer orders by seq and fills gaps
@@ -794,6 +808,9 @@ impl RoomService {
         req: SendMessageRequest,
     ) -> Result<Sent, ServiceError> {
         let me = user_of(actor)?;
+        self.send_rate
+            .attempt(me, Instant::now())
+            .map_err(super::rate_limit::limited)?;
         let (room, _) = self.as_member(me, room_id).await?;
         protocol_id("id", &req.id)?;
         let (text, ciphertext) = content(&room, req.text, req.ciphertext)?;
