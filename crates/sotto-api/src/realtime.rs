@@ -143,6 +143,11 @@ pub enum EventKind {
     MemberRemoved {
         /// The former member.
         user_id: String,
+        /// The administrator who removed them without the room's say; absent when they
+        /// left or an owner removed them. An encrypted room's signed state chain still
+        /// lists them until an owner signs their removal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        forced_by: Option<String>,
     },
     /// An owner flag changed.
     OwnerChanged {

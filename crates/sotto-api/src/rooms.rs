@@ -147,6 +147,11 @@ pub struct Member {
     pub owner: bool,
     /// Unix milliseconds.
     pub joined_at: i64,
+    /// The administrator who added this member without the room's say (`POST
+    /// /api/v1/admin/rooms/{id}/members`); absent for anyone who joined or was invited. In
+    /// an encrypted room such a member is not in the signed state chain and gets no key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced_by: Option<String>,
 }
 
 /// A room's members.

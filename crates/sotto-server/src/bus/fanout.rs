@@ -388,7 +388,7 @@ impl Index {
             }
         }
         // After the removal itself went out, the room is no longer theirs.
-        if let EventKind::MemberRemoved { user_id } = &e.kind {
+        if let EventKind::MemberRemoved { user_id, .. } = &e.kind {
             let ids: Vec<ConnId> = self
                 .users
                 .get(user_id)
@@ -547,6 +547,7 @@ mod tests {
             seq,
             kind: EventKind::MemberRemoved {
                 user_id: "nobody".into(),
+                forced_by: None,
             },
         })
     }
@@ -559,11 +560,13 @@ mod tests {
                     username: user.into(),
                     owner: false,
                     joined_at: 1,
+                    forced_by: None,
                 },
             }
         } else {
             EventKind::MemberRemoved {
                 user_id: user.into(),
+                forced_by: None,
             }
         };
         BusEvent::Room(Event {

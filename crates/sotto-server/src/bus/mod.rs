@@ -167,6 +167,7 @@ mod tests {
             seq,
             kind: EventKind::MemberRemoved {
                 user_id: "u".into(),
+                forced_by: None,
             },
         })
     }

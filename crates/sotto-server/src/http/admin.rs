@@ -1,11 +1,15 @@
-//! `/api/v1/admin/users…`: user management. The admin check lives in the service.
+//! `/api/v1/admin/users…`: user management; `/api/v1/admin/rooms/{id}/members…`:
+//! membership an admin forces. The admin check lives in the service.
 
 use super::error::ApiError;
 use super::extract::{Auth, Json, PathId};
+use super::rooms::PathIds;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use sotto_api::{CreateUserRequest, ErrorBody, ResetPasswordRequest, User, UserList};
+use sotto_api::{
+    CreateUserRequest, ErrorBody, InviteRequest, MemberList, ResetPasswordRequest, User, UserList,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -15,6 +19,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(deactivate))
         .routes(routes!(reactivate))
         .routes(routes!(reset_password))
+        .routes(routes!(room_members, add_room_member))
+        .routes(routes!(remove_room_member))
 }
 
 /// Every user (admins only).
@@ -122,6 +128,85 @@ async fn reset_password(
         .services
         .admin
         .reset_password(&auth.actor(), &id, req.password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Any room's members, private rooms and DMs included; `forced_by` marks those an admin
+/// added (admins only).
+#[utoipa::path(get, path = "/api/v1/admin/rooms/{id}/members", tag = "admin",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Room id")),
+    responses(
+        (status = 200, description = "The members in joining order", body = MemberList),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden` or `account_deactivated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such room", body = ErrorBody),
+    ))]
+async fn room_members(
+    State(state): State<AppState>,
+    auth: Auth,
+    PathId(id): PathId,
+) -> Result<axum::Json<MemberList>, ApiError> {
+    Ok(axum::Json(
+        state
+            .services
+            .admin
+            .room_members(&auth.actor(), &id)
+            .await?,
+    ))
+}
+
+/// Add a user to any room but a DM without the room's say, encrypted rooms included: the
+/// member is marked `forced_by` the admin, and an encrypted room's signed state chain is
+/// left as it is, so they get no room key (admins only). Adding a member again changes
+/// nothing.
+#[utoipa::path(post, path = "/api/v1/admin/rooms/{id}/members", tag = "admin",
+    security(("bearer" = [])), params(("id" = String, Path, description = "Room id")),
+    request_body = InviteRequest,
+    responses(
+        (status = 200, description = "The members after", body = MemberList),
+        (status = 400, description = "`invalid_json`, or `invalid_input`: a DM", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden` or `account_deactivated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: the room or the user", body = ErrorBody),
+    ))]
+async fn add_room_member(
+    State(state): State<AppState>,
+    auth: Auth,
+    PathId(id): PathId,
+    Json(req): Json<InviteRequest>,
+) -> Result<axum::Json<MemberList>, ApiError> {
+    Ok(axum::Json(
+        state
+            .services
+            .admin
+            .add_room_member(&auth.actor(), &id, &req.user_id)
+            .await?,
+    ))
+}
+
+/// Remove a member from any room but a DM without the room's say; the event says which
+/// admin did, and an encrypted room's signed state chain still lists them until an owner
+/// signs their removal (admins only).
+#[utoipa::path(delete, path = "/api/v1/admin/rooms/{id}/members/{user_id}", tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Room id"), ("user_id" = String, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "`invalid_input`: a DM, or the room would have no owner", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden` or `account_deactivated`", body = ErrorBody),
+        (status = 404, description = "`not_found`: the room or the member", body = ErrorBody),
+    ))]
+async fn remove_room_member(
+    State(state): State<AppState>,
+    auth: Auth,
+    PathIds(id, user_id): PathIds,
+) -> Result<StatusCode, ApiError> {
+    state
+        .services
+        .admin
+        .remove_room_member(&auth.actor(), &id, &user_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -30,7 +30,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Two path segments: the room id and a member or message id.
-struct PathIds(String, String);
+pub(super) struct PathIds(pub(super) String, pub(super) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PathIds {
     type Rejection = ApiError;

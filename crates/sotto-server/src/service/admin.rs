@@ -1,31 +1,99 @@
-//! C2 user management. Every method checks that the actor is an admin (or the local
-//! operator) here, not in the HTTP layer, so no other entry point can skip it.
+//! C2 user management, and membership forced by an admin. Every method checks that the
+//! actor is an admin (or the local operator) here, not in the HTTP layer, so no other
+//! entry point can skip it.
 
 use super::accounts::{AccountService, NewAccount};
+use super::rooms::RoomService;
 use super::{Actor, ServiceError, password, user_view, validate};
 use crate::store::{SessionKind, SessionStore, UserStore};
-use sotto_api::{CreateUserRequest, User, UserList};
+use sotto_api::{CreateUserRequest, MemberList, User, UserList};
 use std::sync::Arc;
 
-/// User management for admins.
+/// User management and forced membership for admins.
 pub struct AdminService {
     accounts: Arc<AccountService>,
+    rooms: Arc<RoomService>,
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
 }
 
+/// Who forced a change: the admin's user id, or `operator` for the local CLI.
+fn who(actor: &Actor) -> &str {
+    match actor {
+        Actor::User(p) => &p.user.id,
+        Actor::Operator => "operator",
+    }
+}
+
 impl AdminService {
-    /// Over the account service (for creating users) and the stores.
+    /// Over the account service (for creating users), the room service (for forced
+    /// membership) and the stores.
     pub fn new(
         accounts: Arc<AccountService>,
+        rooms: Arc<RoomService>,
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
     ) -> Self {
         Self {
             accounts,
+            rooms,
             users,
             sessions,
         }
+    }
+
+    /// Any room's members, private rooms and DMs included, each with who forced them in.
+    pub async fn room_members(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+    ) -> Result<MemberList, ServiceError> {
+        actor.require_admin()?;
+        if self.rooms.store().room_by_id(room_id).await?.is_none() {
+            return Err(ServiceError::NotFound("room"));
+        }
+        tracing::info!(admin = who(actor), room_id, "admin: room members listed");
+        self.rooms.member_list(room_id).await
+    }
+
+    /// Adds a user to any room but a DM, without the room's say (an encrypted room's
+    /// signed chain is left as it is, so clients show the member as not vouched for).
+    pub async fn add_room_member(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<MemberList, ServiceError> {
+        actor.require_admin()?;
+        let members = self.rooms.force_add(who(actor), room_id, user_id).await?;
+        tracing::info!(
+            admin = who(actor),
+            room_id,
+            user_id,
+            "admin: member forced in"
+        );
+        Ok(members)
+    }
+
+    /// Removes a member from any room but a DM, without the room's say; not the last
+    /// owner while others remain.
+    pub async fn remove_room_member(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<(), ServiceError> {
+        actor.require_admin()?;
+        self.rooms
+            .force_remove(who(actor), room_id, user_id)
+            .await?;
+        tracing::info!(
+            admin = who(actor),
+            room_id,
+            user_id,
+            "admin: member forced out"
+        );
+        Ok(())
     }
 
     /// Every user.

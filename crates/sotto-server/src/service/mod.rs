@@ -189,6 +189,12 @@ impl Services {
                 stores.rooms.clone(),
                 stores.audit.clone(),
             )),
+            admin: Arc::new(AdminService::new(
+                accounts.clone(),
+                rooms.clone(),
+                stores.users.clone(),
+                stores.sessions.clone(),
+            )),
             rooms,
             presence,
             keys,
@@ -196,11 +202,6 @@ impl Services {
             files,
             fanout: Arc::new(Fanout::new(bus.clone())),
             bus,
-            admin: Arc::new(AdminService::new(
-                accounts.clone(),
-                stores.users.clone(),
-                stores.sessions.clone(),
-            )),
             settings,
             accounts,
         }

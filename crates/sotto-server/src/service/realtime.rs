@@ -80,7 +80,7 @@ impl Feed {
     }
 
     fn own_removal(&self, e: &Event) -> bool {
-        matches!(&e.kind, EventKind::MemberRemoved { user_id } if *user_id == self.user_id)
+        matches!(&e.kind, EventKind::MemberRemoved { user_id, .. } if *user_id == self.user_id)
     }
 
     /// Accounts for `e` in a room of the user: advances the room, forgets it on removal.

@@ -45,6 +45,7 @@ pub const SEND_BURST: u32 = 300;
 pub const SEND_EVERY: Duration = Duration::from_millis(50);
 
 mod chain;
+mod forced;
 mod keys;
 
 /// Rooms, members and messages, and the state chains and keys of encrypted rooms.
@@ -114,6 +115,7 @@ fn member_view(m: &MemberRecord) -> Member {
         username: m.username.clone(),
         owner: m.owner,
         joined_at: m.joined_at,
+        forced_by: None,
     }
 }
 
@@ -587,10 +589,7 @@ impl RoomService {
     /// The members of a room (members only).
     pub async fn members(&self, actor: &Actor, room_id: &str) -> Result<MemberList, ServiceError> {
         self.as_member(user_of(actor)?, room_id).await?;
-        let members = self.rooms.members(room_id).await?;
-        Ok(MemberList {
-            members: members.iter().map(member_view).collect(),
-        })
+        self.member_list(room_id).await
     }
 
     async fn add(&self, room_id: &str, m: MemberRecord) -> Result<(), ServiceError> {

@@ -47,6 +47,8 @@ pub(crate) async fn run(stores: &Stores) {
     audit(stores).await;
     keys(stores).await;
     owners(stores).await;
+    signed_step_downs(stores).await;
+    forced_members(stores).await;
     concurrent_sends(stores).await;
     encryption(stores).await;
     chains_and_room_keys(stores).await;
@@ -657,7 +659,8 @@ async fn changes(s: &Stores) {
     assert_eq!(
         all[3].kind,
         K::MemberRemoved {
-            user_id: "rb".into()
+            user_id: "rb".into(),
+            forced_by: None,
         }
     );
     let K::RoomUpdated { room } = &all[5].kind else {
@@ -710,7 +713,8 @@ async fn changes(s: &Stores) {
         (
             4,
             K::MemberRemoved {
-                user_id: "rb".into()
+                user_id: "rb".into(),
+                forced_by: None,
             }
         )
     );
@@ -1157,6 +1161,142 @@ async fn owners(s: &Stores) {
         r.remove_member("ot", other).await.unwrap().unwrap();
     }
     r.remove_member("ot", &last).await.unwrap().unwrap();
+}
+
+/// The last-owner rule holds on the signed path too: two owners' step-downs stored at
+/// once (each a statement of its own, so the chain's compare-and-set does not order them)
+/// leave exactly one owner, and the refused one stores neither its statement nor a seq.
+async fn signed_step_downs(s: &Stores) {
+    use super::{NewStatement, SignedChange};
+    for (id, name) in [
+        ("so1", "signed-one"),
+        ("so2", "signed-two"),
+        ("so3", "signed-three"),
+    ] {
+        s.users.insert_user(&user(id, name, false)).await.unwrap();
+    }
+    let team = room("sot", RoomKind::Team, true, None);
+    let members = [
+        member("so1", true),
+        member("so2", true),
+        member("so3", false),
+    ];
+    s.rooms.insert_room(&team, &members).await.unwrap();
+    let step_down = |seq: u64, who: &'static str| async move {
+        s.e2ee
+            .append_statement(
+                "sot",
+                NewStatement {
+                    seq,
+                    actor: who,
+                    bytes: who.as_bytes(),
+                    new_epoch: false,
+                    at: 5,
+                },
+                &SignedChange::SetOwner(who.into(), false),
+            )
+            .await
+    };
+    let (a, b) = tokio::join!(step_down(0, "so1"), step_down(1, "so2"));
+    let refused = [&a, &b]
+        .iter()
+        .filter(|x| matches!(x, Err(StoreError::LastOwner)))
+        .count();
+    assert_eq!(refused, 1, "{a:?} {b:?}");
+    let owners = s.rooms.members("sot").await.unwrap();
+    assert_eq!(owners.iter().filter(|m| m.owner).count(), 1);
+    assert_eq!(s.e2ee.statements("sot").await.unwrap().len(), 1);
+    // Statement and change are two seqs; the refused one took none.
+    assert_eq!(s.rooms.room_by_id("sot").await.unwrap().unwrap().seq, 3);
+
+    // Leaving signed is held to the same rule.
+    let last = owners.iter().find(|m| m.owner).unwrap().user_id.clone();
+    let leave = s
+        .e2ee
+        .append_statement(
+            "sot",
+            NewStatement {
+                seq: 2,
+                actor: &last,
+                bytes: b"leave",
+                new_epoch: false,
+                at: 6,
+            },
+            &SignedChange::RemoveMember(last.clone()),
+        )
+        .await;
+    assert!(matches!(leave, Err(StoreError::LastOwner)), "{leave:?}");
+}
+
+/// Membership an administrator forced: kept on the membership and in the logged events,
+/// under the same last-owner rule as any removal.
+async fn forced_members(s: &Stores) {
+    use sotto_api::EventKind as K;
+    for (id, name) in [("fo", "forced-owner"), ("fm", "forced-member")] {
+        s.users.insert_user(&user(id, name, false)).await.unwrap();
+    }
+    let r = &s.rooms;
+    r.insert_room(
+        &room("fr", RoomKind::Channel, true, None),
+        &[member("fo", true)],
+    )
+    .await
+    .unwrap();
+    let added = r
+        .force_add_member("fr", &member("fm", false), "admin-1")
+        .await
+        .unwrap()
+        .unwrap();
+    let K::MemberAdded { member: m } = &added.kind else {
+        panic!("{added:?}")
+    };
+    assert_eq!(
+        (m.user_id.as_str(), m.forced_by.as_deref()),
+        ("fm", Some("admin-1"))
+    );
+    assert_eq!(
+        r.forced_members("fr").await.unwrap(),
+        [("fm".to_owned(), "admin-1".to_owned())]
+    );
+    // Already a member: nothing.
+    assert_eq!(
+        r.force_add_member("fr", &member("fm", false), "admin-1")
+            .await
+            .unwrap(),
+        None
+    );
+    // The logged event is the one published.
+    assert_eq!(r.changes_since("fr", 1, 10).await.unwrap(), [added]);
+
+    // The last owner is not forced out while others remain.
+    assert!(matches!(
+        r.force_remove_member("fr", "fo", "admin-1").await,
+        Err(StoreError::LastOwner)
+    ));
+    let removed = r
+        .force_remove_member("fr", "fm", "admin-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        removed.kind,
+        K::MemberRemoved {
+            user_id: "fm".into(),
+            forced_by: Some("admin-1".into())
+        }
+    );
+    assert_eq!(r.changes_since("fr", 2, 10).await.unwrap(), [removed]);
+    assert!(r.forced_members("fr").await.unwrap().is_empty());
+    assert_eq!(
+        r.force_remove_member("fr", "fm", "admin-1").await.unwrap(),
+        None
+    );
+    // A plain invitation afterwards is not marked.
+    r.add_member("fr", &member("fm", false))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(r.forced_members("fr").await.unwrap().is_empty());
 }
 
 /// Many sends at once (on SQLite they share commits): each is stored once, a repeated id

@@ -190,6 +190,7 @@ macro_rules! e2ee_store {
                                 username: m.username.clone(),
                                 owner: m.owner,
                                 joined_at: m.joined_at,
+                                forced_by: None,
                             },
                         })
                     }
@@ -204,6 +205,7 @@ macro_rules! e2ee_store {
                         .await?;
                         (done.rows_affected() > 0).then(|| EventKind::MemberRemoved {
                             user_id: user_id.clone(),
+                            forced_by: None,
                         })
                     }
                     SignedChange::SetOwner(user_id, owner) => {

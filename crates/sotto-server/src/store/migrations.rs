@@ -49,6 +49,11 @@ pub(super) const SQLITE: Embedded = &[
         "read markers",
         include_str!("../../migrations/sqlite/0009_read_markers.sql"),
     ),
+    (
+        10,
+        "forced members",
+        include_str!("../../migrations/sqlite/0010_forced_members.sql"),
+    ),
 ];
 
 pub(super) const POSTGRES: Embedded = &[
@@ -91,6 +96,11 @@ pub(super) const POSTGRES: Embedded = &[
         9,
         "read markers",
         include_str!("../../migrations/postgres/0009_read_markers.sql"),
+    ),
+    (
+        10,
+        "forced members",
+        include_str!("../../migrations/postgres/0010_forced_members.sql"),
     ),
 ];
 

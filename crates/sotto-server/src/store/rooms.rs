@@ -158,6 +158,24 @@ pub trait RoomStore: Send + Sync {
         room_id: &str,
         user_id: &str,
     ) -> Result<Option<Event>, StoreError>;
+    /// [`RoomStore::add_member`] forced by an administrator, `by`: kept on the membership
+    /// and carried by the logged `member_added`.
+    async fn force_add_member(
+        &self,
+        room_id: &str,
+        member: &MemberRecord,
+        by: &str,
+    ) -> Result<Option<Event>, StoreError>;
+    /// [`RoomStore::remove_member`] forced by an administrator, `by`: carried by the
+    /// logged `member_removed`. The same last-owner rule.
+    async fn force_remove_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        by: &str,
+    ) -> Result<Option<Event>, StoreError>;
+    /// The room's members an administrator added, with who did: (user id, forced by).
+    async fn forced_members(&self, room_id: &str) -> Result<Vec<(String, String)>, StoreError>;
     /// Sets or clears the owner flag; the logged `owner_changed`, or `None` if not a member.
     /// [`StoreError::LastOwner`] if clearing it would leave others without an owner.
     async fn set_owner(
@@ -329,7 +347,7 @@ fn event_columns(kind: &EventKind) -> Result<(String, Option<String>, String), S
     let ty = value["type"].as_str().unwrap_or_default().to_owned();
     let subject = match kind {
         EventKind::MemberAdded { member } => Some(member.user_id.clone()),
-        EventKind::MemberRemoved { user_id } | EventKind::OwnerChanged { user_id, .. } => {
+        EventKind::MemberRemoved { user_id, .. } | EventKind::OwnerChanged { user_id, .. } => {
             Some(user_id.clone())
         }
         _ => None,
@@ -411,6 +429,86 @@ macro_rules! room_stores {
                 .execute(&mut **tx)
                 .await?;
                 Ok(Inserted::New(Self::message_row(&row)?))
+            }
+
+            /// Adds a member, forced by `forced_by` or not.
+            async fn add_member_by(
+                &self,
+                room_id: &str,
+                m: &MemberRecord,
+                forced_by: Option<&str>,
+            ) -> Result<Option<Event>, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                let Some(seq) = bump(&mut tx, room_id).await? else {
+                    return Ok(None);
+                };
+                // A new member starts with what came before them read.
+                let done = sqlx::query(
+                    "INSERT INTO room_members \
+                     (room_id, user_id, owner, joined_at, last_read_seq, forced_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(room_id)
+                .bind(&m.user_id)
+                .bind(m.owner)
+                .bind(m.joined_at)
+                .bind(seq)
+                .bind(forced_by)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from_write)?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                let row = sqlx::query(&format!(
+                    "{MEMBER_SELECT} WHERE m.room_id = $1 AND m.user_id = $2"
+                ))
+                .bind(room_id)
+                .bind(&m.user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let added = Self::member_row(&row)?;
+                let member = Member {
+                    user_id: added.user_id,
+                    username: added.username,
+                    owner: added.owner,
+                    joined_at: added.joined_at,
+                    forced_by: forced_by.map(str::to_owned),
+                };
+                let event =
+                    log_event(&mut tx, room_id, seq, EventKind::MemberAdded { member }).await?;
+                tx.commit().await?;
+                Ok(Some(event))
+            }
+
+            /// Removes a member, forced by `forced_by` or not.
+            async fn remove_member_by(
+                &self,
+                room_id: &str,
+                user_id: &str,
+                forced_by: Option<&str>,
+            ) -> Result<Option<Event>, StoreError> {
+                let mut tx = self.pool().begin().await?;
+                let Some(seq) = bump(&mut tx, room_id).await? else {
+                    return Ok(None);
+                };
+                an_owner_remains(&mut tx, room_id, user_id).await?;
+                let done =
+                    sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
+                        .bind(room_id)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                let kind = EventKind::MemberRemoved {
+                    user_id: user_id.to_owned(),
+                    forced_by: forced_by.map(str::to_owned),
+                };
+                let event = log_event(&mut tx, room_id, seq, kind).await?;
+                tx.commit().await?;
+                Ok(Some(event))
             }
 
             pub(super) fn room_row(row: &$row) -> Result<RoomRecord, StoreError> {
@@ -657,45 +755,16 @@ macro_rules! room_stores {
                 room_id: &str,
                 m: &MemberRecord,
             ) -> Result<Option<Event>, StoreError> {
-                let mut tx = self.pool().begin().await?;
-                let Some(seq) = bump(&mut tx, room_id).await? else {
-                    return Ok(None);
-                };
-                // A new member starts with what came before them read.
-                let done = sqlx::query(
-                    "INSERT INTO room_members \
-                     (room_id, user_id, owner, joined_at, last_read_seq) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                )
-                .bind(room_id)
-                .bind(&m.user_id)
-                .bind(m.owner)
-                .bind(m.joined_at)
-                .bind(seq)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_write)?;
-                if done.rows_affected() == 0 {
-                    return Ok(None);
-                }
-                let row = sqlx::query(&format!(
-                    "{MEMBER_SELECT} WHERE m.room_id = $1 AND m.user_id = $2"
-                ))
-                .bind(room_id)
-                .bind(&m.user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let added = Self::member_row(&row)?;
-                let member = Member {
-                    user_id: added.user_id,
-                    username: added.username,
-                    owner: added.owner,
-                    joined_at: added.joined_at,
-                };
-                let event =
-                    log_event(&mut tx, room_id, seq, EventKind::MemberAdded { member }).await?;
-                tx.commit().await?;
-                Ok(Some(event))
+                self.add_member_by(room_id, m, None).await
+            }
+
+            async fn force_add_member(
+                &self,
+                room_id: &str,
+                m: &MemberRecord,
+                by: &str,
+            ) -> Result<Option<Event>, StoreError> {
+                self.add_member_by(room_id, m, Some(by)).await
             }
 
             async fn remove_member(
@@ -703,28 +772,34 @@ macro_rules! room_stores {
                 room_id: &str,
                 user_id: &str,
             ) -> Result<Option<Event>, StoreError> {
-                let mut tx = self.pool().begin().await?;
-                let Some(seq) = bump(&mut tx, room_id).await? else {
-                    return Ok(None);
-                };
-                an_owner_remains(&mut tx, room_id, user_id).await?;
-                let done =
-                    sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
-                        .bind(room_id)
-                        .bind(user_id)
-                        .execute(&mut *tx)
-                        .await?;
-                if done.rows_affected() == 0 {
-                    return Ok(None);
-                }
-                let kind = EventKind::MemberRemoved {
-                    user_id: user_id.to_owned(),
-                };
-                let event = log_event(&mut tx, room_id, seq, kind).await?;
-                tx.commit().await?;
-                Ok(Some(event))
+                self.remove_member_by(room_id, user_id, None).await
             }
 
+            async fn force_remove_member(
+                &self,
+                room_id: &str,
+                user_id: &str,
+                by: &str,
+            ) -> Result<Option<Event>, StoreError> {
+                self.remove_member_by(room_id, user_id, Some(by)).await
+            }
+
+            async fn forced_members(
+                &self,
+                room_id: &str,
+            ) -> Result<Vec<(String, String)>, StoreError> {
+                use sqlx::Row;
+                sqlx::query(
+                    "SELECT user_id, forced_by FROM room_members \
+                     WHERE room_id = $1 AND forced_by IS NOT NULL ORDER BY user_id",
+                )
+                .bind(room_id)
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect()
+            }
             async fn set_owner(
                 &self,
                 room_id: &str,
