@@ -3,7 +3,9 @@
 use super::{UNKNOWN, Vector, ensure, hex, rng, text, unhex};
 use hpke::{Deserializable, OpModeR};
 use serde_json::{Value, json};
-use sotto_crypto::chain::{Action, ChainError, Create, RoomChain, RoomKind, RoomState, Statement};
+use sotto_crypto::chain::{
+    Action, ChainError, Create, KeyHistory, RoomChain, RoomKind, RoomState, Statement,
+};
 use sotto_crypto::identity::IdentityPublicKey;
 use sotto_crypto::roomkey::{ROOM_KEY_INFO_LABEL, ROOM_KEY_LABEL, RoomKeyBox, hpke_info};
 use sotto_crypto::{EpochId, EpochKey, IdentityKeys, PublicBundle, RoomId, UserId};
@@ -307,7 +309,10 @@ fn key_change_json(room: &RoomId) -> Value {
                 })
                 .collect()
         };
-        let err = RoomChain::verify_with_former(room, forged.clone(), pinned, kept_keys)
+        let err = RoomChain::verify_with_history(room, forged.clone(), pinned, |u| KeyHistory {
+            former: kept_keys(u),
+            pending: None,
+        })
             .expect_err("refused");
         json!({
             "description": what,
@@ -545,9 +550,12 @@ fn check_key_change(room: &RoomId, v: &Value) -> Result<(), String> {
                 .filter_map(|k| key_from_hex(k).ok())
                 .collect()
         };
-        let err = RoomChain::verify_with_former(room, statements, resolve, kept)
-            .err()
-            .ok_or("refused chain accepted")?;
+        let err = RoomChain::verify_with_history(room, statements, resolve, |u| KeyHistory {
+            former: kept(u),
+            pending: None,
+        })
+        .err()
+        .ok_or("refused chain accepted")?;
         ensure(error_name(&err) == text(r, "error")?, "chain refusal error")?;
     }
     Ok(())

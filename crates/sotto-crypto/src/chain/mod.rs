@@ -160,6 +160,16 @@ fn check_signed_by(stmt: &Statement, key: &IdentityPublicKey) -> Result<(), Chai
     }
 }
 
+/// What a verifying client knows of a user's identity keys besides the pinned one
+/// (§4.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyHistory {
+    /// Keys it pinned before and replaced by accepting a change, oldest first.
+    pub former: Vec<IdentityPublicKey>,
+    /// A changed key it has seen and not accepted yet.
+    pub pending: Option<IdentityPublicKey>,
+}
+
 /// The key a statement must be signed under.
 #[derive(Debug, Clone, Copy)]
 enum Signer {
@@ -176,7 +186,7 @@ enum Signer {
 fn signers(
     statements: &[Statement],
     keys: &impl Fn(&UserId) -> Option<IdentityPublicKey>,
-    former: &impl Fn(&UserId) -> Vec<IdentityPublicKey>,
+    history: &impl Fn(&UserId) -> KeyHistory,
 ) -> Result<Vec<Signer>, ChainError> {
     let mut in_effect: BTreeMap<&UserId, Signer> = BTreeMap::new();
     let mut declared: BTreeMap<&UserId, BTreeSet<[u8; 32]>> = BTreeMap::new();
@@ -199,7 +209,7 @@ fn signers(
     }
     out.reverse();
     for actor in last_by_pinned {
-        if let Some(newest) = former(actor).last()
+        if let Some(newest) = history(actor).former.last()
             && !declared[actor].contains(&newest.to_bytes())
         {
             return Err(ChainError::FormerKeyMismatch);
@@ -213,11 +223,11 @@ fn signers(
 /// may otherwise be verified under a former key this verifier kept (§4.2), for chains
 /// whose actor has not declared its change yet.
 struct SignatureCheck<'a, F> {
-    former: &'a F,
+    history: &'a F,
     on_current_key: &'a mut BTreeSet<UserId>,
 }
 
-impl<F: Fn(&UserId) -> Vec<IdentityPublicKey>> SignatureCheck<'_, F> {
+impl<F: Fn(&UserId) -> KeyHistory> SignatureCheck<'_, F> {
     fn check(&mut self, stmt: &Statement, signer: Signer) -> Result<(), ChainError> {
         let actor = stmt.actor();
         match signer {
@@ -228,8 +238,25 @@ impl<F: Fn(&UserId) -> Vec<IdentityPublicKey>> SignatureCheck<'_, F> {
                     self.on_current_key.insert(actor.clone());
                     Ok(())
                 }
-                Err(ChainError::BadSignature) if !self.on_current_key.contains(actor) => {
-                    (self.former)(actor)
+                Err(ChainError::BadSignature) => {
+                    let history = (self.history)(actor);
+                    // A key change under the pending key that declares the pinned one
+                    // gives the pending key nothing: the room stays usable until the
+                    // change is accepted, and the actor's later statements are refused.
+                    let declares_pinned =
+                        matches!(stmt.action(), Action::KeyChange(f) if *f == key);
+                    if declares_pinned
+                        && history
+                            .pending
+                            .is_some_and(|p| stmt.verify_signature(&p).is_ok())
+                    {
+                        return Ok(());
+                    }
+                    if self.on_current_key.contains(actor) {
+                        return Err(ChainError::BadSignature);
+                    }
+                    history
+                        .former
                         .iter()
                         .rev()
                         .find_map(|k| check_signed_by(stmt, k).ok())
@@ -307,25 +334,26 @@ impl RoomChain {
         statements: impl IntoIterator<Item = Statement>,
         keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
     ) -> Result<Self, ChainError> {
-        Self::verify_with_former(room, statements, keys, |_| Vec::new())
+        Self::verify_with_history(room, statements, keys, |_| KeyHistory::default())
     }
 
-    /// [`RoomChain::verify`] by a verifier that kept `former` keys (§4.2): for each
-    /// user, the keys it pinned before and replaced by accepting a change, oldest
-    /// first. They are checked against the chain's key changes
-    /// ([`ChainError::FormerKeyMismatch`], before any signature), and verify an actor's
-    /// statements that no key change covers until the actor signs under its pinned key.
-    pub fn verify_with_former(
+    /// [`RoomChain::verify`] by a verifier that knows more of each user's keys
+    /// (`history`, §4.2). The kept former keys are checked against the chain's key
+    /// changes ([`ChainError::FormerKeyMismatch`], before any signature), and verify an
+    /// actor's statements that no key change covers until the actor signs under its
+    /// pinned key. A key change that declares the pinned key may be signed by the
+    /// pending key (§5.5).
+    pub fn verify_with_history(
         room: &RoomId,
         statements: impl IntoIterator<Item = Statement>,
         keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
-        former: impl Fn(&UserId) -> Vec<IdentityPublicKey>,
+        history: impl Fn(&UserId) -> KeyHistory,
     ) -> Result<Self, ChainError> {
         let list: Vec<Statement> = statements.into_iter().collect();
-        let signers = signers(&list, &keys, &former)?;
+        let signers = signers(&list, &keys, &history)?;
         let mut on_current_key = BTreeSet::new();
         let mut check = SignatureCheck {
-            former: &former,
+            history: &history,
             on_current_key: &mut on_current_key,
         };
         let mut signers = signers.into_iter();
@@ -336,20 +364,20 @@ impl RoomChain {
         Ok(chain)
     }
 
-    /// Verifies `statements`, the links after the head, as [`RoomChain::verify_with_former`]
+    /// Verifies `statements`, the links after the head, as [`RoomChain::verify_with_history`]
     /// does (key changes among them decide the keys of the statements before them). On
     /// error the chain is unchanged.
     pub fn extend(
         &mut self,
         statements: impl IntoIterator<Item = Statement>,
         keys: impl Fn(&UserId) -> Option<IdentityPublicKey>,
-        former: impl Fn(&UserId) -> Vec<IdentityPublicKey>,
+        history: impl Fn(&UserId) -> KeyHistory,
     ) -> Result<(), ChainError> {
         let list: Vec<Statement> = statements.into_iter().collect();
-        let signers = signers(&list, &keys, &former)?;
+        let signers = signers(&list, &keys, &history)?;
         let mut next = self.clone();
         let mut check = SignatureCheck {
-            former: &former,
+            history: &history,
             on_current_key: &mut next.on_current_key,
         };
         let mut added = Vec::with_capacity(list.len());

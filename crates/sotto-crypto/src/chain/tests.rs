@@ -933,8 +933,10 @@ mod key_change {
         // Verified in two parts, the key change in the second decides the first's keys.
         let mut part =
             RoomChain::verify(&room(), stmts[..1].to_vec(), pinned(&p, &bob_new)).unwrap();
-        part.extend(stmts[1..].to_vec(), pinned(&p, &bob_new), |_| Vec::new())
-            .unwrap();
+        part.extend(stmts[1..].to_vec(), pinned(&p, &bob_new), |_| {
+            KeyHistory::default()
+        })
+        .unwrap();
         assert_eq!(part.state(), chain.state());
     }
 
@@ -990,7 +992,11 @@ mod key_change {
                 Vec::new()
             }
         };
-        let err = RoomChain::verify_with_former(&room(), stmts, pinned(&p, &bob_new), kept);
+        let err =
+            RoomChain::verify_with_history(&room(), stmts, pinned(&p, &bob_new), |u| KeyHistory {
+                former: kept(u),
+                pending: None,
+            });
         assert_eq!(err.unwrap_err(), ChainError::FormerKeyMismatch);
     }
 
@@ -1020,7 +1026,11 @@ mod key_change {
             }
         };
         let chain =
-            RoomChain::verify_with_former(&room(), stmts, pinned(&p, &bob_2), kept).unwrap();
+            RoomChain::verify_with_history(&room(), stmts, pinned(&p, &bob_2), |u| KeyHistory {
+                former: kept(u),
+                pending: None,
+            })
+            .unwrap();
         let s = chain.state();
         assert_eq!(
             s.former_keys_since_epoch(&user("bob"), &e1),
@@ -1045,9 +1055,16 @@ mod key_change {
             }
         };
         // The first two statements, before bob declared his change.
-        let chain =
-            RoomChain::verify_with_former(&room(), stmts[..2].to_vec(), pinned(&p, &bob_new), kept)
-                .unwrap();
+        let chain = RoomChain::verify_with_history(
+            &room(),
+            stmts[..2].to_vec(),
+            pinned(&p, &bob_new),
+            |u| KeyHistory {
+                former: kept(u),
+                pending: None,
+            },
+        )
+        .unwrap();
         assert_eq!(chain.len(), 2);
     }
 
@@ -1076,5 +1093,54 @@ mod key_change {
             Statement::decode(&bytes),
             Err(DecodeError::InvalidField("former identity key"))
         ));
+    }
+}
+
+mod key_change_pending {
+    use super::*;
+
+    #[test]
+    fn a_key_change_under_the_pending_key_that_declares_the_pinned_one_is_accepted_alone() {
+        let p = People::new(&["alice", "bob"]);
+        let bob_new = IdentityKeys::generate(&mut test_rng(99));
+        let first = create(
+            &p,
+            RoomKind::PrivateChannel,
+            "alice",
+            &["alice", "bob"],
+            true,
+        );
+        let old = p.keys("bob").identity_public();
+        let kc = Statement::next(&first, Action::KeyChange(old), &user("bob"), &bob_new).unwrap();
+        let later = Statement::next(
+            &kc,
+            Action::NewEpoch(EpochId([3; 16])),
+            &user("bob"),
+            &bob_new,
+        )
+        .unwrap();
+        // alice still pins bob's old key; the new one is pending.
+        let history = |u: &UserId| KeyHistory {
+            former: Vec::new(),
+            pending: (*u == user("bob")).then(|| bob_new.identity_public()),
+        };
+        let chain = RoomChain::verify_with_history(
+            &room(),
+            [first.clone(), kc.clone()],
+            p.resolver(),
+            history,
+        )
+        .unwrap();
+        assert_eq!(chain.len(), 2);
+        let err = RoomChain::verify_with_history(
+            &room(),
+            [first.clone(), kc.clone(), later],
+            p.resolver(),
+            history,
+        );
+        assert_eq!(err.unwrap_err(), ChainError::BadSignature);
+        // Without the pending key, the change is refused.
+        let err = RoomChain::verify(&room(), [first, kc], p.resolver());
+        assert_eq!(err.unwrap_err(), ChainError::BadSignature);
     }
 }
