@@ -20,6 +20,10 @@ pub enum ErrorCode {
     AccountDeactivated,
     /// The caller is authenticated but not allowed to do this (for example, not an admin).
     Forbidden,
+    /// A signature the request carries does not verify with the caller's published
+    /// identity key over what is stored now (for example a key backup replacement signed
+    /// over a backup that has since changed).
+    InvalidSignature,
     /// No such resource, or the caller may not know it exists.
     NotFound,
     /// The path exists but not with this HTTP method.
@@ -53,13 +57,14 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order (for documentation and tests).
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         Self::InvalidJson,
         Self::InvalidInput,
         Self::Unauthorized,
         Self::InvalidCredentials,
         Self::AccountDeactivated,
         Self::Forbidden,
+        Self::InvalidSignature,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::UsernameTaken,
@@ -80,7 +85,7 @@ impl ErrorCode {
         match self {
             Self::InvalidJson | Self::InvalidInput => 400,
             Self::Unauthorized | Self::InvalidCredentials | Self::InvalidSetupToken => 401,
-            Self::AccountDeactivated | Self::Forbidden => 403,
+            Self::AccountDeactivated | Self::Forbidden | Self::InvalidSignature => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,

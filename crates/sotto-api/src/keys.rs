@@ -19,7 +19,8 @@ pub struct PublishKeysRequest {
 }
 
 /// `PUT /api/v1/me/keys/backup`: replace one's backup (a change of encryption
-/// password); the keys stay the same.
+/// password); the keys stay the same. A bearer token alone is not enough: the identity
+/// key must sign the replacement.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceBackupRequest {
@@ -28,6 +29,10 @@ pub struct ReplaceBackupRequest {
     pub bundle: String,
     /// The new key backup.
     pub backup: String,
+    /// The identity key's Ed25519 signature (protocol §3.5) over the new backup and the
+    /// SHA-256 of the stored backup it replaces, base64 of 64 bytes. It verifies only
+    /// while that backup is still the stored one, so it cannot be replayed.
+    pub signature: String,
 }
 
 /// `POST /api/v1/me/keys/reset`: remove one's own keys.

@@ -50,6 +50,33 @@ impl Keys {
     }
 }
 
+/// A `PUT /api/v1/me/keys/backup` body: `new` replacing `current`, signed by `signer`
+/// as the protocol says (a malformed `new` gets a signature of zeros).
+fn replace_body(
+    user_id: &str,
+    signer: &IdentityKeys,
+    bundle: &[u8],
+    current: &[u8],
+    new: &[u8],
+) -> Value {
+    let user = UserId::new(user_id).unwrap();
+    let signature = match KeyBackup::decode(new) {
+        Ok(b) => b.sign_replacement(signer, &user, current),
+        Err(_) => [0; 64],
+    };
+    json!({"bundle": b64(bundle), "backup": b64(new), "signature": b64(&signature)})
+}
+
+async fn put_backup(t: &TestApp, token: String, body: Value) -> common::Answer {
+    t.call(
+        axum::http::Method::PUT,
+        "/api/v1/me/keys/backup",
+        Some(&token),
+        Some(body),
+    )
+    .await
+}
+
 fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
@@ -299,26 +326,25 @@ async fn the_backup_goes_to_its_owner_only_and_survives_a_password_change() {
             )
             .unwrap()
             .encode();
-        // Not with Bob's bundle, nor with a bundle of other keys of hers.
-        let other = Keys::new(&alice_id);
-        for wrong in [&bobs.bundle, &other.bundle] {
+        let put = |body: Value| {
             t.call(
                 axum::http::Method::PUT,
                 "/api/v1/me/keys/backup",
                 Some(&alice),
-                Some(json!({"bundle": b64(wrong), "backup": b64(&rewrapped)})),
+                Some(body),
             )
-            .await
-            .expect_error(409, "conflict");
+        };
+        let signed = |bundle: &[u8], current: &[u8], new: &[u8]| {
+            replace_body(&alice_id, &keys.keys, bundle, current, new)
+        };
+        // Not with Bob's bundle, nor with a bundle of other keys of hers.
+        let other = Keys::new(&alice_id);
+        for wrong in [&bobs.bundle, &other.bundle] {
+            put(signed(wrong, &keys.backup, &rewrapped))
+                .await
+                .expect_error(409, "conflict");
         }
-        let a = t
-            .call(
-                axum::http::Method::PUT,
-                "/api/v1/me/keys/backup",
-                Some(&alice),
-                Some(json!({"bundle": b64(&keys.bundle), "backup": b64(&rewrapped)})),
-            )
-            .await;
+        let a = put(signed(&keys.bundle, &keys.backup, &rewrapped)).await;
         assert_eq!(a.status.as_u16(), 200, "{}", a.body);
 
         // What is served now opens with the new password, not the old, to the same keys.
@@ -336,35 +362,161 @@ async fn the_backup_goes_to_its_owner_only_and_survives_a_password_change() {
         // Weaker parameters than the current backup's, or a malformed backup: refused.
         let weaker = with_params(&rewrapped, KdfParams::FLOOR.m_kib, 2, 1);
         let stronger_now = with_params(&rewrapped, 65_536, 3, 1);
-        let a = t
-            .call(
-                axum::http::Method::PUT,
-                "/api/v1/me/keys/backup",
-                Some(&alice),
-                Some(json!({"bundle": b64(&keys.bundle), "backup": b64(&stronger_now)})),
-            )
-            .await;
+        let a = put(signed(&keys.bundle, &rewrapped, &stronger_now)).await;
         assert_eq!(a.status.as_u16(), 200, "raising the parameters: {}", a.body);
         for backup in [weaker, b"garbage".to_vec()] {
-            t.call(
-                axum::http::Method::PUT,
-                "/api/v1/me/keys/backup",
-                Some(&alice),
-                Some(json!({"bundle": b64(&keys.bundle), "backup": b64(&backup)})),
-            )
-            .await
-            .expect_error(400, "invalid_input");
+            put(signed(&keys.bundle, &stronger_now, &backup))
+                .await
+                .expect_error(400, "invalid_input");
         }
         // Without keys there is nothing to replace.
-        let (_, carol) = user(&t, "carol").await;
+        let (carol_id, carol) = user(&t, "carol").await;
         t.call(
             axum::http::Method::PUT,
             "/api/v1/me/keys/backup",
             Some(&carol),
-            Some(json!({"bundle": b64(&keys.bundle), "backup": b64(&rewrapped)})),
+            Some(replace_body(
+                &carol_id,
+                &keys.keys,
+                &keys.bundle,
+                &keys.backup,
+                &rewrapped,
+            )),
         )
         .await
         .expect_error(404, "not_found");
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_backup_is_replaced_only_with_the_identity_keys_signature_over_the_stored_one() {
+    for t in TestApp::every_backend().await {
+        t.enable_encryption().await;
+        let (alice_id, alice) = user(&t, "alice").await;
+        let keys = Keys::new(&alice_id);
+        t.post("/api/v1/me/keys", Some(&alice), keys.publish_body())
+            .await;
+        // A bot token of Alice's: a bearer token, but no identity key.
+        let bot = t
+            .post(
+                "/api/v1/me/tokens",
+                Some(&alice),
+                json!({"name": "build bot"}),
+            )
+            .await;
+        let bot = bot.body["token"].as_str().unwrap().to_owned();
+        let uid = UserId::new(alice_id.as_str()).unwrap();
+        let mut rng = os_rng();
+        let rewrap = |from: &[u8]| {
+            let password = EncryptionPassword::generate(&mut os_rng());
+            KeyBackup::decode(from)
+                .unwrap()
+                .rewrap(&keys.keys, &uid, &password, KdfParams::FLOOR, &mut os_rng())
+                .unwrap()
+                .encode()
+        };
+        let put = |token: &str, body: Value| put_backup(&t, token.to_owned(), body);
+        let stored =
+            async || unb64(&t.get("/api/v1/me/keys/backup", Some(&alice)).await.body["backup"]);
+        let b1 = rewrap(&keys.backup);
+
+        // The token holder's own backup (a password they know, over other keys): with no
+        // signature, a malformed one, one of zeros, or one by keys of their own, refused.
+        let imposter = IdentityKeys::generate(&mut rng);
+        let theirs = KeyBackup::create(
+            &imposter,
+            &uid,
+            &EncryptionPassword::from_user("known to the thief").unwrap(),
+            KdfParams::FLOOR,
+            &mut rng,
+        )
+        .unwrap()
+        .encode();
+        for token in [&bot, &alice] {
+            let unsigned = json!({"bundle": b64(&keys.bundle), "backup": b64(&theirs)});
+            put(token, unsigned).await.expect_error(400, "invalid_json");
+            let mut short = replace_body(&alice_id, &imposter, &keys.bundle, &keys.backup, &theirs);
+            short["signature"] = json!(b64(&[7; 63]));
+            put(token, short).await.expect_error(400, "invalid_input");
+            let mut zeros = replace_body(&alice_id, &imposter, &keys.bundle, &keys.backup, &theirs);
+            zeros["signature"] = json!(b64(&[0; 64]));
+            put(token, zeros)
+                .await
+                .expect_error(403, "invalid_signature");
+            for new in [&theirs, &b1] {
+                let forged = replace_body(&alice_id, &imposter, &keys.bundle, &keys.backup, new);
+                let a = put(token, forged).await;
+                a.expect_error(403, "invalid_signature");
+                assert!(
+                    a.body["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("signature")
+                );
+            }
+            // Alice's genuine signature, but over another backup than the one sent.
+            let mut swapped = replace_body(&alice_id, &keys.keys, &keys.bundle, &keys.backup, &b1);
+            swapped["backup"] = json!(b64(&theirs));
+            put(token, swapped)
+                .await
+                .expect_error(403, "invalid_signature");
+        }
+        assert_eq!(stored().await, keys.backup, "nothing was replaced");
+
+        // Her identity key's signature over the stored backup: replaced (through any of
+        // her tokens, the bot's too, since the proof is the signature).
+        let first = replace_body(&alice_id, &keys.keys, &keys.bundle, &keys.backup, &b1);
+        let a = put(&bot, first.clone()).await;
+        assert_eq!(a.status.as_u16(), 200, "{}", a.body);
+        assert_eq!(stored().await, b1);
+        let b2 = rewrap(&b1);
+        let second = replace_body(&alice_id, &keys.keys, &keys.bundle, &b1, &b2);
+        let a = put(&alice, second.clone()).await;
+        assert_eq!(a.status.as_u16(), 200, "{}", a.body);
+
+        // Replaying either signed replacement, now that the backup moved on, is refused:
+        // the first would bring back b1 (and the password it was sealed under).
+        for replay in [first, second] {
+            put(&bot, replay)
+                .await
+                .expect_error(403, "invalid_signature");
+        }
+        assert_eq!(stored().await, b2);
+
+        // Two replacements signed over the same stored backup at once: one wins, the
+        // other finds the backup changed; never both.
+        let (c1, c2) = (rewrap(&b2), rewrap(&b2));
+        let (r1, r2) = tokio::join!(
+            put(
+                &alice,
+                replace_body(&alice_id, &keys.keys, &keys.bundle, &b2, &c1)
+            ),
+            put(
+                &alice,
+                replace_body(&alice_id, &keys.keys, &keys.bundle, &b2, &c2)
+            ),
+        );
+        let ok: Vec<u16> = [&r1, &r2].iter().map(|r| r.status.as_u16()).collect();
+        assert_eq!(
+            ok.iter().filter(|s| **s == 200).count(),
+            1,
+            "{} {ok:?}: {} {}",
+            t.backend(),
+            r1.body,
+            r2.body
+        );
+        for r in [&r1, &r2] {
+            if r.status.as_u16() != 200 {
+                assert!(
+                    ["invalid_signature", "conflict"].contains(&r.code()),
+                    "{}",
+                    r.body
+                );
+            }
+        }
+        let now = stored().await;
+        assert_eq!(now, if r1.status.as_u16() == 200 { c1 } else { c2 });
         t.finish().await;
     }
 }

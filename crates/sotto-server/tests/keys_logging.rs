@@ -34,9 +34,10 @@ async fn no_key_backup_or_password_is_logged() {
     let new_password = EncryptionPassword::generate(&mut rng);
     let rewrapped = backup
         .rewrap(&keys, &user, &new_password, KdfParams::FLOOR, &mut rng)
-        .unwrap()
-        .encode();
+        .unwrap();
     let backup = backup.encode();
+    let signature = STANDARD.encode(rewrapped.sign_replacement(&keys, &user, &backup));
+    let rewrapped = rewrapped.encode();
     let (b, k, r) = (
         STANDARD.encode(&bundle),
         STANDARD.encode(&backup),
@@ -54,13 +55,15 @@ async fn no_key_backup_or_password_is_logged() {
     t.get(&format!("/api/v1/users/{alice_id}/keys"), Some(&admin))
         .await;
     t.get("/api/v1/me/keys/backup", Some(&alice)).await;
-    t.call(
-        axum::http::Method::PUT,
-        "/api/v1/me/keys/backup",
-        Some(&alice),
-        Some(json!({"bundle": b, "backup": r})),
-    )
-    .await;
+    let a = t
+        .call(
+            axum::http::Method::PUT,
+            "/api/v1/me/keys/backup",
+            Some(&alice),
+            Some(json!({"bundle": b, "backup": r, "signature": signature})),
+        )
+        .await;
+    assert_eq!(a.status.as_u16(), 200, "{}", a.body);
     let wrong = "wrong secret login password";
     t.post(
         "/api/v1/me/keys/reset",
@@ -91,6 +94,7 @@ async fn no_key_backup_or_password_is_logged() {
     let log = captured.text();
     assert!(log.contains("keys published"), "capture works: {log}");
     assert!(log.contains("keys reset"));
+    assert!(log.contains("key backup replaced"));
     for secret in [
         b.clone(),
         k.clone(),
@@ -98,6 +102,7 @@ async fn no_key_backup_or_password_is_logged() {
         hex(&bundle),
         hex(&backup),
         hex(&rewrapped),
+        signature.clone(),
         hex(&keys.identity_public().to_bytes()),
         hex(&keys.agreement_public()),
         wrong.to_owned(),

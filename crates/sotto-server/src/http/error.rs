@@ -39,6 +39,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidCredentials => ErrorCode::InvalidCredentials,
             ServiceError::AccountDeactivated => ErrorCode::AccountDeactivated,
             ServiceError::Forbidden(_) => ErrorCode::Forbidden,
+            ServiceError::InvalidSignature(_) => ErrorCode::InvalidSignature,
             ServiceError::NotFound(_) => ErrorCode::NotFound,
             ServiceError::UsernameTaken => ErrorCode::UsernameTaken,
             ServiceError::AlreadySetUp => ErrorCode::AlreadySetUp,

@@ -72,16 +72,17 @@ async fn backup(
     Ok(axum::Json(state.services.keys.backup(&auth.actor()).await?))
 }
 
-/// Replace one's key backup after a change of encryption password; the keys stay.
+/// Replace one's key backup after a change of encryption password; the keys stay. The
+/// identity key signs the replacement (protocol §3.5), so a token alone cannot do it.
 #[utoipa::path(put, path = "/api/v1/me/keys/backup", tag = "keys", security(("bearer" = [])),
     request_body = ReplaceBackupRequest,
     responses(
         (status = 200, body = StoredKeyBackup),
-        (status = 400, description = "`invalid_json` or `invalid_input`: a malformed backup, KDF parameters outside floor and ceiling or weaker than the current backup's", body = ErrorBody),
+        (status = 400, description = "`invalid_json` or `invalid_input`: a malformed bundle, backup or signature, KDF parameters outside floor and ceiling or weaker than the current backup's", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`account_deactivated`", body = ErrorBody),
+        (status = 403, description = "`invalid_signature`: `signature` is not the identity key's over this backup replacing the stored one (also a replayed one, made over an earlier backup); or `account_deactivated`", body = ErrorBody),
         (status = 404, description = "`not_found`: no keys published", body = ErrorBody),
-        (status = 409, description = "`conflict`: `bundle` is not the published bundle", body = ErrorBody),
+        (status = 409, description = "`conflict`: `bundle` is not the published bundle, or the backup changed while this one was checked", body = ErrorBody),
     ))]
 async fn replace_backup(
     State(state): State<AppState>,

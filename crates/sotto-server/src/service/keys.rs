@@ -19,7 +19,8 @@ use sotto_api::{
     KEYS_MAX_USERS, KeyBundle, KeyBundleList, MyKeys, PublishKeysRequest, ReplaceBackupRequest,
     StoredKeyBackup,
 };
-use sotto_crypto::{BackupError, BundleError, KdfParams, KeyBackup, PublicBundle};
+use sotto_crypto::identity::SIGNATURE_LEN;
+use sotto_crypto::{BackupError, BundleError, KeyBackup, PublicBundle};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -179,17 +180,31 @@ impl KeyService {
         })
     }
 
-    /// Replaces the caller's backup (E10, a new encryption password), only while
-    /// `req.bundle` is still their published bundle, and never with weaker KDF
-    /// parameters than the backup it replaces.
+    /// Replaces the caller's backup (E10, a new encryption password), only with the
+    /// identity key's signature over the new backup and the stored one it replaces
+    /// (protocol §3.5), only while `req.bundle` is still their published bundle and that
+    /// backup still the stored one, and never with weaker KDF parameters. A bearer token
+    /// alone (a bot's, a stolen one) cannot replace a backup.
     pub async fn replace_backup(
         &self,
         actor: &Actor,
         req: ReplaceBackupRequest,
     ) -> Result<StoredKeyBackup, ServiceError> {
         let p = user(actor)?;
-        let bundle = decode_field("bundle", &req.bundle)?;
-        let (backup, params) = checked_backup(&req.backup)?;
+        let bundle_bytes = decode_field("bundle", &req.bundle)?;
+        let (backup_bytes, backup) = checked_backup(&req.backup)?;
+        let signature = decode_signature(&req.signature)?;
+        let published = self
+            .keys
+            .bundle(&p.user.id)
+            .await?
+            .ok_or(ServiceError::NotFound("key backup"))?;
+        if published.bytes != bundle_bytes {
+            return Err(bundle_not_published());
+        }
+        // Checked when it was published.
+        let bundle = PublicBundle::decode(&published.bytes)
+            .map_err(|e| ServiceError::Internal(format!("stored key bundle: {e}")))?;
         let current = self
             .keys
             .backup(&p.user.id)
@@ -198,25 +213,36 @@ impl KeyService {
         // Stored backups were checked on the way in; one that no longer decodes (a
         // newer format) sets no floor.
         if let Ok(old) = KeyBackup::decode(&current.bytes)
-            && !params.at_least(&old.params())
+            && !backup.params().at_least(&old.params())
         {
             return Err(ServiceError::InvalidInput(
                 "backup: KDF parameters weaker than those of the current backup".into(),
             ));
         }
+        if backup
+            .verify_replacement(&bundle, &current.bytes, &signature)
+            .is_err()
+        {
+            return Err(ServiceError::InvalidSignature(
+                "signature: not your identity key's signature over this backup replacing \
+                 the stored one (a backup that has changed since cannot be replaced with it)",
+            ));
+        }
         let at = now_ms();
+        // The signature was checked against this bundle and this current backup; the
+        // store writes only while both are still what is stored.
         if !self
             .keys
-            .replace_backup(&p.user.id, &bundle, &backup, at)
+            .replace_backup(&p.user.id, &bundle_bytes, &current.bytes, &backup_bytes, at)
             .await?
         {
             return Err(ServiceError::Conflict(
-                "bundle: not your published bundle; your keys were reset or replaced".into(),
+                "the keys or the key backup changed meanwhile; fetch them and sign again".into(),
             ));
         }
         tracing::info!(user_id = %p.user.id, "key backup replaced");
         Ok(StoredKeyBackup {
-            backup: STANDARD.encode(&backup),
+            backup: STANDARD.encode(&backup_bytes),
             updated_at: at,
         })
     }
@@ -329,6 +355,19 @@ fn decode_field(name: &str, text: &str) -> Result<Vec<u8>, ServiceError> {
         .map_err(|_| ServiceError::InvalidInput(format!("{name}: not standard base64")))
 }
 
+fn bundle_not_published() -> ServiceError {
+    ServiceError::Conflict(
+        "bundle: not your published bundle; your keys were reset or replaced".into(),
+    )
+}
+
+/// The 64 bytes of an Ed25519 signature field.
+fn decode_signature(text: &str) -> Result<[u8; SIGNATURE_LEN], ServiceError> {
+    decode_field("signature", text)?
+        .try_into()
+        .map_err(|_| ServiceError::InvalidInput("signature: not 64 bytes".into()))
+}
+
 /// The bundle's bytes, if it is well-formed, self-signed and the caller's.
 fn checked_bundle(text: &str, user_id: &str) -> Result<Vec<u8>, ServiceError> {
     let bytes = decode_field("bundle", text)?;
@@ -347,9 +386,9 @@ fn checked_bundle(text: &str, user_id: &str) -> Result<Vec<u8>, ServiceError> {
     Ok(bytes)
 }
 
-/// The backup's bytes and KDF parameters, if it is well-formed with parameters within
+/// The backup's bytes and the backup, if it is well-formed with KDF parameters within
 /// floor and ceiling.
-fn checked_backup(text: &str) -> Result<(Vec<u8>, KdfParams), ServiceError> {
+fn checked_backup(text: &str) -> Result<(Vec<u8>, KeyBackup), ServiceError> {
     let bytes = decode_field("backup", text)?;
     let backup = KeyBackup::decode(&bytes)
         .map_err(|_| ServiceError::InvalidInput("backup: not a well-formed key backup".into()))?;
@@ -361,5 +400,5 @@ fn checked_backup(text: &str) -> Result<(Vec<u8>, KdfParams), ServiceError> {
             _ => "backup: KDF parameters below the minimum (protocol §3.2)".into(),
         })
     })?;
-    Ok((bytes, backup.params()))
+    Ok((bytes, backup))
 }

@@ -52,6 +52,10 @@ pub enum ServiceError {
     /// Authenticated but not allowed.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A signature in the request does not verify with the caller's published identity
+    /// key over what is stored now.
+    #[error("{0}")]
+    InvalidSignature(&'static str),
     /// No such thing (or not visible to the caller).
     #[error("{0} not found")]
     NotFound(&'static str),

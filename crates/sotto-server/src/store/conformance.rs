@@ -1087,21 +1087,32 @@ async fn keys(s: &Stores) {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].user_id, "k1");
 
-    // A new backup only over the same bundle.
+    // A new backup only over the same bundle and the same current backup.
     assert!(
-        !k.replace_backup("k1", b"bundle-2", b"backup-x", 12)
+        !k.replace_backup("k1", b"bundle-2", b"backup-1", b"backup-x", 12)
             .await
             .unwrap()
     );
     assert!(
-        k.replace_backup("k1", b"bundle-1", b"backup-3", 13)
+        !k.replace_backup("k1", b"bundle-1", b"backup-0", b"backup-x", 12)
+            .await
+            .unwrap()
+    );
+    assert!(
+        k.replace_backup("k1", b"bundle-1", b"backup-1", b"backup-3", 13)
             .await
             .unwrap()
     );
     let backup = k.backup("k1").await.unwrap().unwrap();
     assert_eq!((backup.bytes.as_slice(), backup.at), (&b"backup-3"[..], 13));
+    // Done once: the same compare-and-set again finds the backup changed.
     assert!(
-        !k.replace_backup("k2", b"bundle-1", b"backup-x", 14)
+        !k.replace_backup("k1", b"bundle-1", b"backup-1", b"backup-3", 14)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !k.replace_backup("k2", b"bundle-1", b"backup-1", b"backup-x", 14)
             .await
             .unwrap()
     );

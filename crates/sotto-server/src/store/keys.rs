@@ -35,11 +35,13 @@ pub trait KeyStore: Send + Sync {
     /// The user's backup.
     async fn backup(&self, user_id: &str) -> Result<Option<KeyRecord>, StoreError>;
     /// Replaces the backup only while the stored bundle is still `bundle` (a password
-    /// change keeps the keys); false if it is not.
+    /// change keeps the keys) and the stored backup is still `current` (the one the
+    /// replacement was signed over); false otherwise.
     async fn replace_backup(
         &self,
         user_id: &str,
         bundle: &[u8],
+        current: &[u8],
         backup: &[u8],
         at: i64,
     ) -> Result<bool, StoreError>;
@@ -137,17 +139,21 @@ macro_rules! key_store {
                 &self,
                 user_id: &str,
                 bundle: &[u8],
+                current: &[u8],
                 backup: &[u8],
                 at: i64,
             ) -> Result<bool, StoreError> {
+                // One statement: both conditions and the write are atomic on either backend.
                 let done = sqlx::query(
                     "UPDATE key_backups SET backup = $1, updated_at = $2 WHERE user_id = $3 \
+                     AND backup = $5 \
                      AND EXISTS (SELECT 1 FROM key_bundles WHERE user_id = $3 AND bundle = $4)",
                 )
                 .bind(backup)
                 .bind(at)
                 .bind(user_id)
                 .bind(bundle)
+                .bind(current)
                 .execute(self.pool())
                 .await?;
                 Ok(done.rows_affected() == 1)
