@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::profile::Profile;
 use reqwest::Method;
 use sotto_api::e2ee::{StatementList, StatementRequest};
-use sotto_crypto::chain::{Action, ChainError, RoomChain, RoomState, Statement};
-use sotto_crypto::{IdentityPublicKey, RoomId, UserId};
+use sotto_crypto::chain::{Action, ChainError, KeyHistory, RoomChain, RoomState, Statement};
+use sotto_crypto::{EpochId, IdentityPublicKey, RoomId, UserId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How often a statement is rebuilt on a fresh head when another member's statement won
@@ -54,31 +54,61 @@ impl Client {
         };
         let actors: BTreeSet<UserId> = new.iter().map(|s| s.actor().clone()).collect();
         self.observe_keys(&actors).await?;
-        let mut chain = base;
-        // Actors seen signing with their pinned key: from then on, only that key counts.
-        let mut on_current_key = BTreeSet::new();
-        for stmt in new {
-            let actor = stmt.actor().clone();
-            let mut outcome = extend(room, &mut chain, &stmt, self.pinned_key(&actor));
-            if outcome.is_ok() {
-                on_current_key.insert(actor.clone());
-            } else if matches!(outcome, Err(ChainError::BadSignature))
-                && !on_current_key.contains(&actor)
-            {
-                // Made before an accepted key change, under the key pinned then.
-                for key in self.former_keys(&actor) {
-                    outcome = extend(room, &mut chain, &stmt, Some(key));
-                    if outcome.is_ok() {
-                        break;
-                    }
-                }
+        // Each statement under its actor's key in effect: the one declared by the actor's
+        // next KeyChange, else the pinned key (then a kept former key, while the actor
+        // has not declared its change yet); docs/protocol.md §5.5.
+        let pinned = |u: &UserId| self.pinned_key(u);
+        let history = |u: &UserId| KeyHistory {
+            former: self.former_keys(u),
+            pending: self.state().pins.get(u).and_then(|p| p.pending),
+        };
+        let outcome = match base {
+            Some(mut chain) => chain.extend(new, pinned, history).map(|()| chain),
+            None => RoomChain::verify_with_history(room, new, pinned, history),
+        };
+        let chain = outcome.map_err(|e| self.chain_error(&actors, e))?;
+        self.state().chains.insert(room.clone(), chain.clone());
+        Ok(Some(chain))
+    }
+
+    /// Appends this user's `KeyChange` (docs/protocol.md §3.5) to every encrypted room
+    /// whose chain counts it as a member, declaring `former` (its identity key before a
+    /// reset). Rooms whose chain fails, that already declare it, or where storing fails
+    /// are skipped; returns how many statements were stored.
+    pub(crate) async fn declare_key_change(&self, former: IdentityPublicKey) -> Result<u32> {
+        let me = self.user_id().clone();
+        let mut declared = 0;
+        for room in self.rooms().await? {
+            let Ok(id) = RoomId::new(room.id.as_str()) else {
+                continue;
+            };
+            let Ok(Some(chain)) = self.room_chain(&id).await else {
+                continue;
+            };
+            let done = |s: &RoomState| {
+                s.key_changes()
+                    .iter()
+                    .any(|k| k.user == me && k.former == former)
+            };
+            if done(chain.state()) || !chain.state().is_member(&me) {
+                continue;
             }
-            outcome.map_err(|e| self.chain_error(&actor, e))?;
+            // Checked again on the fresh head of every attempt: declaring twice would
+            // move the first declaration under the former key (DuplicateKeyChange).
+            let stored = self
+                .add_statement(&id, |s| {
+                    if done(s) {
+                        Err(Error::Invalid("the key change is declared already".into()))
+                    } else {
+                        Ok(Action::KeyChange(former))
+                    }
+                })
+                .await;
+            if stored.is_ok() {
+                declared += 1;
+            }
         }
-        if let Some(c) = &chain {
-            self.state().chains.insert(room.clone(), c.clone());
-        }
-        Ok(chain)
+        Ok(declared)
     }
 
     /// The room's verified chain; an error when it has none.
@@ -147,6 +177,20 @@ impl Client {
         self.state().former.of(user)
     }
 
+    /// The keys besides the pinned one that may have signed `user`'s messages and boxes
+    /// of `epoch` (docs/protocol.md §6.3, §7.6): those the room's chain declares in
+    /// `user`'s key changes after the epoch, then those this profile kept.
+    pub(crate) fn former_keys_for(
+        &self,
+        chain: &RoomChain,
+        user: &UserId,
+        epoch: &EpochId,
+    ) -> Vec<IdentityPublicKey> {
+        let mut keys = chain.state().former_keys_since_epoch(user, epoch);
+        keys.extend(self.former_keys(user));
+        keys
+    }
+
     /// The identity key pinned for `user`.
     pub(crate) fn pinned_key(&self, user: &UserId) -> Option<sotto_crypto::IdentityPublicKey> {
         self.state().pins.get(user).map(|p| p.key)
@@ -173,38 +217,23 @@ impl Client {
         Ok(out)
     }
 
-    /// What a refused statement means for the user: a key change when the actor's key
-    /// changed, else a protocol failure.
-    fn chain_error(&self, actor: &UserId, e: ChainError) -> Error {
-        let changed = self
-            .state()
-            .pins
-            .get(actor)
-            .is_some_and(|p| p.pending.is_some());
-        match e {
-            ChainError::BadSignature | ChainError::UnknownSigner if changed => Error::KeyChanged {
-                user: actor.to_string(),
-            },
-            other => Error::protocol(format!("room chain: {other}")),
+    /// What a refused chain means for the user: a key change when one of its actors'
+    /// keys changed and is not accepted yet, else a protocol failure.
+    fn chain_error(&self, actors: &BTreeSet<UserId>, e: ChainError) -> Error {
+        let changed = actors.iter().find(|a| {
+            self.state()
+                .pins
+                .get(*a)
+                .is_some_and(|p| p.pending.is_some())
+        });
+        match (e, changed) {
+            (ChainError::BadSignature | ChainError::UnknownSigner, Some(actor)) => {
+                Error::KeyChanged {
+                    user: actor.to_string(),
+                }
+            }
+            (other, _) => Error::protocol(format!("room chain: {other}")),
         }
-    }
-}
-
-/// `stmt` verified as the next link of `chain` (or as the first statement) with `key`
-/// as its actor's identity key.
-/// On failure the chain is unchanged.
-fn extend(
-    room: &RoomId,
-    chain: &mut Option<RoomChain>,
-    stmt: &Statement,
-    key: Option<IdentityPublicKey>,
-) -> std::result::Result<(), ChainError> {
-    match chain {
-        None => {
-            *chain = Some(RoomChain::verify(room, [stmt.clone()], |_| key)?);
-            Ok(())
-        }
-        Some(c) => c.append(stmt.clone(), |_| key),
     }
 }
 

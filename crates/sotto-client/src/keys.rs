@@ -89,6 +89,10 @@ impl Client {
         .await
         .map_err(|e| Error::Invalid(format!("key generation failed: {e}")))??;
         let bundle = keys.bundle(self.user_id());
+        // The key this profile pinned for its own user before a reset, if any.
+        let former = self
+            .pinned_key(self.user_id())
+            .filter(|k| *k != keys.identity_public());
         let req = PublishKeysRequest {
             bundle: base64(&bundle.encode()),
             backup: base64(&backup.encode()),
@@ -98,6 +102,12 @@ impl Client {
             .send(Method::POST, "/api/v1/me/keys", &req)
             .await?;
         self.adopt(keys, &bundle, backup.params())?;
+        if let Some(former) = former {
+            // Devices that never pinned the former key verify what it signed through
+            // this declaration (docs/protocol.md §3.5). The keys are set up whatever
+            // happens here, and the password must still reach the user.
+            let _ = self.declare_key_change(former).await;
+        }
         Ok(password)
     }
 

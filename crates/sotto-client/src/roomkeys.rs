@@ -82,9 +82,11 @@ impl Client {
         self.give_held_keys(room, &chain, &lacking).await
     }
 
-    /// Answers a `room_key_request` notice: seals the held keys of the room to the
-    /// listed members, with the checks of [`Client::distribute_room_keys`]. Returns how
-    /// many boxes the server stored (0 when this client does not hold the epoch).
+    /// Answers a `room_key_request` notice: seals the requested epoch's key to the
+    /// listed members, with the checks of [`Client::distribute_room_keys`]. The server
+    /// asks once per epoch a member lacks, so a member whose keys were reset regains
+    /// every epoch, not only the current one. Returns how many boxes the server stored
+    /// (0 when this client does not hold the epoch).
     pub async fn handle_key_request(
         &self,
         room_id: &str,
@@ -101,12 +103,19 @@ impl Client {
                 return Ok(0);
             }
         }
+        let Some(key) = self.epoch_key(&room, &epoch) else {
+            return Ok(0);
+        };
         let users: BTreeSet<UserId> = user_ids
             .iter()
             .filter_map(|u| UserId::new(u.as_str()).ok())
             .filter(|u| u != self.user_id())
             .collect();
-        self.give_held_keys(&room, &chain, &users).await
+        if users.is_empty() {
+            return Ok(0);
+        }
+        self.seal_and_upload(&room, &chain, &[key], &users, false)
+            .await
     }
 
     /// What every client holding keys does with the realtime key notices (E13): answers
@@ -270,8 +279,9 @@ impl Client {
         ) {
             return opened;
         }
-        // Handed on before the distributor's accepted key change, under the key pinned then.
-        for key in self.former_keys(sealed.distributor()) {
+        // Handed on before the distributor's key change, under the key the chain declares
+        // for that time, or the one this profile pinned then.
+        for key in self.former_keys_for(chain, sealed.distributor(), &sealed.epoch()) {
             let again = sealed.open(self.user_id(), &keys, chain.state(), |_| Some(key));
             if again.is_ok() {
                 return again;
