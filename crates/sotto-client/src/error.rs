@@ -58,6 +58,10 @@ pub enum Error {
     /// room chain, …); it was not used.
     #[error("refused what the server sent: {0}")]
     Protocol(String),
+    /// A downloaded file failed its integrity checks (altered, swapped, cut short or
+    /// extended on the server, or a wrong key): nothing of it was kept.
+    #[error("the file is corrupted: {0}")]
+    Corrupted(String),
     /// The request cannot be done as asked (the message says why).
     #[error("{0}")]
     Invalid(String),

@@ -189,7 +189,7 @@ impl Client {
             .ok_or_else(|| Error::protocol("the attachment's size is out of range"))?;
         let answer = self.fetch(&attachment.file_id).await?;
         if answer.content_length().is_some_and(|n| n != expected) {
-            return Err(Error::protocol(
+            return Err(corrupted(
                 "the stored file's size does not match the attachment",
             ));
         }
@@ -204,7 +204,7 @@ impl Client {
             received += piece.len() as u64;
             // A blob longer than the attachment allows is refused before it fills a disk.
             if received > expected {
-                return Err(Error::protocol(
+                return Err(corrupted(
                     "the stored file is longer than the attachment says",
                 ));
             }
@@ -219,7 +219,7 @@ impl Client {
         done += plain.len() as u64;
         part.write(&plain).await?;
         if !attachment.matches(&summary) {
-            return Err(Error::protocol(
+            return Err(corrupted(
                 "the file does not match its attachment (size, hash or chunk size)",
             ));
         }
@@ -333,7 +333,11 @@ fn human_size(size: u64) -> String {
 /// A file decryption failure: what the server sent is not the file the message
 /// describes.
 fn refused(e: impl std::fmt::Display) -> Error {
-    Error::protocol(format!("the file does not decrypt: {e}"))
+    corrupted(format!("it does not decrypt: {e}"))
+}
+
+fn corrupted(why: impl Into<String>) -> Error {
+    Error::Corrupted(why.into())
 }
 
 fn file_name(path: &Path) -> Result<String> {

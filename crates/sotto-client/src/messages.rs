@@ -38,6 +38,13 @@ pub enum Undecryptable {
     NotAuthorized,
     /// No identity key is known for the sender.
     UnknownSender,
+    /// The envelope's sender is not the sender the server's record names (§7.6): the
+    /// message is not attributed to either.
+    InvalidSender,
+    /// The envelope belongs to another room than the one it was delivered in (§7.6 step 2).
+    WrongRoom,
+    /// The envelope names an epoch the room's verified chain never declared.
+    WrongEpoch,
     /// The sender's identity key changed and the change is not accepted yet.
     KeyChanged,
     /// The sender's signature does not verify.
@@ -56,6 +63,9 @@ impl std::fmt::Display for Undecryptable {
             Self::NoChain(why) => write!(f, "the room's state chain is not valid: {why}"),
             Self::NotAuthorized => f.write_str("the sender is not authorized by the room"),
             Self::UnknownSender => f.write_str("no key known for the sender"),
+            Self::InvalidSender => f.write_str("invalid sender"),
+            Self::WrongRoom => f.write_str("the message belongs to another room"),
+            Self::WrongEpoch => f.write_str("the message is for a key epoch this room never had"),
             Self::KeyChanged => f.write_str("the sender's key changed"),
             Self::BadSignature => f.write_str("bad signature"),
             Self::Replayed => f.write_str("replayed message"),
@@ -452,15 +462,19 @@ impl Client {
             EnvelopeHeader::peek(&bytes).map_err(|e| Undecryptable::Malformed(e.to_string()))?;
         let room = parse_room(&m.room_id).map_err(|_| malformed("invalid room id"))?;
         if header.room != room {
-            return Err(malformed("the envelope is for another room"));
+            return Err(Undecryptable::WrongRoom);
         }
         if header.sender.as_str() != m.sender_id {
-            return Err(malformed("the envelope's sender is not the message's"));
+            return Err(Undecryptable::InvalidSender);
         }
         if !self.is_unlocked() {
             return Err(Undecryptable::Locked);
         }
         let chain = self.chain_for(&room, &header, reading, false).await?;
+        // No key of an epoch the chain never declared can be had: not "waiting".
+        if chain.state().members_at_epoch(&header.epoch).is_none() {
+            return Err(Undecryptable::WrongEpoch);
+        }
         let key = match self.epoch_key(&room, &header.epoch) {
             Some(k) => k,
             None => {
@@ -500,17 +514,21 @@ impl Client {
                     // then: it opens, but is not shown as verified.
                     let authorized = authorized_senders(&chain, &header);
                     let former = self
-                        .former_keys_for(&chain, &sender, &header.epoch)
+                        .former_keys(&sender)
                         .into_iter()
                         .find_map(|k| envelope::open(&bytes, &room, &key, &k, &authorized).ok());
                     by_pinned = false;
                     break former.ok_or(Undecryptable::BadSignature)?;
                 }
+                Err(EnvelopeError::WrongRoom) => return Err(Undecryptable::WrongRoom),
+                Err(EnvelopeError::WrongEpoch) => return Err(Undecryptable::WrongEpoch),
+                Err(EnvelopeError::InnerMismatch) => return Err(Undecryptable::InvalidSender),
                 Err(e) => return Err(Undecryptable::Malformed(e.to_string())),
             }
         };
-        if header.message.to_hex() != m.id && body.edit_of.map(|e| e.to_hex()) != Some(m.id.clone())
-        {
+        // An edit lives only under the message it replaces, anything else under its own
+        // id: an edit stored again as a message of its own would show its text twice.
+        if body.edit_of.unwrap_or(header.message).to_hex() != m.id {
             return Err(malformed(
                 "the envelope is not this message or an edit of it",
             ));

@@ -58,6 +58,10 @@ pub const OTR_OFFER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many sent frame ids are remembered for attributing refusals.
 const SENT_REMEMBERED: usize = 256;
 
+/// How many session ids of offers (sent or received) are remembered, so an old offer
+/// replayed is refused rather than shown as a new invitation.
+const OFFERS_REMEMBERED: usize = 1024;
+
 /// Largest file content [`Otr::send_file`] takes (the OTR body limit minus the room for
 /// the longest name and media type and the body's framing).
 pub const MAX_OTR_FILE_BYTES: usize = sotto_crypto::otr::MAX_BODY_LEN - 2 * 255 - 8;
@@ -291,6 +295,7 @@ impl Follower {
                 sessions: Mutex::new(Sessions {
                     by_room: HashMap::new(),
                     offers: HashMap::new(),
+                    offered: VecDeque::new(),
                     frames: VecDeque::new(),
                     queued: VecDeque::new(),
                     timeout: OTR_OFFER_TIMEOUT,
@@ -370,6 +375,9 @@ struct Sessions {
     by_room: HashMap<String, Conversation>,
     /// Invitations waiting for an answer, by room.
     offers: HashMap<String, Invitation>,
+    /// Session ids of every offer sent or received lately: a second offer under one is
+    /// a replay (§9.5).
+    offered: VecDeque<OtrSessionId>,
     /// What the latest sent frame ids were, to attribute the server's refusals (which
     /// come at once, so only the latest [`SENT_REMEMBERED`] are kept).
     frames: VecDeque<(String, Sent)>,
@@ -399,6 +407,18 @@ struct Sent {
 }
 
 impl Sessions {
+    /// Remembers an offer's session id; false if it was offered before.
+    fn first_offer(&mut self, session: OtrSessionId) -> bool {
+        if self.offered.contains(&session) {
+            return false;
+        }
+        if self.offered.len() == OFFERS_REMEMBERED {
+            self.offered.pop_front();
+        }
+        self.offered.push_back(session);
+        true
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         self.by_room.values().filter_map(|c| c.deadline).min()
     }
@@ -561,6 +581,7 @@ impl Otr {
             &mut os_rng(),
         )
         .map_err(protocol)?;
+        self.lock().first_offer(session.id());
         self.install_and_send(room_id, session, &frame, true).await
     }
 
@@ -994,7 +1015,13 @@ impl Otr {
         frame: Frame,
     ) -> Option<OtrEvent> {
         match &frame {
-            Frame::Offer(_) => {
+            Frame::Offer(offer) => {
+                if !self.lock().first_offer(offer.session) {
+                    return Some(OtrEvent::Broken {
+                        room_id,
+                        reason: OtrBroken::Frame(OtrError::UnexpectedFrame),
+                    });
+                }
                 self.lock().offers.insert(
                     room_id.clone(),
                     Invitation {

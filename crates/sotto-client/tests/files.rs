@@ -160,7 +160,7 @@ async fn encrypted_files_round_trip_and_refuse_tampering() {
             .download_encrypted(&other_key, &out, |_, _| {})
             .await
             .unwrap_err();
-        assert!(matches!(e, Error::Protocol(_)), "{backend}: {e}");
+        assert!(matches!(e, Error::Corrupted(_)), "{backend}: {e}");
         only(out_dir.path(), &[]);
 
         // A blob altered on the server fails too, without an output file.
@@ -171,7 +171,7 @@ async fn encrypted_files_round_trip_and_refuse_tampering() {
             .download_encrypted(&tampered, &out, |_, _| {})
             .await
             .unwrap_err();
-        assert!(matches!(e, Error::Protocol(_)), "{backend}: {e}");
+        assert!(matches!(e, Error::Corrupted(_)), "{backend}: {e}");
         only(out_dir.path(), &[]);
 
         // A blob cut short at a chunk boundary is refused.
@@ -181,7 +181,7 @@ async fn encrypted_files_round_trip_and_refuse_tampering() {
             .download_encrypted(&short, &out, |_, _| {})
             .await
             .unwrap_err();
-        assert!(matches!(e, Error::Protocol(_)), "{backend}: {e}");
+        assert!(matches!(e, Error::Corrupted(_)), "{backend}: {e}");
         only(out_dir.path(), &[]);
 
         // An attachment whose hash does not match the blob is refused.
@@ -191,7 +191,7 @@ async fn encrypted_files_round_trip_and_refuse_tampering() {
             .download_encrypted(&wrong_hash, &out, |_, _| {})
             .await
             .unwrap_err();
-        assert!(matches!(e, Error::Protocol(_)), "{backend}: {e}");
+        assert!(matches!(e, Error::Corrupted(_)), "{backend}: {e}");
         only(out_dir.path(), &[]);
 
         // An existing file at the target stays as it was when a download fails.
