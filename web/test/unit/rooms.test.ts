@@ -122,6 +122,76 @@ test("room_chain.json: each refused statement fails with the listed error and le
   await assert.rejects(chain.append(skip, resolverOf(table)), (e: unknown) => e instanceof ChainError && e.expected === 6n && e.found === 5n);
 });
 
+function keyChangeStateJson(s: RoomState): unknown {
+  const users = [...new Set(s.keyChangeList().map((k) => k.user))];
+  const since: Record<string, Record<string, string[]>> = {};
+  for (const e of s.epochList()) {
+    const perUser: Record<string, string[]> = {};
+    for (const u of users) perUser[u] = s.formerKeysSinceEpoch(u, e).map(toHex);
+    since[randomIdToHex(e)] = perUser;
+  }
+  return {
+    state: stateJson(s),
+    key_changes: s.keyChangeList().map((k) => ({ seq: Number(k.seq), user_id: k.user, former: toHex(k.former) })),
+    former_keys_since_epoch: since,
+  };
+}
+
+test("room_chain.json key_change: a verifier that pinned only bob's new key checks his older statements under the declared key; refusals", async () => {
+  const v = obj(loadVector("room_chain.json"), "key_change");
+  const room = roomId(str(loadVector("room_chain.json"), "room_id"));
+  const pinned = new Map(Object.entries(obj(v, "pinned")).map(([u, k]) => [u, fromHex(k as string)]));
+  const keys: KeyResolver = (u) => pinned.get(u);
+  const bobNew = await IdentityKeys.fromBytes(hex(obj(v, "bob_after_reset"), "private_keys"));
+  const entries = arr(v, "statements");
+  const stmts: Statement[] = [];
+  for (const e of entries) {
+    const bytes = hex(e, "statement");
+    const s = Statement.decode(bytes);
+    assert.equal(toHex(s.encode()), toHex(bytes));
+    assert.equal(toHex(await s.hash()), str(e, "hash"));
+    if (s.action.type === "KeyChange") {
+      const again = Statement.sign(s.roomId, s.seq, s.prev, s.action, s.actor, bobNew);
+      assert.equal(toHex(again.encode()), toHex(bytes));
+    }
+    stmts.push(s);
+  }
+  // Without the key change, bob's statement under his first key does not verify.
+  await assert.rejects(RoomChain.verify(room, stmts.slice(0, 3), keys), isChain("BadSignature"));
+  const chain = await RoomChain.verify(room, stmts, keys);
+  for (const e of entries) {
+    const st = await chain.stateAt(BigInt(e["seq"] as number));
+    assert.ok(st);
+    assert.deepEqual(keyChangeStateJson(st), obj(e, "state_after"));
+  }
+  // Verified in two parts, the key change in the second decides the first part's keys.
+  const part = await RoomChain.verify(room, stmts.slice(0, 2), keys);
+  await part.extend(stmts.slice(2), keys);
+  assert.deepEqual(keyChangeStateJson(part.state), keyChangeStateJson(chain.state));
+  const refused = arr(v, "refused");
+  assert.equal(refused.length, 3);
+  for (const r of refused) {
+    const s = Statement.decode(hex(r, "statement"));
+    await assert.rejects(chain.append(s, keys), isChain(str(r, "error") as ChainErrorKind), str(r, "description"));
+  }
+  const refusedChains = arr(v, "refused_chains");
+  assert.equal(refusedChains.length, 2);
+  for (const r of refusedChains) {
+    const list = arr(r, "statements").map((h) => Statement.decode(fromHex(h as unknown as string)));
+    const former = obj(r, "former_keys");
+    const formerKeys = (u: UserId) => ((former[u] as string[] | undefined) ?? []).map(fromHex);
+    await assert.rejects(RoomChain.verify(room, list, keys, { formerKeys }), isChain(str(r, "error") as ChainErrorKind), str(r, "description"));
+  }
+  // A key change under the pending key that declares the pinned one is taken alone.
+  const oldBob = (stmts[3]!.action as { former: Uint8Array }).former;
+  const stillOld: KeyResolver = (u) => (u === "u.bob" ? oldBob : pinned.get(u));
+  const pendingKey = (u: UserId) => (u === "u.bob" ? bobNew.identityPublic : undefined);
+  await assert.rejects(RoomChain.verify(room, stmts.slice(0, 4), stillOld), isChain("BadSignature"));
+  const withPending = await RoomChain.verify(room, stmts.slice(0, 4), stillOld, { pendingKey });
+  assert.equal(withPending.length, 4);
+  await assert.rejects(RoomChain.verify(room, stmts, stillOld, { pendingKey }), isChain("BadSignature"));
+});
+
 test("room_chain.json: link checks, unknown signers, decode errors and checkpoints", async () => {
   const v = loadVector("room_chain.json");
   const room = roomId(str(v, "room_id"));
@@ -149,7 +219,7 @@ test("room_chain.json: link checks, unknown signers, decode errors and checkpoin
   badVersion[0] = 2;
   assert.throws(() => decodeStatement(badVersion), (e: unknown) => e instanceof ChainError && e.decode?.kind === "UnsupportedVersion");
   const badTag = Uint8Array.from(encoded[2]!);
-  badTag[1 + 1 + 9 + 8 + 32] = 9;
+  badTag[1 + 1 + 9 + 8 + 32] = 10;
   assert.throws(() => decodeStatement(badTag), (e: unknown) => e instanceof ChainError && e.decode?.kind === "InvalidField");
 
   // A first statement that does not create: MissingCreate. A second Create: CreateNotFirst.

@@ -26,7 +26,10 @@ export type ChainErrorKind =
   | "RemoveSelf"
   | "Unchanged"
   | "EncryptionOff"
-  | "DuplicateEpoch";
+  | "DuplicateEpoch"
+  | "KeyUnchanged"
+  | "DuplicateKeyChange"
+  | "FormerKeyMismatch";
 
 export class ChainError extends Error {
   /** For `Decode`: the decoding error. */

@@ -21,11 +21,56 @@ export type KeyResolver = (user: UserId) => Uint8Array | undefined;
 
 export interface ChainVerifyOptions {
   /**
-   * Identity keys a user had before an accepted key change (§4.2). A statement whose
-   * signature fails under the pinned key is tried under these, unless the actor has
-   * already signed an earlier statement of this chain under the pinned key.
+   * Identity keys a user had before an accepted key change (§4.2), oldest first. They
+   * are checked against the chain's KeyChanges (`FormerKeyMismatch`), and a statement
+   * that no KeyChange covers and whose signature fails under the pinned key is tried
+   * under these, unless the actor has already signed an earlier statement of this chain
+   * under the pinned key.
    */
   formerKeys?: (user: UserId) => readonly Uint8Array[];
+  /** A user's changed key not accepted yet (§4.2): it may sign a KeyChange declaring the pinned key (§5.5). */
+  pendingKey?: (user: UserId) => Uint8Array | undefined;
+}
+
+/** The key a statement must verify under: declared by its actor's next KeyChange, or the pinned one. */
+interface Signer {
+  declared: boolean;
+  key: Uint8Array | undefined;
+}
+
+/**
+ * The key in effect for each statement (§5.5): walking from the last, the former key of
+ * the actor's next KeyChange, else the pinned key. Then, for each actor whose last
+ * KeyChange is checked under the pinned key, the newest kept former key must be one the
+ * chain declares (`FormerKeyMismatch`).
+ */
+function signers(statements: readonly Statement[], keys: KeyResolver, opts: ChainVerifyOptions): Signer[] {
+  const inEffect = new Map<UserId, Signer>();
+  const declared = new Map<UserId, Uint8Array[]>();
+  const lastByPinned = new Set<UserId>();
+  const out: Signer[] = [];
+  for (let i = statements.length - 1; i >= 0; i--) {
+    const stmt = statements[i]!;
+    let signer = inEffect.get(stmt.actor);
+    if (!signer) {
+      signer = { declared: false, key: keys(stmt.actor) };
+      inEffect.set(stmt.actor, signer);
+    }
+    out.push(signer);
+    const a = stmt.action;
+    if (a.type === "KeyChange") {
+      if (!declared.has(stmt.actor) && !signer.declared && signer.key) lastByPinned.add(stmt.actor);
+      declared.set(stmt.actor, [...(declared.get(stmt.actor) ?? []), a.former]);
+      inEffect.set(stmt.actor, { declared: true, key: a.former });
+    }
+  }
+  out.reverse();
+  for (const actor of lastByPinned) {
+    const kept = opts.formerKeys?.(actor) ?? [];
+    const newest = kept[kept.length - 1];
+    if (newest && !(declared.get(actor) ?? []).some((k) => equalBytes(k, newest))) throw new ChainError("FormerKeyMismatch");
+  }
+  return out;
 }
 
 /** What a client stores to resume verification later without re-reading the chain. */
@@ -47,17 +92,33 @@ function checkLink(room: RoomId, head: { seq: bigint; hash: Uint8Array } | undef
   if (head && isCreate) throw new ChainError("CreateNotFirst");
 }
 
+/** Whether `key` verifies `stmt` and, for a KeyChange, is not the key it declares (§5.2 steps 6–7). */
+function signedBy(stmt: Statement, key: Uint8Array): "ok" | "BadSignature" | "KeyUnchanged" {
+  if (!stmt.verifySignature(key)) return "BadSignature";
+  const a = stmt.action;
+  return a.type === "KeyChange" && equalBytes(a.former, key) ? "KeyUnchanged" : "ok";
+}
+
 /**
- * §5.2 steps 5–6. Returns true when the pinned key verified, false when a former key
- * did (then the actor's later statements may still use a former key).
+ * §5.2 steps 5–7 under the key in effect. Returns true when the pinned key verified,
+ * false when another did (then the actor's later statements may still use a former key).
  */
-function checkSignature(stmt: Statement, keys: KeyResolver, opts: ChainVerifyOptions, onCurrentKey: ReadonlySet<UserId>): boolean {
-  const key = keys(stmt.actor);
+function checkSignature(stmt: Statement, signer: Signer, opts: ChainVerifyOptions, onCurrentKey: ReadonlySet<UserId>): boolean {
+  const key = signer.key;
   if (!key) throw new ChainError("UnknownSigner");
-  if (stmt.verifySignature(key)) return true;
+  const outcome = signedBy(stmt, key);
+  if (signer.declared || outcome !== "BadSignature") {
+    if (outcome !== "ok") throw new ChainError(outcome);
+    return !signer.declared;
+  }
+  // A KeyChange under the pending key that declares the pinned one gives it nothing.
+  const a = stmt.action;
+  const pending = opts.pendingKey?.(stmt.actor);
+  if (a.type === "KeyChange" && equalBytes(a.former, key) && pending && stmt.verifySignature(pending)) return false;
   if (!onCurrentKey.has(stmt.actor)) {
-    for (const former of opts.formerKeys?.(stmt.actor) ?? []) {
-      if (stmt.verifySignature(former)) return false;
+    const kept = opts.formerKeys?.(stmt.actor) ?? [];
+    for (let i = kept.length - 1; i >= 0; i--) {
+      if (signedBy(stmt, kept[i]!) === "ok") return false;
     }
   }
   throw new ChainError("BadSignature");
@@ -85,16 +146,17 @@ export class RoomChain {
     const list = [...statements];
     const first = list[0];
     if (!first) throw new ChainError("EmptyChain");
+    const effect = signers(list, keys, opts);
     checkLink(room, undefined, first);
     const onCurrentKey = new Set<UserId>();
-    const current = checkSignature(first, keys, opts, onCurrentKey);
+    const current = checkSignature(first, effect[0]!, opts, onCurrentKey);
     if (first.action.type !== "Create") throw new ChainError("MissingCreate");
     const create = first.action;
     checkCreate(first.actor, create);
     if (current) onCurrentKey.add(first.actor);
     const base = RoomState.genesis(room, first.actor, create, await first.hash());
     const chain = new RoomChain(base, first, [], base.clone(), onCurrentKey);
-    for (const stmt of list.slice(1)) await chain.append(stmt, keys, opts);
+    for (let i = 1; i < list.length; i++) await chain.appendAs(list[i]!, effect[i]!, opts);
     return chain;
   }
 
@@ -125,8 +187,17 @@ export class RoomChain {
     if (!head || head.roomId !== room || head.seq !== at || !equalBytes(await head.hash(), chain.base.headHash)) {
       return RoomChain.verify(served[0]?.roomId ?? room, served, keys, opts);
     }
-    for (const stmt of served.slice(Number(at) + 1)) await chain.append(stmt, keys, opts);
+    await chain.extend(served.slice(Number(at) + 1), keys, opts);
     return chain;
+  }
+
+  /**
+   * Verifies `statements`, the links after the head, each under its actor's key in
+   * effect: KeyChanges among them decide the keys of the statements before them (§5.5).
+   */
+  async extend(statements: readonly Statement[], keys: KeyResolver, opts: ChainVerifyOptions = {}): Promise<void> {
+    const effect = signers(statements, keys, opts);
+    for (let i = 0; i < statements.length; i++) await this.appendAs(statements[i]!, effect[i]!, opts);
   }
 
   /**
@@ -134,16 +205,24 @@ export class RoomChain {
    * Returns whether the pinned key (not a former one) verified it.
    */
   async checkNext(stmt: Statement, keys: KeyResolver, opts: ChainVerifyOptions = {}): Promise<boolean> {
+    return this.checkNextAs(stmt, { declared: false, key: keys(stmt.actor) }, opts);
+  }
+
+  private async checkNextAs(stmt: Statement, signer: Signer, opts: ChainVerifyOptions): Promise<boolean> {
     const state = this.current;
     checkLink(state.roomId, { seq: state.seq, hash: state.headHash }, stmt);
-    const current = checkSignature(stmt, keys, opts, this.onCurrentKey);
+    const current = checkSignature(stmt, signer, opts, this.onCurrentKey);
     checkRules(state, stmt);
     return current;
   }
 
-  /** Verifies `stmt` as the next link and applies it. On error the chain is unchanged. */
+  /** Verifies `stmt` as the next link (under the actor's pinned key: nothing follows it) and applies it. On error the chain is unchanged. */
   async append(stmt: Statement, keys: KeyResolver, opts: ChainVerifyOptions = {}): Promise<void> {
-    const current = await this.checkNext(stmt, keys, opts);
+    await this.appendAs(stmt, { declared: false, key: keys(stmt.actor) }, opts);
+  }
+
+  private async appendAs(stmt: Statement, signer: Signer, opts: ChainVerifyOptions): Promise<void> {
+    const current = await this.checkNextAs(stmt, signer, opts);
     const next = this.current.clone();
     applyStatement(next, stmt, await stmt.hash());
     this.current = next;

@@ -3,6 +3,7 @@
 
 import type { UserId } from "../ids";
 import { randomIdToHex } from "../ids";
+import { equalBytes } from "../encoding";
 import { ChainError } from "./errors";
 import type { RoomState } from "./state";
 import type { Create, Statement } from "./statement";
@@ -62,6 +63,10 @@ export function checkRules(state: RoomState, stmt: Statement): void {
       if (!state.encrypted) throw new ChainError("EncryptionOff");
       if (state.declares(a.epoch)) throw new ChainError("DuplicateEpoch");
       return;
+    case "KeyChange":
+      // That the declared key is not the signing one is checked with the signature.
+      if (state.keyChanges.some((k) => k.user === stmt.actor && equalBytes(k.former, a.former))) throw new ChainError("DuplicateKeyChange");
+      return;
   }
 }
 
@@ -106,7 +111,11 @@ export function applyStatement(state: RoomState, stmt: Statement, hash: Uint8Arr
     case "NewEpoch":
       state.epochs.push(Uint8Array.from(a.epoch));
       state.epochMembers.set(randomIdToHex(a.epoch), new Set(state.members));
+      state.epochSeqs.set(randomIdToHex(a.epoch), stmt.seq);
       state.rotationPending = false;
+      break;
+    case "KeyChange":
+      state.keyChanges.push({ seq: stmt.seq, user: stmt.actor, former: Uint8Array.from(a.former) });
       break;
   }
   state.seq = stmt.seq;

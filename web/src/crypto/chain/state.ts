@@ -4,6 +4,13 @@ import { DecodeError, fromHex, toHex } from "../encoding";
 import { type EpochId, type RoomId, type UserId, compareIds, randomIdFromHex, randomIdToHex, roomId, userId } from "../ids";
 import type { Create, RoomKind } from "./statement";
 
+/** A KeyChange statement: before `seq`, `user` signed under `former`. */
+export interface KeyChangeRecord {
+  seq: bigint;
+  user: UserId;
+  former: Uint8Array;
+}
+
 /** How the server's member list for a room differs from the room's own chain. */
 export interface MemberComparison {
   /** Listed by the server and authorized by the chain. */
@@ -23,7 +30,9 @@ export interface RoomStateSnapshot {
   owners: string[];
   encrypted: boolean;
   /** Declared epochs, oldest first, each with its holders. */
-  epochs: { id: string; holders: string[] }[];
+  epochs: { id: string; holders: string[]; seq?: string }[];
+  /** KeyChanges so far (absent in checkpoints stored before they existed). */
+  keyChanges?: { seq: string; user: string; former: string }[];
   rotationPending: boolean;
   /** Decimal sequence number of the head. */
   seq: string;
@@ -45,6 +54,8 @@ export class RoomState {
   /** @internal */ encrypted: boolean;
   /** @internal */ epochs: EpochId[] = [];
   /** @internal epoch hex → holders */ epochMembers = new Map<string, Set<UserId>>();
+  /** @internal epoch hex → the seq of the statement that declared it */ epochSeqs = new Map<string, bigint>();
+  /** @internal every KeyChange so far, oldest first */ keyChanges: KeyChangeRecord[] = [];
   /** @internal */ rotationPending = false;
   /** @internal */ seq = 0n;
   /** @internal */ headHash: Uint8Array;
@@ -74,6 +85,8 @@ export class RoomState {
     const s = new RoomState(this.roomId, this.kind, this.historyShared, this.members, this.owners, this.encrypted, this.headHash);
     s.epochs = this.epochs.map((e) => Uint8Array.from(e));
     for (const [k, v] of this.epochMembers) s.epochMembers.set(k, new Set(v));
+    s.epochSeqs = new Map(this.epochSeqs);
+    s.keyChanges = this.keyChanges.map((k) => ({ ...k, former: Uint8Array.from(k.former) }));
     s.rotationPending = this.rotationPending;
     s.seq = this.seq;
     return s;
@@ -140,6 +153,22 @@ export class RoomState {
     return set.has(user as UserId) || (this.historyShared && this.members.has(user as UserId));
   }
 
+  /** Every KeyChange so far, oldest first. */
+  keyChangeList(): KeyChangeRecord[] {
+    return this.keyChanges.map((k) => ({ ...k, former: Uint8Array.from(k.former) }));
+  }
+
+  /**
+   * The identity keys `user` declared as former in a KeyChange made after `epoch` was
+   * declared, oldest first (§5.6): what `user` may have signed messages and boxes of
+   * `epoch` under before that change. Empty for an undeclared epoch.
+   */
+  formerKeysSinceEpoch(user: string, epoch: EpochId): Uint8Array[] {
+    const declared = this.epochSeqs.get(randomIdToHex(epoch));
+    if (declared === undefined) return [];
+    return this.keyChanges.filter((k) => k.seq > declared && k.user === user).map((k) => Uint8Array.from(k.former));
+  }
+
   /** The sequence number of the last statement applied. */
   headSeq(): bigint {
     return this.seq;
@@ -170,8 +199,10 @@ export class RoomState {
       encrypted: this.encrypted,
       epochs: this.epochs.map((e) => {
         const id = randomIdToHex(e);
-        return { id, holders: sorted(this.epochMembers.get(id) ?? new Set()) };
+        const seq = this.epochSeqs.get(id);
+        return { id, holders: sorted(this.epochMembers.get(id) ?? new Set()), ...(seq === undefined ? {} : { seq: seq.toString() }) };
       }),
+      keyChanges: this.keyChanges.map((k) => ({ seq: k.seq.toString(), user: k.user, former: toHex(k.former) })),
       rotationPending: this.rotationPending,
       seq: this.seq.toString(),
       headHash: toHex(this.headHash),
@@ -196,6 +227,16 @@ export class RoomState {
       if (state.epochMembers.has(hex)) throw bad();
       state.epochs.push(id);
       state.epochMembers.set(hex, new Set(e.holders.map(userId)));
+      if (e.seq !== undefined) {
+        if (!/^[0-9]{1,20}$/.test(e.seq)) throw bad();
+        state.epochSeqs.set(hex, BigInt(e.seq));
+      }
+    }
+    for (const k of s.keyChanges ?? []) {
+      if (!/^[0-9]{1,20}$/.test(k.seq)) throw bad();
+      const former = fromHex(k.former);
+      if (former.length !== 32) throw bad();
+      state.keyChanges.push({ seq: BigInt(k.seq), user: userId(k.user), former });
     }
     state.rotationPending = s.rotationPending === true;
     state.seq = seq;

@@ -3,7 +3,7 @@
 
 import { DecodeError, Reader, Writer, signingInput } from "../encoding";
 import { type EpochId, type RoomId, type UserId, checkRandomId, compareIds, readRandomId, readRoomId, readUserId, writeId } from "../ids";
-import type { IdentityKeys } from "../identity";
+import { type IdentityKeys, isValidIdentityKey } from "../identity";
 import { ed25519Verify, sha256 } from "../primitives";
 import { TooManyMembers } from "./errors";
 
@@ -46,7 +46,9 @@ export type Action =
   | { type: "AddOwner"; user: UserId }
   | { type: "RemoveOwner"; user: UserId }
   | { type: "SetEncryption"; on: boolean }
-  | { type: "NewEpoch"; epoch: EpochId };
+  | { type: "NewEpoch"; epoch: EpochId }
+  /** The actor's statements before this one were signed under `former` (its key before a reset). */
+  | { type: "KeyChange"; former: Uint8Array };
 
 /** The members of a Create in strictly ascending byte order, without duplicates. */
 export function sortedMembers(members: readonly UserId[]): UserId[] {
@@ -83,6 +85,10 @@ function writeAction(w: Writer, a: Action): void {
       return;
     case "NewEpoch":
       w.u8(8).raw(checkRandomId(a.epoch, "EpochId"));
+      return;
+    case "KeyChange":
+      if (a.former.length !== 32) throw new RangeError("a former identity key is 32 bytes");
+      w.u8(9).raw(a.former);
       return;
   }
 }
@@ -126,6 +132,11 @@ function readAction(r: Reader): Action {
       return { type: "SetEncryption", on: readFlag(r, "encryption flag") };
     case 8:
       return { type: "NewEpoch", epoch: readRandomId(r) };
+    case 9: {
+      const former = Uint8Array.from(r.take(32));
+      if (!isValidIdentityKey(former)) throw new DecodeError("InvalidField", "former identity key");
+      return { type: "KeyChange", former };
+    }
     default:
       throw new DecodeError("InvalidField", "action");
   }
