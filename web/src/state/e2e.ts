@@ -126,9 +126,15 @@ export class E2e {
     const backup = await KeyBackup.create(keys, this.me, password, DEFAULT_PARAMS);
     const bundle = keys.bundle(this.me);
     await this.ws.http.json("POST", "/api/v1/me/keys", { bundle: toBase64(bundle.encode()), backup: toBase64(backup.encode()) });
+    // The key this device pinned for its own user before a reset, if any.
+    const ownPin = this.pins.get(this.me)?.key;
+    const former = ownPin && toHex(ownPin) !== toHex(keys.identityPublic) ? Uint8Array.from(ownPin) : undefined;
     this.keys = keys;
     this.myBundle = bundle;
     this.adoptOwn(bundle);
+    // Devices that never pinned the former key verify what it signed through this
+    // declaration (protocol §3.5); the keys are set up whatever happens there.
+    if (former) void this.declareKeyChange(former).catch(() => undefined);
     this.saveAccepted(DEFAULT_PARAMS);
     this.newPassword = password.text();
     this.status = "unlocked";
@@ -315,11 +321,13 @@ export class E2e {
     await this.observeUsers(decoded.map((s) => s.actor));
     let chain: RoomChain;
     const prefix = cached && cached.length <= decoded.length && cached.statements().every((s, i) => toHex(s.encode()) === toHex(decoded[i]!.encode()));
+    // Each statement under its actor's key in effect (protocol §5.5).
+    const opts = { formerKeys: this.formerKeys, pendingKey: (u: UserId) => this.pins.get(u)?.pending ?? undefined };
     if (cached && prefix) {
       chain = cached;
-      for (const s of decoded.slice(cached.length)) await chain.append(s, this.pinnedKey, { formerKeys: this.formerKeys });
+      await chain.extend(decoded.slice(cached.length), this.pinnedKey, opts);
     } else {
-      chain = await RoomChain.verify(room, decoded, this.pinnedKey, { formerKeys: this.formerKeys });
+      chain = await RoomChain.verify(room, decoded, this.pinnedKey, opts);
     }
     this.chains.set(room, chain);
     return chain;
@@ -329,6 +337,23 @@ export class E2e {
     const c = await this.chain(roomId, true);
     if (!c) throw new Error("This room's encryption is not set up yet: its creator has not signed it.");
     return c;
+  }
+
+  /**
+   * Appends one's KeyChange (protocol §3.5) declaring `former` to every encrypted room
+   * whose chain counts one as a member and does not declare it yet.
+   */
+  private async declareKeyChange(former: Uint8Array): Promise<void> {
+    const declared = (c: RoomChain) => c.state.keyChangeList().some((k) => k.user === this.me && toHex(k.former) === toHex(former));
+    for (const room of [...this.ws.rooms.values()]) {
+      const chain = await this.chain(room.id, true).catch(() => null);
+      if (!chain || declared(chain) || !chain.state.isMember(this.me)) continue;
+      await this.addStatement(room.id, (c) => {
+        // Checked on the fresh head of each attempt: declaring twice would be refused.
+        if (declared(c)) throw new Error("The key change is declared already.");
+        return { type: "KeyChange", former };
+      }).catch(() => undefined);
+    }
   }
 
   /** Signs `action` on the verified head and stores it; retried when another member's statement won. */
@@ -447,7 +472,9 @@ export class E2e {
     const handedOn: EpochKey[] = [];
     for (const b of boxes) {
       try {
-        const key = await b.open(this.me, keys, chain.state, this.pinnedKey, { formerKeys: this.formerKeys });
+        // Signed before the distributor's key change: the chain's former keys for the epoch, then the kept ones.
+        const formerKeys = (u: UserId) => [...chain.state.formerKeysSinceEpoch(u, b.epochId), ...this.formerKeys(u)];
+        const key = await b.open(this.me, keys, chain.state, this.pinnedKey, { formerKeys });
         this.remember(roomId, key);
         if (b.distributor !== this.me) handedOn.push(key);
       } catch {
@@ -661,7 +688,7 @@ export class E2e {
         epochKey: key,
         senderKey: pin.key,
         authorized: (u) => state.mayHoldEpoch(header.epochId, u),
-        formerKeys: pin.pending ? [] : this.formerKeys(sender),
+        formerKeys: pin.pending ? [] : [...state.formerKeysSinceEpoch(sender, header.epochId), ...this.formerKeys(sender)],
       });
     } catch (e) {
       if (e instanceof EnvelopeError && e.kind === "BadSignature") throw new Undecryptable(pin.pending ? "KeyChanged" : "BadSignature");
@@ -713,8 +740,11 @@ export class E2e {
         const chain = await this.requiredChain(f.room_id);
         const epoch = randomIdFromHex(f.epoch_id, "EpochId");
         if (!this.keyOf(f.room_id, epoch)) await this.loadKeys(f.room_id, chain);
-        if (!this.keyOf(f.room_id, epoch)) return;
-        await this.giveHeld(f.room_id, chain, f.user_ids);
+        const key = this.keyOf(f.room_id, epoch);
+        if (!key) return;
+        // The server asks once per epoch a member lacks (protocol §6.2): answer with that one.
+        const to = f.user_ids.filter((u) => u !== this.me);
+        if (to.length) await this.sealAndUpload(f.room_id, chain, [key], to, false);
         return;
       }
       case "room_key": {

@@ -146,6 +146,10 @@ test("safety numbers, marking a contact verified, and a key reset by the admin",
     await openRoom(ana2.page, /bob/);
     await message(ana2.page, after).waitFor();
     assert.equal(await ana2.page.getByRole("alert").filter({ hasText: "encryption key changed" }).count(), 0);
+    // It verifies the room's chain through the key change Bob's browser declared after his
+    // reset, and reads what Bob signed under the old key, never as verified.
+    await message(ana2.page, reply).getByRole("img", { name: "Encrypted", exact: true }).waitFor();
+    assert.equal(await message(ana2.page, reply).getByRole("img", { name: "Encrypted, verified sender" }).count(), 0);
   });
 });
 
