@@ -144,7 +144,8 @@ impl Client {
             ));
         }
         let stored: StoredKeyBackup = self.api().get("/api/v1/me/keys/backup").await?;
-        let backup = KeyBackup::decode(&unbase64("backup", &stored.backup)?)?;
+        let current = unbase64("backup", &stored.backup)?;
+        let backup = KeyBackup::decode(&current)?;
         let user = self.user_id().clone();
         let expected = bundle.clone();
         let params = backup.params().max_with(KdfParams::DEFAULT);
@@ -154,9 +155,13 @@ impl Client {
         })
         .await
         .map_err(|e| Error::Invalid(format!("re-sealing failed: {e}")))??;
+        // The identity key vouches for the new backup over the one it replaces
+        // (protocol §3.5); the server refuses a replacement without it.
+        let signature = fresh.sign_replacement(&keys, self.user_id(), &current);
         let req = ReplaceBackupRequest {
             bundle: base64(&bundle.encode()),
             backup: base64(&fresh.encode()),
+            signature: base64(&signature),
         };
         self.api()
             .send_empty(Method::PUT, "/api/v1/me/keys/backup", Some(&req))

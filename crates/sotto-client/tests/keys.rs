@@ -1,9 +1,12 @@
 //! The user's keys through a real server: setup, unlock on another device, a wrong
 //! password, a password change, resets, and contacts' pinned keys.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
 use sotto_client::{Client, Error, Profile};
-use sotto_crypto::UserId;
-use sotto_server::testing::TestServer;
+use sotto_crypto::{EncryptionPassword, IdentityKeys, KdfParams, KeyBackup, UserId, os_rng};
+use sotto_server::testing::{TestServer, request};
 
 const LOGIN: &str = "login password 1";
 
@@ -79,6 +82,86 @@ async fn keys_follow_the_user_across_devices_and_password_changes() {
             tablet.e2e_unlock("a new pässword").await,
             Err(Error::NoKeys)
         ));
+        server.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_backup_replacement_with_a_wrong_signature_is_refused() {
+    for server in TestServer::every_backend().await {
+        server.enable_encryption().await;
+        let ana_id = UserId::new(server.create_user("ana", LOGIN).await).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let laptop = login(&server, &dir, "laptop", "ana").await;
+        let password = laptop.e2e_setup().await.unwrap();
+
+        // Someone holding only a token of Ana's (no identity key) tries to swap her backup
+        // for one under a password they know, signed with keys of their own.
+        let token = request(
+            server.addr(),
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(&json!({"username": "ana", "password": LOGIN})),
+        )
+        .await
+        .body["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let get = request(
+            server.addr(),
+            "GET",
+            "/api/v1/me/keys/backup",
+            Some(&token),
+            None,
+        )
+        .await;
+        let current = STANDARD
+            .decode(get.body["backup"].as_str().unwrap())
+            .unwrap();
+        let bundle = request(server.addr(), "GET", "/api/v1/me/keys", Some(&token), None)
+            .await
+            .body["bundle"]["bundle"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut rng = os_rng();
+        let thief = IdentityKeys::generate(&mut rng);
+        let known = EncryptionPassword::from_user("the thief's password").unwrap();
+        let theirs =
+            KeyBackup::create(&thief, &ana_id, &known, KdfParams::DEFAULT, &mut rng).unwrap();
+        let forged = theirs.sign_replacement(&thief, &ana_id, &current);
+        let a = request(
+            server.addr(),
+            "PUT",
+            "/api/v1/me/keys/backup",
+            Some(&token),
+            Some(&json!({
+                "bundle": bundle,
+                "backup": STANDARD.encode(theirs.encode()),
+                "signature": STANDARD.encode(forged),
+            })),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (403, Some("invalid_signature")),
+            "{}: {}",
+            server.backend(),
+            a.body
+        );
+
+        // Ana's backup is untouched: a new device unlocks with her password, and her own
+        // client's signed change goes through.
+        let phone = login(&server, &dir, "phone", "ana").await;
+        phone.e2e_unlock(password.as_str()).await.unwrap();
+        phone
+            .e2e_change_password(password.as_str(), "ana's own new password")
+            .await
+            .unwrap();
+        let tablet = login(&server, &dir, "tablet", "ana").await;
+        tablet.e2e_unlock("ana's own new password").await.unwrap();
         server.finish().await;
     }
 }
