@@ -35,6 +35,7 @@ impl Client {
                     .map_err(|e| Error::protocol(format!("room chain: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
+        self.refuse_rollback(room, &statements)?;
         if statements.is_empty() {
             self.state().chains.remove(room);
             return Ok(None);
@@ -234,6 +235,46 @@ impl Client {
             }
             (other, _) => Error::protocol(format!("room chain: {other}")),
         }
+    }
+}
+
+/// The profile file of the newest chain heads this device verified, per room.
+const CHAIN_HEADS_FILE: &str = "chain-heads.json";
+
+impl Client {
+    /// Refuses a served chain shorter than one this device verified (§5.5 checkpoint),
+    /// in this session or before a restart: an older prefix would bring back a removed
+    /// member, an abandoned epoch or encryption turned off. The newer verified state is
+    /// kept. The checkpoint is raised here to the last verified chain, so it survives a
+    /// restart.
+    fn refuse_rollback(&self, room: &RoomId, served: &[Statement]) -> Result<()> {
+        let mut heads: BTreeMap<String, u64> = match self.profile().read(CHAIN_HEADS_FILE)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Storage {
+                what: format!("reading {CHAIN_HEADS_FILE}"),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+            })?,
+            None => BTreeMap::new(),
+        };
+        let known = heads.get(room.as_str()).copied().unwrap_or(0);
+        let cached = self.cached_chain(room).map_or(0, |c| c.len() as u64);
+        if cached > known {
+            heads.insert(room.to_string(), cached);
+            let json = serde_json::to_vec(&heads).map_err(|e| Error::Storage {
+                what: format!("writing {CHAIN_HEADS_FILE}"),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            self.profile().write(CHAIN_HEADS_FILE, &json)?;
+        }
+        let verified = known.max(cached);
+        let served = served.len() as u64;
+        if served < verified {
+            return Err(Error::ChainRolledBack {
+                room: room.to_string(),
+                verified,
+                served,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The one error type of the client library. Messages are for people and never carry a
 //! token, password, key or message text.
 
+use sotto_crypto::roomkey::RoomKeyError;
 use sotto_crypto::{BackupError, PinError};
 
 /// What went wrong in a client call.
@@ -50,6 +51,25 @@ pub enum Error {
     KeyChanged {
         /// The user whose key changed.
         user: String,
+    },
+    /// A room-key box was refused (docs/protocol.md §6.3): it was not used, no key was
+    /// installed.
+    #[error("room-key box refused: {0}")]
+    RoomKey(RoomKeyError),
+    /// The server served an older state of the room's chain than this device verified
+    /// (statements it had shown before are missing, such as a removal or a new epoch):
+    /// the newer state is kept, and nothing that needs the chain is done until the server
+    /// serves it again.
+    #[error(
+        "the server rolled back the state of room {room}: it serves {served} statements, this device verified {verified}; the newer state is kept"
+    )]
+    ChainRolledBack {
+        /// The room.
+        room: String,
+        /// Statements this device verified.
+        verified: u64,
+        /// Statements the server served.
+        served: u64,
     },
     /// A pin could not be changed as asked.
     #[error("{0}")]

@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 use sotto_api::rooms::{
     EditMessageRequest, HistoryQuery, Message, MessagePage, Room, SendMessageRequest,
 };
-use sotto_crypto::chain::RoomChain;
+use sotto_crypto::chain::{Action, RoomChain};
 use sotto_crypto::envelope::{self, EnvelopeError};
 use sotto_crypto::{
-    Attachment, EnvelopeHeader, MessageBody, MessageId, PinState, RoomId, UserId, os_rng,
+    Attachment, EnvelopeHeader, EpochId, MessageBody, MessageId, PinState, RoomId, UserId, os_rng,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,6 +53,12 @@ pub enum Undecryptable {
     Replayed,
     /// The envelope is malformed or does not match where the server put it.
     Malformed(String),
+    /// A message without encryption in a room whose verified chain has been encrypted
+    /// since its creation, placed after encrypted ones: the server put it there.
+    PlaintextInEncryptedRoom,
+    /// Sealed under an epoch the room had already left behind by someone who may not
+    /// hold the newer one (a former member): the server put it after the rotation.
+    SupersededEpoch,
 }
 
 impl std::fmt::Display for Undecryptable {
@@ -70,6 +76,12 @@ impl std::fmt::Display for Undecryptable {
             Self::BadSignature => f.write_str("bad signature"),
             Self::Replayed => f.write_str("replayed message"),
             Self::Malformed(why) => write!(f, "malformed message: {why}"),
+            Self::PlaintextInEncryptedRoom => {
+                f.write_str("not encrypted, in a room that is: not from a member")
+            }
+            Self::SupersededEpoch => f.write_str(
+                "sealed under an old room key by someone who no longer holds the room's key",
+            ),
         }
     }
 }
@@ -333,14 +345,18 @@ impl Client {
         for m in &page.messages {
             opened.push(self.open_one(m, &mut reading).await);
         }
+        self.flag_out_of_place(&page.messages, &mut opened, false)
+            .await;
         self.finish(&page.messages, opened)
     }
 
     /// Opens one message, from history or a realtime event, with every check of
     /// §7.6; a message that fails carries the reason in `problem`.
     pub async fn open_message(&self, message: &Message) -> Result<MessageView> {
-        let opened = self.open_one(message, &mut Reading::default()).await;
-        let mut views = self.finish(std::slice::from_ref(message), vec![opened])?;
+        let mut opened = vec![self.open_one(message, &mut Reading::default()).await];
+        let one = std::slice::from_ref(message);
+        self.flag_out_of_place(one, &mut opened, true).await;
+        let mut views = self.finish(one, opened)?;
         views
             .pop()
             .ok_or_else(|| Error::Invalid("no message".into()))
@@ -672,6 +688,89 @@ impl Client {
             }
         }
         v
+    }
+}
+
+impl Client {
+    /// Flags what only the server can have put where it is, by the room's own order
+    /// (`messages` are one room's, oldest first; `live` for a message arriving now):
+    /// plaintext after envelopes in a room whose chain was never unencrypted, and an
+    /// envelope under an epoch that a later one had replaced, from a sender who may not
+    /// hold that later one. An honest server stores envelopes only under the current
+    /// epoch, and plaintext only while its record says unencrypted.
+    async fn flag_out_of_place(
+        &self,
+        messages: &[Message],
+        opened: &mut [Option<std::result::Result<Opened, Undecryptable>>],
+        live: bool,
+    ) {
+        let Some(room) = messages.first().and_then(|m| parse_room(&m.room_id).ok()) else {
+            return;
+        };
+        let has_plaintext = messages
+            .iter()
+            .any(|m| !m.deleted && m.ciphertext.is_none());
+        let has_envelope = opened.iter().any(|o| matches!(o, Some(Ok(_))));
+        if !has_plaintext && !has_envelope {
+            return;
+        }
+        let chain = match self.cached_chain(&room) {
+            Some(c) => c,
+            None => match self.room_chain(&room).await {
+                Ok(Some(c)) => c,
+                _ => return,
+            },
+        };
+        let state = chain.state();
+        let always_encrypted = chain.statements().all(|s| match s.action() {
+            Action::Create(c) => c.encrypted,
+            Action::SetEncryption(on) => *on,
+            _ => true,
+        });
+        let order = |e: &EpochId| state.epochs().iter().position(|x| x == e);
+        // The epochs of opened envelopes by place in the room (`version_seq`: an edit is
+        // sealed under the epoch current when it was made).
+        let sealed: Vec<(i64, usize)> = messages
+            .iter()
+            .zip(opened.iter())
+            .filter_map(|(m, o)| match o {
+                Some(Ok(o)) => Some((m.version_seq, order(&o.header.epoch)?)),
+                _ => None,
+            })
+            .collect();
+        for (m, o) in messages.iter().zip(opened.iter_mut()) {
+            match o {
+                None if !m.deleted && m.ciphertext.is_none() => {
+                    let after_envelopes = live
+                        || messages
+                            .iter()
+                            .any(|n| n.ciphertext.is_some() && n.seq < m.seq);
+                    if state.encrypted() && always_encrypted && after_envelopes {
+                        *o = Some(Err(Undecryptable::PlaintextInEncryptedRoom));
+                    }
+                }
+                Some(Ok(opened)) => {
+                    let epoch = opened.header.epoch;
+                    let sender = &opened.header.sender;
+                    let Some(mine) = order(&epoch) else { continue };
+                    let superseded = if live {
+                        state.epochs()[mine + 1..]
+                            .iter()
+                            .any(|e| !state.may_hold_epoch(e, sender))
+                    } else {
+                        sealed.iter().any(|(at, later)| {
+                            *at < m.version_seq
+                                && *later > mine
+                                && !state.may_hold_epoch(&state.epochs()[*later], sender)
+                        })
+                    };
+                    if superseded {
+                        *o = Some(Err(Undecryptable::SupersededEpoch));
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use reqwest::Method;
 use sotto_api::e2ee::{RoomKeyState, RoomKeyUpload, RoomKeyUploaded};
 use sotto_api::rooms::MemberList;
 use sotto_crypto::chain::{Action, RoomChain};
-use sotto_crypto::roomkey::RoomKeyBox;
+use sotto_crypto::roomkey::{RoomKeyBox, RoomKeyError};
 use sotto_crypto::{EpochId, EpochKey, PublicBundle, RoomId, UserId, os_rng};
 use std::collections::BTreeSet;
 
@@ -140,20 +140,19 @@ impl Client {
     }
 
     /// Takes a box from a `room_key` notice: opens it against the verified chain and
-    /// keeps the key. Returns its epoch.
+    /// keeps the key. Returns its epoch; a box that fails a check is
+    /// [`Error::RoomKey`] with the reason, and nothing is kept.
     pub async fn accept_room_key(&self, room_id: &str, sealed: &[u8]) -> Result<EpochId> {
         let room = parse_room(room_id)?;
-        let sealed = RoomKeyBox::decode(sealed)
-            .map_err(|e| Error::protocol(format!("room-key box: {e}")))?;
+        let sealed =
+            RoomKeyBox::decode(sealed).map_err(|e| Error::RoomKey(RoomKeyError::Decode(e)))?;
         let chain = match self.cached_chain(&room) {
             Some(c) if c.state().members_at_epoch(&sealed.epoch()).is_some() => c,
             _ => self.required_chain(&room).await?,
         };
         self.ensure_pinned(std::iter::once(sealed.distributor().clone()))
             .await?;
-        let key = self
-            .open_box(&chain, &sealed)
-            .map_err(|e| Error::protocol(format!("room-key box: {e}")))?;
+        let key = self.open_box(&chain, &sealed).map_err(Error::RoomKey)?;
         let epoch = key.epoch();
         self.remember_key(&room, key);
         Ok(epoch)

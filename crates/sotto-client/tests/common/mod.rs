@@ -2,6 +2,8 @@
 //! their own profiles, and a direct message between two of them.
 #![allow(dead_code)]
 
+pub(crate) mod hostile;
+
 use reqwest::Method;
 use sotto_client::sotto_api::rooms::{
     CreateRoomRequest, Message, Room, RoomKind, SendMessageRequest,
