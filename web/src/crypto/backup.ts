@@ -3,10 +3,10 @@
 // opaque bytes.
 
 import { DecodeError, Reader, Writer, signingInput } from "./encoding";
-import { IdentityKeys, PRIVATE_KEYS_LEN, type PublicBundle } from "./identity";
+import { IdentityKeys, PRIVATE_KEYS_LEN, type PublicBundle, verifyIdentitySignature } from "./identity";
 import { type UserId, writeId } from "./ids";
 import type { EncryptionPassword } from "./password";
-import { AeadError, aesGcmOpen, aesGcmSeal, argon2id, randomBytes } from "./primitives";
+import { AeadError, aesGcmOpen, aesGcmSeal, argon2id, randomBytes, sha256 } from "./primitives";
 
 export const SALT_LEN = 16;
 export const NONCE_LEN = 12;
@@ -15,6 +15,7 @@ export const CIPHERTEXT_LEN = PRIVATE_KEYS_LEN + 16;
 export const BACKUP_LEN = 1 + 12 + SALT_LEN + NONCE_LEN + CIPHERTEXT_LEN;
 
 const BACKUP_LABEL = "sotto/v1/backup";
+const REPLACE_LABEL = "sotto/v1/backup-replace";
 
 export type BackupErrorKind =
   | "Decode"
@@ -179,6 +180,29 @@ export class KeyBackup {
       throw new BackupError("KeysDoNotMatchBundle");
     }
     return { keys, params: this.params };
+  }
+
+  /**
+   * What the identity key signs to let this backup replace `current` (the stored
+   * backup's bytes exactly as the server served them) for `user` (§3.5), label included:
+   * `bytes8("sotto/v1/backup-replace") ‖ 0x01 ‖ bytes8(user_id) ‖ SHA-256(current) ‖ this backup`.
+   */
+  async replacementInput(user: UserId, current: Uint8Array): Promise<Uint8Array> {
+    return signingInput(REPLACE_LABEL, await this.replacementBody(user, current));
+  }
+
+  /** The identity key's signature letting this backup replace `current` (§3.5). */
+  async signReplacement(keys: IdentityKeys, user: UserId, current: Uint8Array): Promise<Uint8Array> {
+    return keys.sign(REPLACE_LABEL, await this.replacementBody(user, current));
+  }
+
+  /** Whether `signature` lets this backup replace `current`, under `bundle`'s identity key. */
+  async verifyReplacement(bundle: PublicBundle, current: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    return verifyIdentitySignature(bundle.identityKey, REPLACE_LABEL, [await this.replacementBody(bundle.user, current)], signature);
+  }
+
+  private async replacementBody(user: UserId, current: Uint8Array): Promise<Uint8Array> {
+    return writeId(new Writer().u8(1), user).raw(await sha256(current)).raw(this.encode()).finish();
   }
 
   /**

@@ -181,10 +181,13 @@ export class E2e {
   async changePassword(newPassword: string): Promise<void> {
     const keys = this.requireKeys();
     const stored = await this.ws.http.json<{ backup: string }>("GET", "/api/v1/me/keys/backup");
-    const old = KeyBackup.decode(fromBase64(stored.backup));
+    const current = fromBase64(stored.backup);
+    const old = KeyBackup.decode(current);
     const params = old.params.mKib >= DEFAULT_PARAMS.mKib && old.params.t >= DEFAULT_PARAMS.t ? old.params : DEFAULT_PARAMS;
     const next = await old.rewrap(keys, this.me, EncryptionPassword.fromUser(newPassword), params);
-    await this.ws.http.json("PUT", "/api/v1/me/keys/backup", { bundle: toBase64(keys.bundle(this.me).encode()), backup: toBase64(next.encode()) });
+    // The identity key vouches for the new backup over the one it replaces (§3.5).
+    const signature = await next.signReplacement(keys, this.me, current);
+    await this.ws.http.json("PUT", "/api/v1/me/keys/backup", { bundle: toBase64(keys.bundle(this.me).encode()), backup: toBase64(next.encode()), signature: toBase64(signature) });
     this.saveAccepted(params);
   }
 

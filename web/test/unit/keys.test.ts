@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { wordlist } from "@scure/bip39/wordlists/english.js";
 import { DecodeError, Writer, concat, fromHex, toHex, utf8 } from "../../src/crypto/encoding";
-import { aesGcmSeal } from "../../src/crypto/primitives";
+import { aesGcmSeal, sha256 } from "../../src/crypto/primitives";
 import { compareBytes, encodeId, isValidId, randomIdFromHex, randomIdToHex, roomId, userId, newRandomId } from "../../src/crypto/ids";
 import { BundleError, IdentityKeys, PublicBundle } from "../../src/crypto/identity";
 import { EncryptionPassword, PasswordError, wordIndex } from "../../src/crypto/password";
@@ -28,6 +28,7 @@ import {
 import { SafetyNumber, fingerprintDigits } from "../../src/crypto/safety";
 import { PinError, PinStore } from "../../src/crypto/pins";
 import { ReplayError, SeenMessages } from "../../src/crypto/replay";
+import { flip } from "./vectorfiles";
 
 const dir = join(process.cwd(), "..", "testdata", "vectors", "sotto");
 function vector<T>(name: string): T {
@@ -560,4 +561,48 @@ test("seen message ids: replays caught per room and across restarts, canonical e
   assert.throws(() => SeenMessages.decode(Uint8Array.of(2, 0, 0, 0, 0)), isDecode("UnsupportedVersion"));
   assert.throws(() => SeenMessages.decode(Uint8Array.of(1, 0, 0, 0, 1, 1, 0x61, 0, 0, 0, 0)), isDecode("InvalidField", "message id count"));
   assert.throws(() => SeenMessages.decode(Uint8Array.of(1, 0, 0, 0, 1, 1, 0x20, 0, 0, 0, 1)), isDecode("InvalidField", "room id"));
+});
+
+// --- §3.5 signed backup replacement ---
+
+interface ReplaceCase {
+  current_backup: string;
+  current_sha256: string;
+  new_backup: string;
+  signing_input: string;
+  signature: string;
+}
+interface ReplaceVector {
+  user_id: string;
+  private_keys: string;
+  bundle: string;
+  cases: ReplaceCase[];
+}
+
+test("backup_replace.json: the signed input and signature byte for byte; a replay and other keys refused", async () => {
+  const v = vector<ReplaceVector>("backup_replace.json");
+  const user = userId(v.user_id);
+  const keys = await IdentityKeys.fromBytes(fromHex(v.private_keys));
+  const bundle = PublicBundle.decode(fromHex(v.bundle));
+  assert.ok(keys.matches(bundle));
+  assert.equal(v.cases.length, 2);
+  for (const c of v.cases) {
+    const current = fromHex(c.current_backup);
+    const next = KeyBackup.decode(fromHex(c.new_backup));
+    assert.equal(toHex(await sha256(current)), c.current_sha256);
+    assert.equal(toHex(await next.replacementInput(user, current)), c.signing_input);
+    assert.equal(toHex(await next.signReplacement(keys, user, current)), c.signature);
+    assert.ok(await next.verifyReplacement(bundle, current, fromHex(c.signature)));
+    assert.ok(!(await next.verifyReplacement(bundle, current, flip(fromHex(c.signature), 5))));
+  }
+  const [first, second] = v.cases as [ReplaceCase, ReplaceCase];
+  assert.equal(first.new_backup, second.current_backup);
+  // The first replacement, replayed once the backup has moved on, does not verify.
+  const replayed = KeyBackup.decode(fromHex(first.new_backup));
+  assert.ok(!(await replayed.verifyReplacement(bundle, fromHex(second.current_backup), fromHex(first.signature))));
+  // Nor does one made by other keys.
+  const other = await IdentityKeys.generate();
+  const next = KeyBackup.decode(fromHex(second.new_backup));
+  const current = fromHex(second.current_backup);
+  assert.ok(!(await next.verifyReplacement(bundle, current, await next.signReplacement(other, user, current))));
 });
