@@ -37,8 +37,13 @@ const PROBLEMS: Record<string, string> = {
   BadSignature: "Invalid sender: the signature does not match",
   Replayed: "This message was delivered twice; the copy is not shown",
   NotThisMessage: "The server moved this message: it is not shown",
+  RolledBack: "The server served an older state of this room: this message is not shown",
+  ForgedSender: "Invalid sender: the server names someone else than who signed this message",
+  NotEncrypted: "Not encrypted: this room is end-to-end encrypted, so this message cannot be from a member (the server may have written it)",
   Malformed: "This message is damaged and cannot be opened",
 };
+
+const ROLLED_BACK = "The server served an older state of this room than this device verified before; nothing was sent.";
 
 class Undecryptable extends Error {
   constructor(readonly kind: keyof typeof PROBLEMS) {
@@ -70,6 +75,8 @@ export class E2e {
   deferred = false;
   /** Contacts whose identity key changed and is not accepted yet. */
   keyChanges = new Set<string>();
+  /** Rooms whose chain the server served shorter than one verified before (a rollback). */
+  rolledBack = new Set<string>();
   private keys: IdentityKeys | null = null;
   private myBundle: PublicBundle | null = null;
   private readonly me: UserId;
@@ -84,6 +91,8 @@ export class E2e {
   private readonly pending = new Map<string, Promise<void>>();
   /** Per room, accepted message ids (hex) and the digest of the envelope accepted. */
   private readonly seen: Record<string, Record<string, string>>;
+  /** Per room, the length of the longest chain verified on this device (rollback check). */
+  private readonly heads: Record<string, number>;
 
   constructor(private readonly ws: Workspace) {
     this.me = toUserId(ws.me.id);
@@ -91,6 +100,7 @@ export class E2e {
     // A change not accepted yet stays announced across reloads (B4).
     for (const u of this.pins.users()) if (u !== this.me && this.pins.get(u)!.pending) this.keyChanges.add(u);
     this.seen = loadJson(`${STORE}seen.${this.me}`, {});
+    this.heads = loadJson(`${STORE}heads.${this.me}`, {});
     for (const [u, keys] of Object.entries(loadJson<Record<string, string[]>>(`${STORE}former.${this.me}`, {}))) {
       this.former.set(u, keys.map(fromBase64));
     }
@@ -314,6 +324,16 @@ export class E2e {
     if (!refresh && cached) return cached;
     if (!refresh && this.unchained.has(room)) return null;
     const { statements } = await this.ws.http.json<{ statements: string[] }>("GET", `/api/v1/rooms/${seg(room)}/statements`);
+    // A chain only grows: one shorter than verified before (here, or in an earlier
+    // session) is an older state the server replays, a removal left out, say. Keep the
+    // newer state and warn; with none in memory, refuse the room's chain.
+    if (statements.length < (this.heads[room] ?? 0)) {
+      this.rolledBack.add(room);
+      this.ws.changed();
+      if (cached) return cached;
+      throw new Error(ROLLED_BACK);
+    }
+    this.rolledBack.delete(room);
     if (statements.length === 0) {
       this.chains.delete(room);
       this.unchained.add(room);
@@ -333,6 +353,10 @@ export class E2e {
       chain = await RoomChain.verify(room, decoded, this.pinnedKey, opts);
     }
     this.chains.set(room, chain);
+    if (chain.length > (this.heads[room] ?? 0)) {
+      this.heads[room] = chain.length;
+      localStorage.setItem(`${STORE}heads.${this.me}`, JSON.stringify(this.heads));
+    }
     return chain;
   }
 
@@ -577,6 +601,8 @@ export class E2e {
   async sealText(room: Room, text: string, file?: FileRef, editOf?: string): Promise<{ id: string; ciphertext: string }> {
     const keys = this.requireKeys();
     const chain = await this.requiredChain(room.id);
+    // Nothing is sealed (nor a new epoch declared) on a state the server is rolling back.
+    if (this.rolledBack.has(room.id)) throw new Error(ROLLED_BACK);
     if (!chain.state.isEncrypted()) throw new Error("This room's signed state says it is no longer encrypted; reload the room.");
     const key = await this.sendingKey(room.id, chain);
     const header = newHeader(toRoomId(room.id), key.epochId, this.me);
@@ -668,11 +694,12 @@ export class E2e {
     } catch {
       throw new Undecryptable("Malformed");
     }
-    if (header.roomId !== room.id || header.senderId !== m.sender_id) throw new Undecryptable("NotThisMessage");
+    if (header.roomId !== room.id) throw new Undecryptable("NotThisMessage");
+    if (header.senderId !== m.sender_id) throw new Undecryptable("ForgedSender");
     if (!this.keys) throw new Undecryptable("Locked");
     let chain = await this.chain(room.id).catch(() => null);
     if (!chain || !chain.state.declares(header.epochId)) chain = await this.chain(room.id, true).catch(() => null);
-    if (!chain) throw new Undecryptable("NoChain");
+    if (!chain) throw new Undecryptable(this.rolledBack.has(room.id) ? "RolledBack" : "NoChain");
     let key = this.keyOf(room.id, header.epochId);
     if (!key) {
       await this.loadKeys(room.id, chain).catch(() => undefined);
@@ -704,6 +731,28 @@ export class E2e {
     await this.accept(room.id, id, bytes);
     const own = sender === this.me && this.keys.matches(this.myBundle ?? this.keys.bundle(this.me));
     return { body: opened.body, verified: !opened.underFormerKey && (own || (pin.state === "Verified" && !pin.pending)) };
+  }
+
+  /**
+   * Why a plaintext message cannot be shown in this room, or null. Once the verified
+   * chain says encrypted, members only seal (B12): plaintext placed after a message
+   * sealed under an epoch declared since encryption was last turned on came from the
+   * server. (Plaintext from before encryption was turned on stays readable.)
+   */
+  async plaintextProblem(room: Room, m: Message, timeline: Message[]): Promise<string | null> {
+    const chain = await this.chain(room.id).catch(() => null);
+    if (!chain && this.rolledBack.has(room.id)) return PROBLEMS.RolledBack!;
+    if (!chain || !chain.state.isEncrypted()) return null;
+    const since = epochsSinceEncrypted(chain);
+    for (const x of timeline) {
+      if (x.seq >= m.seq || x.ciphertext === null || x.deleted) continue;
+      try {
+        if (since.has(toHex(peekEnvelope(fromBase64(x.ciphertext)).epochId))) return PROBLEMS.NotEncrypted!;
+      } catch {
+        /* a damaged envelope says nothing about when encryption began */
+      }
+    }
+    return null;
   }
 
   /** The replay check (§7.7): an envelope id is accepted once; the same envelope reads again. */
@@ -860,6 +909,17 @@ function loadJson<T>(key: string, fallback: T): T {
 }
 
 export { ChainError };
+
+/** The epochs (hex) the chain declared since it last turned encryption on. */
+function epochsSinceEncrypted(chain: RoomChain): Set<string> {
+  let since = new Set<string>();
+  for (const s of chain.statements()) {
+    const a = s.action;
+    if ((a.type === "Create" && a.encrypted) || (a.type === "SetEncryption" && a.on)) since = new Set();
+    else if (a.type === "NewEpoch") since.add(toHex(a.epoch));
+  }
+  return since;
+}
 
 /** Whether the encoded statement removes `me` from its room, or is `me` leaving it. */
 function endsMembership(statement: string, me: UserId): boolean {

@@ -339,6 +339,10 @@ export class Workspace extends Emitter {
       if (!room) return { ...base, encrypted: true, text: null, problem: "This message cannot be opened here" };
       return this.e2e.view(room, m);
     }
+    if (room && m.text !== null) {
+      const problem = await this.e2e.plaintextProblem(room, m, this.timelines.get(m.room_id)?.messages ?? []);
+      if (problem) return { ...base, text: null, problem };
+    }
     if (m.text !== null) {
       const f = parseFileText(m.text);
       if (f) return { ...base, file: { fileId: f.fileId, name: f.label.replace(/\s*\([^)]*\)$/, "") || "file", size: null, type: null } };

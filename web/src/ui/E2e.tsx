@@ -53,6 +53,17 @@ export function E2eBanners(props: { ws: Workspace }) {
           </button>
         </div>
       ))}
+      {[...e2e.rolledBack].map((roomId) => {
+        const room = ws.rooms.get(roomId);
+        return (
+          <div key={roomId} class="banner warn" role="alert">
+            <Icon name="warning" />
+            <span class="grow">
+              <strong>The server showed an older state of {room ? ws.roomTitle(room) : "a room"}.</strong> Changes you saw before, such as someone's removal, were left out. Sotto keeps the newer state, and room keys follow it.
+            </span>
+          </div>
+        );
+      })}
       {open === "save" && <SavePasswordDialog e2e={e2e} onClose={() => setOpen(null)} />}
       {open === "unlock" && <UnlockDialog e2e={e2e} onClose={() => setOpen(null)} />}
       {open && typeof open === "object" && <VerifyDialog ws={ws} userId={open.verify} onClose={() => setOpen(null)} />}
