@@ -39,6 +39,8 @@ enum Scenario {
     Fanout(scenarios::FanoutArgs),
     /// 2: many users in rooms of 4–10, rate raised until REST p99 passes the limit.
     Capacity(scenarios::CapacityArgs),
+    /// Scenario 2's users and rooms at one fixed rate for many minutes (the soak).
+    Soak(scenarios::SoakArgs),
     /// 3: idle authenticated sockets (server RSS per connection), then a reconnect storm.
     Idle(scenarios::IdleArgs),
     /// 4: pages of 50 from a long history, and the room list of a user in many rooms.
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
             let result = match &cli.scenario {
                 Scenario::Fanout(a) => scenarios::fanout(&target, a).await,
                 Scenario::Capacity(a) => scenarios::capacity(&target, a).await,
+                Scenario::Soak(a) => scenarios::soak(&target, a).await,
                 Scenario::Idle(a) => scenarios::idle(&target, a).await,
                 Scenario::History(a) => history::history(&target, a).await,
                 Scenario::Rotation(a) => rotation::rotation(&target, a).await,

@@ -174,15 +174,8 @@ pub(crate) async fn fanout(target: &impl Chat, args: &FanoutArgs) -> anyhow::Res
 
 #[derive(Args, Debug)]
 pub(crate) struct CapacityArgs {
-    /// Users, each online with one socket and in one room.
-    #[arg(long, default_value_t = 2000)]
-    users: usize,
-    /// Smallest room.
-    #[arg(long, default_value_t = 4)]
-    room_min: usize,
-    /// Largest room.
-    #[arg(long, default_value_t = 10)]
-    room_max: usize,
+    #[command(flatten)]
+    rooms: RoomArgs,
     /// Messages per second of the first step.
     #[arg(long, default_value_t = 250.0)]
     start_rate: f64,
@@ -203,62 +196,169 @@ pub(crate) struct CapacityArgs {
 /// Scenario 2: many users in small rooms; the send rate rises step by step until REST
 /// p99 passes the limit (or sends fail).
 pub(crate) async fn capacity(target: &impl Chat, args: &CapacityArgs) -> anyhow::Result<()> {
-    if args.room_min < 2 || args.room_min > args.room_max || args.users < args.room_min {
-        bail!("need 2 <= room-min <= room-max <= users");
-    }
     if args.factor <= 1.0 {
         bail!("--factor must be above 1");
     }
-    let users = target.users(args.users).await?;
-    let http = Arc::new(Http::new(target.addr()));
-    // Each user's room, and how many members it has.
-    let mut room_of: Vec<(String, u64)> = Vec::with_capacity(users.len());
-    let mut next = 0;
-    let sizes = room_sizes(users.len(), args.room_min, args.room_max, 0x5077_0b3e);
-    for (k, &size) in sizes.iter().enumerate() {
-        let group = &users[next..next + size];
-        let room = target
-            .room(&group[0], &group[1..], &format!("room-{k}"))
-            .await?;
-        room_of.extend(std::iter::repeat_n((room, size as u64), size));
-        next += size;
-    }
-    eprintln!("created {} rooms", sizes.len());
-    let epoch = Instant::now();
-    let readers = target.listen(&users, epoch).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
+    let load = SmallRooms::open(target, &args.rooms).await?;
     println!(
         "capacity: {} users in {} rooms of {}–{}, {} s steps, stop at REST p99 > {} ms",
-        users.len(),
-        sizes.len(),
-        args.room_min,
-        args.room_max,
+        load.users.len(),
+        load.rooms,
+        args.rooms.room_min,
+        args.rooms.room_max,
         args.step.as_secs_f64(),
         args.p99_limit_ms
     );
-    println!(
-        "  offered msg/s | persisted msg/s | deliveries/s | REST p50 / p99 / p99.9 / max (ms) | delivery p50 / p99 / max (ms) | errors | server CPU %"
-    );
+    println!("  {}", StepRow::HEADER);
     let mut rate = args.start_rate;
-    let mut n = 0u64;
     let mut best: Option<(f64, f64)> = None;
     loop {
-        let sender = Sender::new(http.clone());
+        let row = load.step(target, rate, args.step).await?;
+        println!("  {row}");
+        let over = row.rest_ms[1] > args.p99_limit_ms;
+        let failing = row.failed_sends * 100 > row.sends;
+        if !over && !failing {
+            best = Some((row.persisted, row.deliveries));
+        }
+        if over || failing || rate * args.factor > args.max_rate {
+            if failing {
+                println!("  stopped: more than 1 % of sends failed");
+            }
+            break;
+        }
+        rate *= args.factor;
+    }
+    match best {
+        Some((p, d)) => println!(
+            "  capacity (last step within the limit): {p:.0} persisted msg/s, {d:.0} deliveries/s"
+        ),
+        None => println!("  no step stayed within the limit"),
+    }
+    load.finish(target).await
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SoakArgs {
+    #[command(flatten)]
+    rooms: RoomArgs,
+    /// Messages per second, held for the whole run (half the measured capacity).
+    #[arg(long)]
+    rate: f64,
+    /// Minutes of load; one row per minute.
+    #[arg(long, default_value_t = 30)]
+    minutes: u32,
+}
+
+/// The soak: scenario 2's users and rooms at one fixed rate for many minutes, one row
+/// (with the server's resident memory) per minute, so growth over time shows.
+pub(crate) async fn soak(target: &impl Chat, args: &SoakArgs) -> anyhow::Result<()> {
+    if !(args.rate > 0.0 && args.rate.is_finite()) || args.minutes == 0 {
+        bail!("need a positive --rate and --minutes");
+    }
+    let load = SmallRooms::open(target, &args.rooms).await?;
+    println!(
+        "soak: {} users in {} rooms of {}–{}, {} msg/s for {} min",
+        load.users.len(),
+        load.rooms,
+        args.rooms.room_min,
+        args.rooms.room_max,
+        args.rate,
+        args.minutes
+    );
+    println!("  min | {} | server RSS", StepRow::HEADER);
+    let mut failed = 0;
+    for minute in 1..=args.minutes {
+        let row = load
+            .step(target, args.rate, Duration::from_secs(60))
+            .await?;
+        failed += row.failed_sends + row.missing;
+        println!("  {minute:>3} | {row} | {}", mib(target.sample()?.rss));
+    }
+    println!("  errors over the whole run: {failed}");
+    load.finish(target).await
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RoomArgs {
+    /// Users, each online with one socket and in one room.
+    #[arg(long, default_value_t = 2000)]
+    users: usize,
+    /// Smallest room.
+    #[arg(long, default_value_t = 4)]
+    room_min: usize,
+    /// Largest room.
+    #[arg(long, default_value_t = 10)]
+    room_max: usize,
+}
+
+/// Scenario 2's population: every user online in one small room, and the message
+/// counter shared by the steps run over it.
+struct SmallRooms {
+    users: Vec<BenchUser>,
+    /// Each user's room and its member count.
+    room_of: Vec<(String, u64)>,
+    rooms: usize,
+    http: Arc<Http>,
+    readers: Readers,
+    epoch: Instant,
+    sent: AtomicU64,
+}
+
+impl SmallRooms {
+    async fn open(target: &impl Chat, args: &RoomArgs) -> anyhow::Result<Self> {
+        if args.room_min < 2 || args.room_min > args.room_max || args.users < args.room_min {
+            bail!("need 2 <= room-min <= room-max <= users");
+        }
+        let users = target.users(args.users).await?;
+        let mut room_of: Vec<(String, u64)> = Vec::with_capacity(users.len());
+        let mut next = 0;
+        let sizes = room_sizes(users.len(), args.room_min, args.room_max, 0x5077_0b3e);
+        for (k, &size) in sizes.iter().enumerate() {
+            let group = &users[next..next + size];
+            let room = target
+                .room(&group[0], &group[1..], &format!("room-{k}"))
+                .await?;
+            room_of.extend(std::iter::repeat_n((room, size as u64), size));
+            next += size;
+        }
+        eprintln!("created {} rooms", sizes.len());
+        let epoch = Instant::now();
+        let readers = target.listen(&users, epoch).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(Self {
+            http: Arc::new(Http::new(target.addr())),
+            users,
+            room_of,
+            rooms: sizes.len(),
+            readers,
+            epoch,
+            sent: AtomicU64::new(0),
+        })
+    }
+
+    /// Sends at `rate` for `duration`, users taking turns, and waits for the deliveries.
+    async fn step(
+        &self,
+        target: &impl Chat,
+        rate: f64,
+        duration: Duration,
+    ) -> anyhow::Result<StepRow> {
+        let (epoch, readers) = (self.epoch, &self.readers);
+        let sender = Sender::new(self.http.clone());
         let delivered_before = readers.seen.count.load(Ordering::Relaxed);
         readers.seen.latency.take();
-        let schedule = Schedule::for_duration(rate, args.step);
+        let schedule = Schedule::for_duration(rate, duration);
         let before = target.sample()?;
         let start = Instant::now() + Duration::from_millis(50);
         let mut want = 0u64;
         schedule
             .run(start, |_, due| {
-                let k = n as usize % users.len();
-                let (room, size) = &room_of[k];
+                let n = self.sent.fetch_add(1, Ordering::Relaxed);
+                let k = n as usize % self.users.len();
+                let (room, size) = &self.room_of[k];
                 let id = message_id(target.tag(), due - epoch, n);
-                n += 1;
                 want += size;
-                sender.fire(epoch, due, target.send(room, &users[k], &id));
+                sender.fire(epoch, due, target.send(room, &self.users[k], &id));
             })
             .await;
         sender.drain().await;
@@ -285,49 +385,64 @@ pub(crate) async fn capacity(target: &impl Chat, args: &CapacityArgs) -> anyhow:
         let rest = sender.done.latency.take().summary();
         let delivery = readers.seen.latency.take().summary();
         let cpu = after.cpu.saturating_sub(before.cpu).as_secs_f64();
-        let persisted = per_second(ok, window);
-        let deliveries = per_second(got, window);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        Ok(StepRow {
+            offered: rate,
+            persisted: per_second(ok, window),
+            deliveries: per_second(got, window),
+            rest_ms: [ms(rest.p50), ms(rest.p99), ms(rest.p999), ms(rest.max)],
+            delivery_ms: [ms(delivery.p50), ms(delivery.p99), ms(delivery.max)],
+            sends: ok + errors,
+            failed_sends: errors,
+            missing: want.saturating_sub(got),
+            cpu_percent: 100.0 * cpu / window.as_secs_f64().max(1e-9),
+        })
+    }
+
+    async fn finish(self, target: &impl Chat) -> anyhow::Result<()> {
         println!(
-            "  {:>13.0} | {:>15.0} | {:>12.0} | {:.1} / {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {} | {:.0}",
-            rate,
-            persisted,
-            deliveries,
-            rest.p50.as_secs_f64() * 1e3,
-            rest.p99.as_secs_f64() * 1e3,
-            rest.p999.as_secs_f64() * 1e3,
-            rest.max.as_secs_f64() * 1e3,
-            delivery.p50.as_secs_f64() * 1e3,
-            delivery.p99.as_secs_f64() * 1e3,
-            delivery.max.as_secs_f64() * 1e3,
-            errors + want.saturating_sub(got),
-            100.0 * cpu / window.as_secs_f64().max(1e-9),
+            "  sockets closed during the run: {}; server peak RSS {}",
+            self.readers.seen.closed.load(Ordering::Relaxed),
+            mib(target.sample()?.peak_rss)
         );
-        let over = rest.p99.as_secs_f64() * 1e3 > args.p99_limit_ms;
-        let failing = errors * 100 > ok + errors;
-        if !over && !failing {
-            best = Some((persisted, deliveries));
-        }
-        if over || failing || rate * args.factor > args.max_rate {
-            if failing {
-                println!("  stopped: more than 1 % of sends failed");
-            }
-            break;
-        }
-        rate *= args.factor;
+        self.readers.stop().await;
+        Ok(())
     }
-    match best {
-        Some((p, d)) => println!(
-            "  capacity (last step within the limit): {p:.0} persisted msg/s, {d:.0} deliveries/s"
-        ),
-        None => println!("  no step stayed within the limit"),
+}
+
+/// One step of a run over [`SmallRooms`], printed as a table row.
+struct StepRow {
+    offered: f64,
+    persisted: f64,
+    deliveries: f64,
+    /// REST p50, p99, p99.9, max.
+    rest_ms: [f64; 4],
+    /// Send → receive p50, p99, max.
+    delivery_ms: [f64; 3],
+    sends: u64,
+    failed_sends: u64,
+    missing: u64,
+    cpu_percent: f64,
+}
+
+impl StepRow {
+    const HEADER: &str = "offered msg/s | persisted msg/s | deliveries/s | REST p50 / p99 / p99.9 / max (ms) | delivery p50 / p99 / max (ms) | errors | server CPU %";
+}
+
+impl std::fmt::Display for StepRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [r50, r99, r999, rmax] = self.rest_ms;
+        let [d50, d99, dmax] = self.delivery_ms;
+        write!(
+            f,
+            "{:>13.0} | {:>15.0} | {:>12.0} | {r50:.1} / {r99:.1} / {r999:.1} / {rmax:.1} | {d50:.1} / {d99:.1} / {dmax:.1} | {} | {:.0}",
+            self.offered,
+            self.persisted,
+            self.deliveries,
+            self.failed_sends + self.missing,
+            self.cpu_percent,
+        )
     }
-    println!(
-        "  sockets closed during the run: {}; server peak RSS {}",
-        readers.seen.closed.load(Ordering::Relaxed),
-        mib(target.sample()?.peak_rss)
-    );
-    readers.stop().await;
-    Ok(())
 }
 
 #[derive(Args, Debug)]
