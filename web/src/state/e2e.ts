@@ -40,6 +40,7 @@ const PROBLEMS: Record<string, string> = {
   RolledBack: "The server served an older state of this room: this message is not shown",
   ForgedSender: "Invalid sender: the server names someone else than who signed this message",
   NotEncrypted: "Not encrypted: this room is end-to-end encrypted, so this message cannot be from a member (the server may have written it)",
+  SupersededEpoch: "Sent under a room key that was already replaced, by someone who no longer holds the room's key: the server put it here",
   Malformed: "This message is damaged and cannot be opened",
 };
 
@@ -686,7 +687,8 @@ export class E2e {
     }
   }
 
-  private async open(room: Room, m: Message): Promise<{ body: MessageBody; verified: boolean }> {
+  /** Opens an envelope with every check of §7.6; `place`: also whether the room's order allows it (see `superseded`). */
+  private async open(room: Room, m: Message, place = true): Promise<{ body: MessageBody; verified: boolean }> {
     const bytes = fromBase64(m.ciphertext ?? "");
     let header;
     try {
@@ -728,9 +730,37 @@ export class E2e {
     const id = randomIdToHex(header.messageId);
     const editOf = opened.body.editOf ? randomIdToHex(opened.body.editOf) : null;
     if (id !== m.id && editOf !== m.id) throw new Undecryptable("NotThisMessage");
+    if (place && (await this.superseded(room, m, header.epochId, sender, state))) throw new Undecryptable("SupersededEpoch");
     await this.accept(room.id, id, bytes);
     const own = sender === this.me && this.keys.matches(this.myBundle ?? this.keys.bundle(this.me));
     return { body: opened.body, verified: !opened.underFormerKey && (own || (pin.state === "Verified" && !pin.pending)) };
+  }
+
+  /**
+   * Whether an envelope under `epoch` from `sender` comes, in the room's order, after a
+   * message that opened under a later epoch the sender may not hold (a removed member
+   * still holding the old key). An honest server stores envelopes only under the
+   * current epoch (§7.5), so only the server can have put it there. Only envelopes that
+   * open count as later: a forged one cannot get a genuine message flagged.
+   */
+  private async superseded(room: Room, m: Message, epoch: EpochId, sender: UserId, state: RoomChain["state"]): Promise<boolean> {
+    const epochs = state.epochList();
+    const mine = epochs.findIndex((e) => toHex(e) === toHex(epoch));
+    if (mine < 0) return false;
+    const barred = new Set(epochs.slice(mine + 1).filter((e) => !state.mayHoldEpoch(e, sender)).map(toHex));
+    if (barred.size === 0) return false;
+    for (const x of this.ws.timelines.get(room.id)?.messages ?? []) {
+      if (x.version_seq >= m.version_seq || x.ciphertext === null || x.deleted) continue;
+      let later: string;
+      try {
+        later = toHex(peekEnvelope(fromBase64(x.ciphertext)).epochId);
+      } catch {
+        continue;
+      }
+      if (!barred.has(later)) continue;
+      if (await this.open(room, x, false).then(() => true, () => false)) return true;
+    }
+    return false;
   }
 
   /**
