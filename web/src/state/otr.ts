@@ -91,6 +91,8 @@ interface Conversation {
   invitation: Invitation | null;
   /** Sessions another tab of this user answered: their frames are not for this tab. */
   elsewhere: Set<string>;
+  /** Sessions this tab ran or was invited to: an offer of one again is a replay. */
+  past: Set<string>;
   messages: StoredMessage[];
   counter: number;
   timer: ReturnType<typeof setTimeout> | null;
@@ -379,7 +381,10 @@ export class OtrManager {
     try {
       event = await s.handle(frame);
     } catch (e) {
-      if (c.session === s) this.set(c, { phase: "broken", reason: frameProblem(e, this.name(sender)) });
+      if (c.session !== s) return;
+      // A refused frame leaves the session as it was (§9.5): a running one goes on.
+      const running = s.state === "Established" && c.state.phase === "established";
+      this.set(c, { phase: running ? "established" : "broken", reason: frameProblem(e, this.name(sender)) });
       return;
     }
     if (c.session !== s) return;
@@ -417,6 +422,11 @@ export class OtrManager {
     const name = this.name(sender);
     switch (frame.kind) {
       case "Offer": {
+        if (c.past.has(hex)) {
+          // Offered before (a replay, §9.2): no new invitation, the state as it was.
+          if (c.invitation?.hex !== hex) this.set(c, { ...c.state, reason: `An old off-the-record invitation from ${name} was delivered again and refused.` });
+          return;
+        }
         const s = c.session;
         if (s && s.state === "AwaitingAccept" && c.state.phase === "offering" && !c.state.byPeer) {
           // Both pressed Start OTR: the offer with the smaller session id goes ahead,
@@ -555,6 +565,7 @@ export class OtrManager {
       lost: stored.session,
       invitation: null,
       elsewhere: new Set(),
+      past: new Set(),
       messages: stored.messages,
       counter: stored.messages.length,
       timer: null,
@@ -592,6 +603,7 @@ export class OtrManager {
     this.clearTimers(c);
     c.invitation = null;
     c.session = session;
+    c.past.add(toHex(session.id));
     c.lost = null;
     this.save(roomId, c);
   }
@@ -617,6 +629,7 @@ export class OtrManager {
 
   private invite(roomId: string, c: Conversation, inv: Invitation, reason?: string): void {
     if (c.inviteTimer) clearTimeout(c.inviteTimer);
+    c.past.add(inv.hex);
     c.invitation = inv;
     this.set(c, reason ? { phase: "offered", byPeer: true, reason } : { phase: "offered", byPeer: true });
     c.inviteTimer = setTimeout(() => {
