@@ -529,6 +529,18 @@ async fn every_failure_has_the_error_shape() {
     t.send(raw("[1, 2]", Some("application/json")))
         .await
         .expect_error(400, "invalid_json");
+    // A body is an object, never an array of a request's fields in order.
+    t.send(raw(r#"["nobody", "a password"]"#, Some("application/json")))
+        .await
+        .expect_error(400, "invalid_json");
+    // Any application/…+json type is JSON.
+    let login = r#"{"username": "nobody", "password": "a password"}"#;
+    t.send(raw(login, Some("application/vnd.sotto+json; charset=utf-8")))
+        .await
+        .expect_error(401, "invalid_credentials");
+    t.send(raw(login, Some("application/jsonx")))
+        .await
+        .expect_error(415, "unsupported_media_type");
     t.send(raw("{}", None))
         .await
         .expect_error(415, "unsupported_media_type");

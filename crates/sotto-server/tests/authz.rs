@@ -98,6 +98,24 @@ fn endpoints() -> Vec<Endpoint> {
             None,
             [401, 403, 404],
         ),
+        e(
+            Method::GET,
+            "/api/v1/admin/rooms/{id}/members",
+            None,
+            [401, 403, 404],
+        ),
+        e(
+            Method::POST,
+            "/api/v1/admin/rooms/{id}/members",
+            Some(json!({"user_id": "no-such-id"})),
+            [401, 403, 404],
+        ),
+        e(
+            Method::DELETE,
+            "/api/v1/admin/rooms/{id}/members/{user_id}",
+            None,
+            [401, 403, 404],
+        ),
         e(Method::GET, "/api/v1/settings", None, [401, 200, 200]),
         e(
             Method::PUT,

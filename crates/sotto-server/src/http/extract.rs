@@ -3,48 +3,80 @@
 use super::error::ApiError;
 use crate::AppState;
 use crate::service::{Actor, Principal};
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
 use sotto_api::ErrorCode;
 use std::net::{IpAddr, SocketAddr};
 
-/// A JSON request body; bad bodies answer `invalid_json`, `unsupported_media_type` or
-/// `payload_too_large`.
+/// A JSON request body; bad bodies answer `invalid_json`, `unsupported_media_type`,
+/// `payload_too_large` or `request_timeout`.
 pub(super) struct Json<T>(pub T);
 
 impl<S, T> FromRequest<S> for Json<T>
 where
-    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    T: serde::de::DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "expected a body with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        // Every body of this API is an object; serde would also read a struct from an
+        // array of its fields.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::new(
+                ErrorCode::InvalidJson,
+                "the body must be a JSON object",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(rejection) => Err(json_error(rejection)),
         }
     }
 }
 
-fn json_error(rejection: JsonRejection) -> ApiError {
+/// `application/json`, or another `application/…+json` type.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence
+            .get(..12)
+            .is_some_and(|p| p.eq_ignore_ascii_case("application/"))
+            && essence.to_ascii_lowercase().ends_with("+json")
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
     if caused_by_timeout(&rejection) {
-        return ApiError::new(
+        ApiError::new(
             ErrorCode::RequestTimeout,
             "the request body came too slowly",
-        );
+        )
+    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+    } else {
+        ApiError::new(ErrorCode::InvalidJson, rejection.body_text())
     }
+}
+
+fn json_error(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidJson, e.body_text()),
         JsonRejection::JsonSyntaxError(e) => ApiError::new(ErrorCode::InvalidJson, e.body_text()),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "expected a body with Content-Type: application/json",
-        ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
-        }
         other => ApiError::new(ErrorCode::InvalidJson, other.body_text()),
     }
 }

@@ -35,6 +35,7 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 /// The whole application, ready to serve or to call in tests without a socket.
 pub fn app(state: AppState) -> Router {
     let (router, document) = api_router().split_for_parts();
+    let document = with_body_answers(document);
     router
         .merge(web::router())
         .fallback(web::fallback)
@@ -74,5 +75,47 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document (for tests and tools).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    with_body_answers(api_router().split_for_parts().1)
+}
+
+/// Adds to every operation with a JSON body the answers its body extractor may give
+/// whatever the handler does: `413 payload_too_large` and `415 unsupported_media_type`.
+fn with_body_answers(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let answer = |code: &str| {
+        let schema = Ref::from_schema_name("ErrorBody");
+        ResponseBuilder::new()
+            .description(format!("`{code}`"))
+            .content(
+                "application/json",
+                ContentBuilder::new().schema(Some(schema)).build(),
+            )
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in operations.into_iter().flatten() {
+            let json = op
+                .request_body
+                .as_ref()
+                .is_some_and(|b| b.content.contains_key("application/json"));
+            if json {
+                let responses = &mut op.responses.responses;
+                for (status, code) in [
+                    ("413", "payload_too_large"),
+                    ("415", "unsupported_media_type"),
+                ] {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| answer(code).into());
+                }
+            }
+        }
+    }
+    doc
 }

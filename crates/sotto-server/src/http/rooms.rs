@@ -378,6 +378,7 @@ async fn unset_owner(
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`conflict`: the id holds another message", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many messages; `Retry-After` says how many seconds to wait", body = ErrorBody),
     ))]
 async fn send_message(
     State(state): State<AppState>,
