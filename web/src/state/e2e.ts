@@ -94,6 +94,8 @@ export class E2e {
   private readonly seen: Record<string, Record<string, string>>;
   /** Per room, the length of the longest chain verified on this device (rollback check). */
   private readonly heads: Record<string, number>;
+  /** Per room, each epoch (hex) whose NewEpoch statement arrived live, with the room's seq then. */
+  private readonly declaredAt: Record<string, Record<string, number>>;
 
   constructor(private readonly ws: Workspace) {
     this.me = toUserId(ws.me.id);
@@ -102,6 +104,7 @@ export class E2e {
     for (const u of this.pins.users()) if (u !== this.me && this.pins.get(u)!.pending) this.keyChanges.add(u);
     this.seen = loadJson(`${STORE}seen.${this.me}`, {});
     this.heads = loadJson(`${STORE}heads.${this.me}`, {});
+    this.declaredAt = loadJson(`${STORE}declared.${this.me}`, {});
     for (const [u, keys] of Object.entries(loadJson<Record<string, string[]>>(`${STORE}former.${this.me}`, {}))) {
       this.former.set(u, keys.map(fromBase64));
     }
@@ -738,10 +741,11 @@ export class E2e {
 
   /**
    * Whether an envelope under `epoch` from `sender` comes, in the room's order, after a
-   * message that opened under a later epoch the sender may not hold (a removed member
-   * still holding the old key). An honest server stores envelopes only under the
-   * current epoch (§7.5), so only the server can have put it there. Only envelopes that
-   * open count as later: a forged one cannot get a genuine message flagged.
+   * later epoch the sender may not hold (a removed member still holding the old key):
+   * after that epoch's statement as this device saw it arrive, or after a message that
+   * opened under it. An honest server stores envelopes only under the current epoch
+   * (§7.5), so only the server can have put it there. Only envelopes that open count as
+   * later: a forged one cannot get a genuine message flagged.
    */
   private async superseded(room: Room, m: Message, epoch: EpochId, sender: UserId, state: RoomChain["state"]): Promise<boolean> {
     const epochs = state.epochList();
@@ -749,6 +753,8 @@ export class E2e {
     if (mine < 0) return false;
     const barred = new Set(epochs.slice(mine + 1).filter((e) => !state.mayHoldEpoch(e, sender)).map(toHex));
     if (barred.size === 0) return false;
+    const declared = this.declaredAt[room.id] ?? {};
+    if ([...barred].some((e) => (declared[e] ?? Infinity) < m.version_seq)) return true;
     for (const x of this.ws.timelines.get(room.id)?.messages ?? []) {
       if (x.version_seq >= m.version_seq || x.ciphertext === null || x.deleted) continue;
       let later: string;
@@ -838,6 +844,7 @@ export class E2e {
       }
       case "statement_added":
         this.unchained.delete(f.room_id);
+        this.noteDeclaration(f.room_id, f.statement, f.seq);
         // The statement that removes this user, or records their leaving, is the last of
         // the room they see: the server refuses them its chain from then on.
         if (endsMembership(f.statement, this.me)) {
@@ -859,6 +866,22 @@ export class E2e {
       default:
         return;
     }
+  }
+
+  /** Remembers where in the room's order a new epoch was declared, as it arrives (see `superseded`). */
+  private noteDeclaration(roomId: string, statement: string, seq: number): void {
+    let epoch: string;
+    try {
+      const s = decodeStatement(fromBase64(statement));
+      if (s.action.type !== "NewEpoch") return;
+      epoch = toHex(s.action.epoch);
+    } catch {
+      return;
+    }
+    const room = (this.declaredAt[roomId] ??= {});
+    if (room[epoch] !== undefined) return;
+    room[epoch] = seq;
+    localStorage.setItem(`${STORE}declared.${this.me}`, JSON.stringify(this.declaredAt));
   }
 
   // --- persistence of public state (pins, accepted parameters) ---

@@ -237,13 +237,17 @@ test("hostile server: ghost members, forged key requests, forged or misplaced ro
       assert.equal(await messages(bob.page).getByText(oldText, { exact: true }).count(), 1, "the old text is shown once, where it belongs");
     });
 
-    await t.test("row 14: Cyd's message under the old epoch, injected after the rotation, is flagged live and in history", async () => {
-      const lie = "cyd: meet me outside the office at nine";
+    /** A message from Cyd sealed under the old epoch with the key she kept, placed at `seq`. */
+    const fromCyd = async (lie: string, seq: number): Promise<Msg> => {
       const header = newHeader(toRoomId(room), oldKey.epochId, toUserId(cydId));
       const sealed = await sealEnvelope(textBody(toRoomId(room), toUserId(cydId), lie), header, oldKey, cydKeys);
-      const seq = newRecord.seq + 100;
-      const injected: Msg = { ...newRecord, id: randomIdToHex(header.messageId), sender_id: cydId, seq, version_seq: seq, text: null, ciphertext: toBase64(sealed), created_at: Date.now() };
-      const note = "Sent under a room key that was already replaced";
+      return { ...newRecord, id: randomIdToHex(header.messageId), sender_id: cydId, seq, version_seq: seq, text: null, ciphertext: toBase64(sealed), created_at: Date.now() };
+    };
+    const note = "Sent under a room key that was already replaced";
+
+    await t.test("row 14: Cyd's message under the old epoch, injected after the rotation, is flagged live and in history", async () => {
+      const lie = "cyd: meet me outside the office at nine";
+      const injected = await fromCyd(lie, newRecord.seq + 100);
       bob.evil.inject(created(injected));
       await refused(bob.page, note).waitFor();
       assert.equal(await messages(bob.page).getByText(lie).count(), 0, "the old-epoch text is never shown");
@@ -256,6 +260,25 @@ test("hostile server: ghost members, forged key requests, forged or misplaced ro
       await refused(bob.page, note).waitFor();
       assert.equal(await messages(bob.page).getByText(lie).count(), 0);
       await message(bob.page, oldText).waitFor();
+      undo();
+    });
+
+    await t.test("row 14: flagged also when the server withholds every message of the newer epoch", async () => {
+      const lie = "cyd: the plan changed, ignore ana";
+      const injected = await fromCyd(lie, newRecord.seq + 200);
+      const newer = (m: Msg) => m.ciphertext !== null && toHex(peekEnvelope(fromBase64(m.ciphertext)).epochId) === newEpoch;
+      const undo = bob.evil.rewriteJson("GET", new RegExp(`^/api/v1/rooms/${room}/messages`), (json) => ({ ...json, messages: [...json.messages.filter((m: Msg) => !newer(m)), injected] }));
+      await bob.page.reload();
+      await unlock(bob.page, bob.password);
+      await message(bob.page, oldText).waitFor();
+      await refused(bob.page, note).waitFor();
+      assert.equal(await messages(bob.page).getByText(newText).count(), 0, "the newer epoch's message is withheld");
+      assert.equal(await messages(bob.page).getByText(lie).count(), 0, "the old-epoch text is never shown");
+      // And live, with nothing of the newer epoch in sight.
+      const again = "cyd: really, meet me outside";
+      bob.evil.inject(created(await fromCyd(again, newRecord.seq + 201)));
+      await refused(bob.page, note).nth(1).waitFor();
+      assert.equal(await messages(bob.page).getByText(again).count(), 0);
       undo();
     });
 
