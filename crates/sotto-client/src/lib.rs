@@ -41,6 +41,6 @@ pub use otr::{
 };
 pub use profile::Profile;
 pub use roomkeys::RoomKeys;
-pub use rooms::{MemberView, NewRoom, NewRoomKind, RoomView};
+pub use rooms::{MemberNote, MemberView, NewRoom, NewRoomKind, RoomView};
 pub use sotto_api;
 pub use sotto_crypto;

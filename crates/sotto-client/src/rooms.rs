@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::roomkeys::parse_room;
 use reqwest::Method;
 use sotto_api::rooms::{
-    CreateRoomRequest, InviteRequest, MarkReadRequest, ReadMarker, Room, RoomKind as ApiKind,
-    RoomList, SetEncryptionRequest,
+    CreateRoomRequest, InviteRequest, MarkReadRequest, MemberList, ReadMarker, Room,
+    RoomKind as ApiKind, RoomList, SetEncryptionRequest,
 };
 use sotto_crypto::chain::{Action, Create, RoomKind, Statement};
 use sotto_crypto::{RoomId, UserId};
@@ -55,6 +55,51 @@ pub struct MemberView {
     /// Whether the server lists this member; `false` for a member the chain has but the
     /// server does not show.
     pub listed_by_server: bool,
+    /// The administrator the server says added this member without the room's say.
+    pub forced_by: Option<String>,
+}
+
+/// Why a member's place in a room is not simply vouched for by the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberNote {
+    /// An administrator added them without a signed statement: the room's chain does not
+    /// vouch for them, so they get no room key.
+    AddedByAdministrator,
+    /// The server lists them but the chain does not vouch for them, and the server gives
+    /// no reason: no room key.
+    NotVerifiedByRoom,
+    /// The chain still lists them but the server does not: an administrator removed them
+    /// (on an honest server nothing else removes a member without a signed statement).
+    /// Until an owner signs their removal they remain in the room's signed state.
+    RemovedByAdministrator,
+}
+
+impl MemberNote {
+    /// The words a client shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::AddedByAdministrator => "Added by an administrator — not verified by the room",
+            Self::NotVerifiedByRoom => "Not verified by the room",
+            Self::RemovedByAdministrator => {
+                "Removed by an administrator — still in the room's signed state"
+            }
+        }
+    }
+}
+
+impl MemberView {
+    /// Why this member is not simply vouched for by the room; `None` when they are.
+    pub fn note(&self) -> Option<MemberNote> {
+        if !self.listed_by_server {
+            Some(MemberNote::RemovedByAdministrator)
+        } else if self.verified_by_room {
+            None
+        } else if self.forced_by.is_some() {
+            Some(MemberNote::AddedByAdministrator)
+        } else {
+            Some(MemberNote::NotVerifiedByRoom)
+        }
+    }
 }
 
 /// A room with its members checked against its state chain.
@@ -125,6 +170,7 @@ impl Client {
                     }
                 },
                 listed_by_server: true,
+                forced_by: m.forced_by.clone(),
             })
             .collect();
         if let Some(c) = &chain {
@@ -137,6 +183,7 @@ impl Client {
                         owner: c.state().is_owner(u),
                         verified_by_room: true,
                         listed_by_server: false,
+                        forced_by: None,
                     });
                 }
             }
@@ -291,6 +338,37 @@ impl Client {
         self.state().chains.remove(room);
         self.state().epoch_keys.remove(room);
         Ok(())
+    }
+
+    /// As an admin, adds `user` to any room but a DM without the room's say; in an
+    /// encrypted room the signed chain is left as it is, so members' clients show them
+    /// as added by an administrator and seal them no key. The members after.
+    pub async fn admin_add_member(&self, room: &RoomId, user: &UserId) -> Result<MemberList> {
+        self.api()
+            .send(
+                Method::POST,
+                &format!("/api/v1/admin/rooms/{}/members", seg(room.as_str())),
+                &InviteRequest {
+                    user_id: user.to_string(),
+                },
+            )
+            .await
+    }
+
+    /// As an admin, removes `user` from any room but a DM without the room's say; an
+    /// encrypted room's chain still lists them until an owner signs their removal.
+    pub async fn admin_remove_member(&self, room: &RoomId, user: &UserId) -> Result<()> {
+        self.api()
+            .send_empty::<()>(
+                Method::DELETE,
+                &format!(
+                    "/api/v1/admin/rooms/{}/members/{}",
+                    seg(room.as_str()),
+                    seg(user.as_str())
+                ),
+                None,
+            )
+            .await
     }
 
     /// Turns end-to-end encryption on or off. In a room with a chain this is a

@@ -375,6 +375,30 @@ pub(crate) enum AdminCommand {
     /// Reset a user's encryption keys, for one who lost their encryption password
     /// (through the API).
     ResetE2e(AdminUserArgs),
+    /// Change any room's members without the room's say (through the API).
+    #[command(subcommand)]
+    Room(AdminRoomCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AdminRoomCommand {
+    /// Add a user to a room. In an encrypted room the signed state is left as it is:
+    /// members see them as added by an administrator and their clients give them no key.
+    AddMember(AdminRoomMemberArgs),
+    /// Remove a member from a room. In an encrypted room they stay in its signed state
+    /// until an owner removes them there too; members are told.
+    RemoveMember(AdminRoomMemberArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct AdminRoomMemberArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// The room: its id, or its name if exactly one room has it (any room, as listed
+    /// for admins).
+    pub(crate) room: String,
+    /// The user's login name.
+    pub(crate) user: String,
 }
 
 #[derive(Subcommand)]

@@ -4,7 +4,7 @@
 mod common;
 use common::Sandbox;
 use serde_json::Value;
-use sotto_server::testing::TestServer;
+use sotto_server::testing::{TEST_ADMIN, TestServer};
 
 const PW: &str = "a login password";
 
@@ -284,5 +284,93 @@ async fn encrypted_rooms_from_the_command_line() {
     s.run("bob", &["room", "encryption", "lobby", "on"], "")
         .await
         .fails_with("");
+    server.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admins_force_membership_from_the_command_line() {
+    let server = TestServer::sqlite().await;
+    server.enable_encryption().await;
+    let s = Sandbox::new();
+    for name in ["ana", "bob", "cyd"] {
+        server.create_user(name, PW).await;
+        s.login(&server, name, name, PW).await;
+        s.setup(name).await;
+    }
+    s.login(&server, "admin", TEST_ADMIN.0, TEST_ADMIN.1).await;
+    s.run(
+        "ana",
+        &["room", "create", "plans", "--encrypted", "--members", "bob"],
+        "",
+    )
+    .await
+    .ok();
+    s.run("ana", &["send", "plans", "for signed members"], "")
+        .await
+        .ok();
+
+    // The admin, not a member, names the room; Cyd is in, flagged, and reads nothing.
+    let added = s
+        .run(
+            "admin",
+            &["admin", "room", "add-member", "plans", "cyd"],
+            "",
+        )
+        .await
+        .ok();
+    assert!(added.stdout.contains("added cyd"), "{}", added.stdout);
+    let members = s.run("ana", &["room", "members", "plans"], "").await.ok();
+    assert!(
+        members
+            .stdout
+            .contains("cyd (ADDED BY AN ADMINISTRATOR, NOT VERIFIED BY THE ROOM: gets no key)"),
+        "{}",
+        members.stdout
+    );
+    let json = s
+        .run("ana", &["room", "members", "plans", "--json"], "")
+        .await
+        .ok();
+    let listed = lines(&json.stdout);
+    let cyd = listed.iter().find(|m| m["username"] == "cyd").unwrap();
+    let bob = listed.iter().find(|m| m["username"] == "bob").unwrap();
+    let bob_id = bob["user_id"].as_str().unwrap().to_owned();
+    assert_eq!(cyd["verified_by_room"], false);
+    assert!(cyd["forced_by"].is_string(), "{cyd}");
+    s.run("ana", &["send", "plans", "still for signed members"], "")
+        .await
+        .ok();
+    let read = s.run("cyd", &["read", "plans", "--json"], "").await.ok();
+    assert!(
+        !read.stdout.contains("for signed members"),
+        "{}",
+        read.stdout
+    );
+
+    // Bob forced out: the signed state still lists him (by id: the server no longer
+    // names him in this room), and Ana is told so.
+    s.run(
+        "admin",
+        &["admin", "room", "remove-member", "plans", "bob"],
+        "",
+    )
+    .await
+    .ok();
+    let members = s.run("ana", &["room", "members", "plans"], "").await.ok();
+    let expected =
+        format!("{bob_id} (removed by an administrator, but still in the room's signed state");
+    assert!(members.stdout.contains(&expected), "{}", members.stdout);
+
+    // Only admins; and a room that is not there is said so.
+    s.run("ana", &["admin", "room", "add-member", "plans", "bob"], "")
+        .await
+        .fails_with("forbidden");
+    s.run(
+        "admin",
+        &["admin", "room", "add-member", "nowhere", "bob"],
+        "",
+    )
+    .await
+    .fails_with("no room nowhere");
     server.finish().await;
 }

@@ -65,6 +65,18 @@ export interface Member {
   username: string;
   owner: boolean;
   joined_at: number;
+  /** The administrator who added them without the room's say. */
+  forced_by?: string;
+}
+
+/** A room as the admin's list of every room shows it. */
+export interface AdminRoom {
+  id: string;
+  kind: RoomKind;
+  private: boolean;
+  encrypted: boolean;
+  name?: string | null;
+  member_count: number;
 }
 
 export interface Message {
@@ -140,7 +152,7 @@ export type EventKind =
   | { type: "room_created"; room: Room; member_ids: string[] }
   | { type: "room_updated"; room: Room }
   | { type: "member_added"; member: Member }
-  | { type: "member_removed"; user_id: string }
+  | { type: "member_removed"; user_id: string; forced_by?: string }
   | { type: "owner_changed"; user_id: string; owner: boolean }
   | { type: "message_created" | "message_edited" | "message_deleted"; message: Message }
   | { type: "statement_added"; chain_seq: number; statement: string }

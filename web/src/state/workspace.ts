@@ -5,7 +5,7 @@
 
 import { ApiError, Http, seg } from "../api/http";
 import { Realtime, type SocketState } from "../api/realtime";
-import type { CreateRoomRequest, FileInfo, Member, Message, MessagePage, Room, RoomEvent, SearchPage, Session, ServerFrame, Settings, User, UserSummary } from "../api/types";
+import type { AdminRoom, CreateRoomRequest, FileInfo, Member, Message, MessagePage, Room, RoomEvent, SearchPage, Session, ServerFrame, Settings, User, UserSummary } from "../api/types";
 import { E2e } from "./e2e";
 import { Emitter } from "./emitter";
 import { OtrManager } from "./otr";
@@ -562,6 +562,33 @@ export class Workspace extends Emitter {
   /** Resets a user's end-to-end encryption keys; their password logins end. */
   async adminResetKeys(userId: string): Promise<void> {
     await this.http.json("POST", `/api/v1/admin/users/${seg(userId)}/keys/reset`);
+  }
+
+  /** Every room, private ones and DMs included (admins only). */
+  async adminRooms(): Promise<AdminRoom[]> {
+    return (await this.http.json<{ rooms: AdminRoom[] }>("GET", "/api/v1/admin/rooms")).rooms;
+  }
+
+  /** Any room's members (admins only). */
+  async adminRoomMembers(roomId: string): Promise<Member[]> {
+    return (await this.http.json<{ members: Member[] }>("GET", `/api/v1/admin/rooms/${seg(roomId)}/members`)).members;
+  }
+
+  /**
+   * Adds a person to a room without its owners' say (admins only). An encrypted room's
+   * signed state is untouched: its members see them as added by an administrator.
+   */
+  async adminAddMember(roomId: string, username: string): Promise<Member[]> {
+    const u = await this.lookupUser(username);
+    const { members } = await this.http.json<{ members: Member[] }>("POST", `/api/v1/admin/rooms/${seg(roomId)}/members`, { user_id: u.id });
+    if (this.members.has(roomId)) await this.loadMembers(roomId).catch(() => undefined);
+    return members;
+  }
+
+  /** Removes a member without the room's say (admins only). */
+  async adminRemoveMember(roomId: string, userId: string): Promise<void> {
+    await this.http.json("DELETE", `/api/v1/admin/rooms/${seg(roomId)}/members/${seg(userId)}`);
+    if (this.members.has(roomId)) await this.loadMembers(roomId).catch(() => undefined);
   }
 
   /** The caller's password-login sessions, newest first. */

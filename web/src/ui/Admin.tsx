@@ -1,10 +1,12 @@
-// Administration (C2, E1, O1): workspace settings and user management, for admins.
+// Administration (C2, E1, O1): workspace settings, user management and room membership, for
+// admins.
 
 import { useEffect, useId, useState } from "preact/hooks";
 import type { Settings, User } from "../api/types";
 import type { Workspace } from "../state/workspace";
 import { useAction, useEmitter } from "./hooks";
 import { Dialog, ErrorText, Field, Icon, Menu, TextInput, Toggle, DialogActions } from "./kit";
+import { RoomsSection } from "./AdminRooms";
 import "./pages.css";
 
 const MIB = 1024 * 1024;
@@ -27,10 +29,11 @@ export function AdminPage(props: { ws: Workspace }) {
     <main class="page" aria-labelledby={titleId}>
       <header class="page-head">
         <h1 id={titleId}>Administration</h1>
-        <p class="page-lead">Workspace settings and the people who use this workspace.</p>
+        <p class="page-lead">Workspace settings, the people who use this workspace, and its rooms' members.</p>
       </header>
       <SettingsSection ws={ws} />
       <UsersSection ws={ws} />
+      <RoomsSection ws={ws} />
     </main>
   );
 }

@@ -1,4 +1,5 @@
-// A room's members: presence, owners, invite and remove.
+// A room's members: presence, owners, invite and remove; in a room with a signed state,
+// who the signatures do not vouch for, and whom they still list though the server does not.
 
 import { useEffect, useState } from "preact/hooks";
 import type { Room } from "../api/types";
@@ -18,14 +19,22 @@ export function MembersPanel(props: { ws: Workspace; room: Room; owner: boolean 
   });
   const remove = useAction((userId: string) => ws.removeMember(room.id, userId));
   const [verifying, setVerifying] = useState<string | null>(null);
-  // In a room with a signed state, who the signatures vouch for (B11).
-  const [vouched, setVouched] = useState<Set<string> | null>(null);
+  // In a room with a signed state, who the signatures vouch for (B11), and those they
+  // still list whom the server no longer does (an administrator removed them).
+  const [signed, setSigned] = useState<{ vouched: Set<string>; unlisted: string[] } | null>(null);
+  const listed = members.map((m) => m.user_id).join(",");
   useEffect(() => {
     void ws.e2e
-      .memberChecks(room)
-      .then((checks) => setVouched(checks ? new Set(checks.filter((c) => !c.notVouched).map((c) => c.member.user_id)) : null))
-      .catch(() => setVouched(null));
-  }, [room.id, members.length, room.encrypted]);
+      .chain(room.id)
+      .then((chain) => {
+        if (!chain) return setSigned(null);
+        const inChain: string[] = chain.state.memberList();
+        const onServer = new Set(listed.split(","));
+        setSigned({ vouched: new Set(inChain), unlisted: inChain.filter((u) => !onServer.has(u)) });
+      })
+      .catch(() => setSigned(null));
+  }, [room.id, listed, room.encrypted]);
+  const vouched = signed?.vouched ?? null;
   const canInvite = room.kind !== "direct" && (props.owner || !room.private);
   return (
     <div class="members">
@@ -59,11 +68,17 @@ export function MembersPanel(props: { ws: Workspace; room: Room; owner: boolean 
               {ws.displayName(m.user_id)} <span class="muted">@{m.username}</span>
             </span>
             {m.owner && <span class="tag">Owner</span>}
-            {vouched && !vouched.has(m.user_id) && (
+            {vouched && !vouched.has(m.user_id) && m.forced_by && (
+              <span class="tag warn" title="An administrator added this person without the room's say; no member signed them in, so they get no keys.">
+                Added by an administrator — not verified by the room
+              </span>
+            )}
+            {vouched && !vouched.has(m.user_id) && !m.forced_by && (
               <span class="tag warn" title="The server lists this person, but no member signed them into the room: they get no keys.">
                 Not verified by the room
               </span>
             )}
+            {!vouched && m.forced_by && <span class="tag">Added by an administrator</span>}
             {m.user_id !== ws.me.id && ws.e2e.unlocked && (
               <button type="button" class="button small" aria-label={`Verify ${m.username}`} onClick={() => setVerifying(m.user_id)}>
                 {ws.e2e.isVerified(m.user_id) ? <Icon name="shield" title="Verified" /> : "Verify"}
@@ -77,6 +92,21 @@ export function MembersPanel(props: { ws: Workspace; room: Room; owner: boolean 
           </li>
         ))}
       </ul>
+      {signed && signed.unlisted.length > 0 && (
+        <ul class="member-list" aria-label="Removed by an administrator">
+          {signed.unlisted.map((u) => (
+            <li key={u}>
+              <span class="avatar" aria-hidden="true">
+                {initial(ws.displayName(u))}
+              </span>
+              <span class="member-name">{ws.displayName(u)}</span>
+              <span class="tag warn" title="The server no longer lists this person, but the room's signed state still does, and they may still hold its keys: an owner removes them to rotate the key.">
+                Removed by an administrator — still in the room's signed state
+              </span>
+            </li>
+          ))}
+        </ul>
+      )}
       {verifying && <VerifyDialog ws={ws} userId={verifying} onClose={() => setVerifying(null)} />}
     </div>
   );

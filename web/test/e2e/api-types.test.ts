@@ -15,7 +15,7 @@ const MIRRORED: Record<string, string[]> = {
   UserSummary: f<UserSummary>({ id: true, username: true, display_name: true }),
   Session: f<Session>({ id: true, kind: true, name: true, created_at: true, last_used_at: true, expires_at: true, current: true }),
   Room: f<Room>({ id: true, kind: true, private: true, name: true, topic: true, parent_id: true, encrypted: true, created_by: true, created_at: true, seq: true, member: true, last_read_seq: true, unread: true }),
-  Member: f<Member>({ user_id: true, username: true, owner: true, joined_at: true }),
+  Member: f<Member>({ user_id: true, username: true, owner: true, joined_at: true, forced_by: true }),
   Message: f<Message>({ id: true, room_id: true, seq: true, version_seq: true, sender_id: true, text: true, ciphertext: true, mentions: true, created_at: true, edited_at: true, deleted: true }),
   MessagePage: f<MessagePage>({ messages: true, has_more: true }),
   FileInfo: f<FileInfo>({ id: true, room_id: true, uploader_id: true, name: true, content_type: true, size: true, created_at: true }),

@@ -1,14 +1,15 @@
-//! `sotto admin settings|users|reset-e2e`: workspace administration through the API, as
-//! a logged-in admin (the server refuses others with `forbidden`).
+//! `sotto admin settings|users|reset-e2e|room`: workspace administration through the
+//! API, as a logged-in admin (the server refuses others with `forbidden`).
 
 use super::output::{json_line, sanitize};
 use super::users::resolve_user;
-use crate::cli::{AdminUserArgs, ReadArgs, SettingsGetArgs, SettingsSetArgs};
+use crate::cli::{AdminRoomMemberArgs, AdminUserArgs, ReadArgs, SettingsGetArgs, SettingsSetArgs};
 use reqwest::Method;
 use serde_json::{Map, Value};
 use sotto_client::Client;
 use sotto_client::api::seg;
-use sotto_client::sotto_api::UserList;
+use sotto_client::sotto_api::{AuditRoomList, UserList};
+use sotto_client::sotto_crypto::{RoomId, UserId};
 
 const SETTINGS: &str = "/api/v1/settings";
 
@@ -92,6 +93,69 @@ pub(crate) async fn reset_e2e(client: Client, args: &AdminUserArgs) -> anyhow::R
         "reset the encryption keys of {}; their password logins ended: they log in again and \
          run `sotto e2e setup`",
         sanitize(&user.username)
+    );
+    Ok(())
+}
+
+/// A room by id, or by a name exactly one room has, among every room (the admin list).
+async fn any_room(client: &Client, spec: &str) -> anyhow::Result<RoomId> {
+    let all: AuditRoomList = client.api().get("/api/v1/admin/rooms").await?;
+    if let Some(r) = all.rooms.iter().find(|r| r.id == spec) {
+        return Ok(RoomId::new(r.id.as_str())?);
+    }
+    let named: Vec<_> = all
+        .rooms
+        .iter()
+        .filter(|r| r.name.as_deref() == Some(spec))
+        .collect();
+    match named.as_slice() {
+        [one] => Ok(RoomId::new(one.id.as_str())?),
+        [] => anyhow::bail!("no room {}", sanitize(spec)),
+        _ => anyhow::bail!(
+            "{} rooms are named {}; give the room's id",
+            named.len(),
+            sanitize(spec)
+        ),
+    }
+}
+
+async fn room_and_user(
+    client: &Client,
+    args: &AdminRoomMemberArgs,
+) -> anyhow::Result<(RoomId, UserId, String)> {
+    let room = any_room(client, &args.room).await?;
+    let user = resolve_user(client, &args.user).await?;
+    Ok((room, user.id, user.username))
+}
+
+/// Adds a user to a room as an admin, without the room's say.
+pub(crate) async fn room_add_member(
+    client: Client,
+    args: &AdminRoomMemberArgs,
+) -> anyhow::Result<()> {
+    let (room, user, name) = room_and_user(&client, args).await?;
+    client.admin_add_member(&room, &user).await?;
+    println!(
+        "added {} to {}; in an encrypted room members see them as added by an \
+         administrator, and they get no key",
+        sanitize(&name),
+        sanitize(room.as_str())
+    );
+    Ok(())
+}
+
+/// Removes a member from a room as an admin, without the room's say.
+pub(crate) async fn room_remove_member(
+    client: Client,
+    args: &AdminRoomMemberArgs,
+) -> anyhow::Result<()> {
+    let (room, user, name) = room_and_user(&client, args).await?;
+    client.admin_remove_member(&room, &user).await?;
+    println!(
+        "removed {} from {}; in an encrypted room they stay in its signed state until an \
+         owner removes them there",
+        sanitize(&name),
+        sanitize(room.as_str())
     );
     Ok(())
 }

@@ -20,7 +20,9 @@ pub(crate) mod rooms;
 mod search;
 mod users;
 
-use crate::cli::{AdminCommand, Command, E2eCommand, ProfileArgs, RoomCommand, SettingsCommand};
+use crate::cli::{
+    AdminCommand, AdminRoomCommand, Command, E2eCommand, ProfileArgs, RoomCommand, SettingsCommand,
+};
 use sotto_client::Client;
 use std::future::Future;
 
@@ -60,6 +62,12 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Admin(AdminCommand::ResetE2e(a)) => {
             with_client(&a.profile, |c| admin::reset_e2e(c, &a)).await
+        }
+        Command::Admin(AdminCommand::Room(AdminRoomCommand::AddMember(a))) => {
+            with_client(&a.profile, |c| admin::room_add_member(c, &a)).await
+        }
+        Command::Admin(AdminCommand::Room(AdminRoomCommand::RemoveMember(a))) => {
+            with_client(&a.profile, |c| admin::room_remove_member(c, &a)).await
         }
         Command::Room(RoomCommand::Create(a)) => {
             with_client(&a.read.profile, |c| rooms::create(c, &a)).await

@@ -12,7 +12,7 @@ use crate::cli::{
 use sotto_client::api::seg;
 use sotto_client::sotto_api::{MemberList, Room, RoomKind, UNREAD_CAP};
 use sotto_client::sotto_crypto::{RoomId, UserId};
-use sotto_client::{Client, NewRoom, NewRoomKind};
+use sotto_client::{Client, MemberNote, NewRoom, NewRoomKind};
 
 /// The id of the room a ROOM argument names.
 pub(crate) async fn room_id(client: &Client, spec: &str) -> anyhow::Result<RoomId> {
@@ -103,6 +103,7 @@ pub(crate) async fn members(client: Client, args: &RoomReadArgs) -> anyhow::Resu
                 "owner": m.owner,
                 "verified_by_room": m.verified_by_room,
                 "listed_by_server": m.listed_by_server,
+                "forced_by": m.forced_by,
             }))?;
             continue;
         }
@@ -111,11 +112,17 @@ pub(crate) async fn members(client: Client, args: &RoomReadArgs) -> anyhow::Resu
         if m.owner {
             notes.push("owner");
         }
-        if !m.verified_by_room {
-            notes.push("NOT VERIFIED BY THE ROOM: gets no key");
-        }
-        if !m.listed_by_server {
-            notes.push("in the room's signed state, but not listed by the server");
+        match m.note() {
+            Some(MemberNote::AddedByAdministrator) => {
+                notes.push("ADDED BY AN ADMINISTRATOR, NOT VERIFIED BY THE ROOM: gets no key")
+            }
+            Some(MemberNote::NotVerifiedByRoom) => {
+                notes.push("NOT VERIFIED BY THE ROOM: gets no key")
+            }
+            Some(MemberNote::RemovedByAdministrator) => notes.push(
+                "removed by an administrator, but still in the room's signed state until an owner removes them",
+            ),
+            None => {}
         }
         if notes.is_empty() {
             println!("{name}");
