@@ -530,7 +530,7 @@ impl Client {
                     // then: it opens, but is not shown as verified.
                     let authorized = authorized_senders(&chain, &header);
                     let former = self
-                        .former_keys(&sender)
+                        .former_keys_for(&chain, &sender, &header.epoch)
                         .into_iter()
                         .find_map(|k| envelope::open(&bytes, &room, &key, &k, &authorized).ok());
                     by_pinned = false;

@@ -322,6 +322,29 @@ fn key_change_json(room: &RoomId) -> Value {
         })
     })
     .collect();
+    // Bob reset a second time and has not declared it yet: a verifier that pinned his
+    // third key and kept the first two checks his last KeyChange, signed by the second,
+    // like his other statements under a kept former key.
+    let kb3 = keys_of("bob after a second reset");
+    let third = |u: &UserId| {
+        if *u == bob {
+            Some(kb3.identity_public())
+        } else {
+            pinned(u)
+        }
+    };
+    let kept_both = vec![kb.identity_public(), kb2.identity_public()];
+    let accepted = RoomChain::verify_with_history(room, stmts.clone(), third, |u| KeyHistory {
+        former: if *u == bob { kept_both.clone() } else { Vec::new() },
+        pending: None,
+    })
+    .expect("accepted");
+    let accepted_chains = vec![json!({
+        "description": "bob's keys reset a second time, the change not declared yet: a verifier that pinned his third key and kept both former ones accepts the chain",
+        "pinned": { bob.as_str(): hex(kb3.identity_public().to_bytes()) },
+        "former_keys": { bob.as_str(): kept_both.iter().map(|k| hex(k.to_bytes())).collect::<Vec<_>>() },
+        "head_hash": hex(accepted.head().hash()),
+    })];
     let statements: Vec<Value> = stmts
         .iter()
         .map(|s| {
@@ -347,6 +370,7 @@ fn key_change_json(room: &RoomId) -> Value {
         "statements": statements,
         "refused": refused,
         "refused_chains": refused_chains,
+        "accepted_chains": accepted_chains,
     })
 }
 
@@ -557,6 +581,38 @@ fn check_key_change(room: &RoomId, v: &Value) -> Result<(), String> {
         .err()
         .ok_or("refused chain accepted")?;
         ensure(error_name(&err) == text(r, "error")?, "chain refusal error")?;
+    }
+    let statements = v["statements"]
+        .as_array()
+        .ok_or("statements")?
+        .iter()
+        .map(|e| Statement::decode(&unhex(e, "statement")?).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, String>>()?;
+    for a in v["accepted_chains"]
+        .as_array()
+        .ok_or("missing accepted chains")?
+    {
+        let keys = |u: &UserId| {
+            key_from_hex(&a["pinned"][u.as_str()])
+                .ok()
+                .or_else(|| resolve(u))
+        };
+        let kept = |u: &UserId| -> Vec<IdentityPublicKey> {
+            a["former_keys"][u.as_str()]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|k| key_from_hex(k).ok())
+                .collect()
+        };
+        let chain = RoomChain::verify_with_history(room, statements.clone(), keys, |u| {
+            KeyHistory {
+                former: kept(u),
+                pending: None,
+            }
+        })
+        .map_err(|e| format!("accepted chain refused: {e}"))?;
+        ensure(hex(chain.head().hash()) == text(a, "head_hash")?, "accepted head")?;
     }
     Ok(())
 }

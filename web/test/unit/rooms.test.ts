@@ -182,6 +182,17 @@ test("room_chain.json key_change: a verifier that pinned only bob's new key chec
     const formerKeys = (u: UserId) => ((former[u] as string[] | undefined) ?? []).map(fromHex);
     await assert.rejects(RoomChain.verify(room, list, keys, { formerKeys }), isChain(str(r, "error") as ChainErrorKind), str(r, "description"));
   }
+  // Reset again, not declared yet: pinned to the third key, both former ones kept.
+  const acceptedChains = arr(v, "accepted_chains");
+  assert.equal(acceptedChains.length, 1);
+  for (const a of acceptedChains) {
+    const pinnedHere = obj(a, "pinned");
+    const former = obj(a, "former_keys");
+    const resolve: KeyResolver = (u) => (pinnedHere[u] ? fromHex(pinnedHere[u] as string) : keys(u));
+    const formerKeys = (u: UserId) => ((former[u] as string[] | undefined) ?? []).map(fromHex);
+    const accepted = await RoomChain.verify(room, stmts, resolve, { formerKeys });
+    assert.equal(toHex(await accepted.head()!.hash()), str(a, "head_hash"), str(a, "description"));
+  }
   // A key change under the pending key that declares the pinned one is taken alone.
   const oldBob = (stmts[3]!.action as { former: Uint8Array }).former;
   const stillOld: KeyResolver = (u) => (u === "u.bob" ? oldBob : pinned.get(u));

@@ -182,7 +182,10 @@ enum Signer {
 /// For each statement, the key in effect for its actor (§5.5): the former key of the
 /// actor's first `KeyChange` after it, else the pinned key. Also checks each actor
 /// whose last key change is signed by the pinned key against the former keys this
-/// verifier kept: the newest of them must be one the chain declares.
+/// verifier kept: the newest of them must be one the chain declares. (A last key change
+/// signed by another key is one from before the actor's current change, which is not in
+/// the chain yet: it is checked under the kept former keys like the actor's other
+/// statements.)
 fn signers(
     statements: &[Statement],
     keys: &impl Fn(&UserId) -> Option<IdentityPublicKey>,
@@ -200,7 +203,10 @@ fn signers(
         out.push(signer);
         if let Action::KeyChange(key) = stmt.action() {
             let first_seen = !declared.contains_key(actor);
-            if first_seen && matches!(signer, Signer::Pinned(Some(_))) {
+            if first_seen
+                && let Signer::Pinned(Some(pinned)) = signer
+                && stmt.verify_signature(&pinned).is_ok()
+            {
                 last_by_pinned.insert(actor);
             }
             declared.entry(actor).or_default().insert(key.to_bytes());

@@ -41,7 +41,7 @@ interface Signer {
 /**
  * The key in effect for each statement (§5.5): walking from the last, the former key of
  * the actor's next KeyChange, else the pinned key. Then, for each actor whose last
- * KeyChange is checked under the pinned key, the newest kept former key must be one the
+ * KeyChange is signed by the pinned key, the newest kept former key must be one the
  * chain declares (`FormerKeyMismatch`).
  */
 function signers(statements: readonly Statement[], keys: KeyResolver, opts: ChainVerifyOptions): Signer[] {
@@ -59,7 +59,9 @@ function signers(statements: readonly Statement[], keys: KeyResolver, opts: Chai
     out.push(signer);
     const a = stmt.action;
     if (a.type === "KeyChange") {
-      if (!declared.has(stmt.actor) && !signer.declared && signer.key) lastByPinned.add(stmt.actor);
+      // Only a last KeyChange signed by the pinned key: one signed by another key comes
+      // before the actor's current change, not in the chain yet (checked like the rest).
+      if (!declared.has(stmt.actor) && !signer.declared && signer.key && stmt.verifySignature(signer.key)) lastByPinned.add(stmt.actor);
       declared.set(stmt.actor, [...(declared.get(stmt.actor) ?? []), a.former]);
       inEffect.set(stmt.actor, { declared: true, key: a.former });
     }
