@@ -335,7 +335,11 @@ fn key_change_json(room: &RoomId) -> Value {
     };
     let kept_both = vec![kb.identity_public(), kb2.identity_public()];
     let accepted = RoomChain::verify_with_history(room, stmts.clone(), third, |u| KeyHistory {
-        former: if *u == bob { kept_both.clone() } else { Vec::new() },
+        former: if *u == bob {
+            kept_both.clone()
+        } else {
+            Vec::new()
+        },
         pending: None,
     })
     .expect("accepted");
@@ -605,14 +609,16 @@ fn check_key_change(room: &RoomId, v: &Value) -> Result<(), String> {
                 .filter_map(|k| key_from_hex(k).ok())
                 .collect()
         };
-        let chain = RoomChain::verify_with_history(room, statements.clone(), keys, |u| {
-            KeyHistory {
+        let chain =
+            RoomChain::verify_with_history(room, statements.clone(), keys, |u| KeyHistory {
                 former: kept(u),
                 pending: None,
-            }
-        })
-        .map_err(|e| format!("accepted chain refused: {e}"))?;
-        ensure(hex(chain.head().hash()) == text(a, "head_hash")?, "accepted head")?;
+            })
+            .map_err(|e| format!("accepted chain refused: {e}"))?;
+        ensure(
+            hex(chain.head().hash()) == text(a, "head_hash")?,
+            "accepted head",
+        )?;
     }
     Ok(())
 }
