@@ -224,7 +224,7 @@ impl Client {
         let changed = actors.iter().find(|a| {
             self.state()
                 .pins
-                .get(*a)
+                .get(a)
                 .is_some_and(|p| p.pending.is_some())
         });
         match (e, changed) {

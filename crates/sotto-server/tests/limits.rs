@@ -167,13 +167,17 @@ async fn realtime_connections_are_capped_per_user_and_in_total_before_upgrading(
 
     let first = open_socket(p.addr, &alice).await.expect("first socket");
     let _second = open_socket(p.addr, &alice).await.expect("second socket");
-    let (status, body) = open_socket(p.addr, &alice).await.err().expect("refused");
+    let Err((status, body)) = open_socket(p.addr, &alice).await else {
+        panic!("accepted")
+    };
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "too_many_connections", "{body}");
 
     // Another user still has room, until the server's total is reached.
     let _bob1 = open_socket(p.addr, &bob).await.expect("bob's socket");
-    let (status, body) = open_socket(p.addr, &bob).await.err().expect("refused");
+    let Err((status, body)) = open_socket(p.addr, &bob).await else {
+        panic!("accepted")
+    };
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "server_busy", "{body}");
 
