@@ -535,9 +535,12 @@ async fn every_failure_has_the_error_shape() {
         .expect_error(400, "invalid_json");
     // Any application/…+json type is JSON.
     let login = r#"{"username": "nobody", "password": "a password"}"#;
-    t.send(raw(login, Some("application/vnd.sotto+json; charset=utf-8")))
-        .await
-        .expect_error(401, "invalid_credentials");
+    t.send(raw(
+        login,
+        Some("application/vnd.sotto+json; charset=utf-8"),
+    ))
+    .await
+    .expect_error(401, "invalid_credentials");
     t.send(raw(login, Some("application/jsonx")))
         .await
         .expect_error(415, "unsupported_media_type");
