@@ -1,7 +1,7 @@
 // Administration (C2, E1, O1): workspace settings, user management and room membership, for
 // admins.
 
-import { useEffect, useId, useState } from "preact/hooks";
+import { useEffect, useId, useRef, useState } from "preact/hooks";
 import type { Settings, User } from "../api/types";
 import type { Workspace } from "../state/workspace";
 import { useAction, useEmitter } from "./hooks";
@@ -99,9 +99,12 @@ function SettingsSection(props: { ws: Workspace }) {
   const headId = useId();
   const [draft, setDraft] = useState<Draft | null>(ws.settings ? draftOf(ws.settings) : null);
   const [status, setStatus] = useState<string | null>(null);
+  // Set once the admin changes a field: the fresh copy loaded on opening then no longer
+  // replaces the draft (a toggle clicked before it arrived would silently flip back).
+  const edited = useRef(false);
   const load = useAction(async () => {
     const s = await ws.reloadSettings();
-    setDraft(draftOf(s));
+    if (!edited.current) setDraft(draftOf(s));
   });
   const save = useAction(async (d: Draft) => {
     const current = ws.settings ?? (await ws.reloadSettings());
@@ -121,6 +124,7 @@ function SettingsSection(props: { ws: Workspace }) {
 
   const set = (change: Partial<Draft>) => {
     if (!draft) return;
+    edited.current = true;
     setDraft({ ...draft, ...change });
     setStatus(null);
   };
