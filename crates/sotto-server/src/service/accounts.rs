@@ -121,9 +121,10 @@ impl AccountService {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(ServiceError::Unauthorized);
         }
+        let token_hash = hash_token(token);
         let session = self
             .sessions
-            .session_by_token_hash(&hash_token(token))
+            .session_by_token_hash(&token_hash)
             .await?
             .ok_or(ServiceError::Unauthorized)?;
         let now = now_ms();
@@ -142,7 +143,7 @@ impl AccountService {
             return Err(ServiceError::AccountDeactivated);
         }
         if now - session.last_used_at >= TOUCH_EVERY_MS {
-            self.sessions.touch_session(&session.id, now).await?;
+            self.sessions.touch_session(&token_hash, now).await?;
         }
         Ok(Principal {
             user,

@@ -13,8 +13,8 @@ use super::{Actor, ServiceError, now_ms, tokens, validate};
 use crate::bus::{Bus, BusEvent, Event, EventKind};
 use crate::service::SettingsService;
 use crate::store::{
-    E2eeStore, Inserted, KeyStore, MemberRecord, MessageRecord, MessageStore, RoomRecord,
-    RoomStore, StoreError, UserStore, message_view, room_view,
+    E2eeStore, Inserted, KeyStore, MemberRecord, MessageRecord, MessageStore, RoomAccess,
+    RoomRecord, RoomStore, StoreError, UserStore, message_view, room_view,
 };
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -152,13 +152,13 @@ pub(crate) fn peek_envelope(
 
 /// The content of a send or edit, checked against the room's encryption.
 fn content(
-    room: &RoomRecord,
+    encrypted: bool,
     text: Option<String>,
     ciphertext: Option<String>,
 ) -> Result<(Option<String>, Option<String>), ServiceError> {
     match (text, ciphertext) {
         (Some(t), None) => {
-            if room.encrypted {
+            if encrypted {
                 return Err(ServiceError::InvalidInput(
                     "text: this room is end-to-end encrypted; plaintext is refused, send a \
                      ciphertext envelope"
@@ -176,7 +176,7 @@ fn content(
             Ok((Some(t), None))
         }
         (None, Some(c)) => {
-            if !room.encrypted {
+            if !encrypted {
                 return Err(ServiceError::InvalidInput(
                     "ciphertext: this room is not encrypted; send text".into(),
                 ));
@@ -315,6 +315,20 @@ impl RoomService {
         match self.visible(user, room_id).await? {
             (room, Some(m)) => Ok((room, m)),
             (_, None) => Err(ServiceError::Forbidden("join the room first")),
+        }
+    }
+
+    /// [`Self::as_member`]'s check alone, answered from the store's cache of room access.
+    async fn check_member(&self, user: &str, room_id: &str) -> Result<RoomAccess, ServiceError> {
+        let access = self
+            .rooms
+            .access(room_id, user)
+            .await?
+            .ok_or(ServiceError::NotFound("room"))?;
+        match &access.member {
+            Some(_) => Ok(access),
+            None if access.private => Err(ServiceError::NotFound("room")),
+            None => Err(ServiceError::Forbidden("join the room first")),
         }
     }
 
@@ -555,7 +569,7 @@ impl RoomService {
         if req.seq < 0 {
             return Err(ServiceError::InvalidInput("seq: 0 or more".into()));
         }
-        self.as_member(me, room_id).await?;
+        self.check_member(me, room_id).await?;
         let last_read_seq = self
             .rooms
             .mark_read(room_id, me, req.seq)
@@ -588,7 +602,7 @@ impl RoomService {
 
     /// The members of a room (members only).
     pub async fn members(&self, actor: &Actor, room_id: &str) -> Result<MemberList, ServiceError> {
-        self.as_member(user_of(actor)?, room_id).await?;
+        self.check_member(user_of(actor)?, room_id).await?;
         self.member_list(room_id).await
     }
 
@@ -810,9 +824,9 @@ impl RoomService {
         self.send_rate
             .attempt(me, Instant::now())
             .map_err(super::rate_limit::limited)?;
-        let (room, _) = self.as_member(me, room_id).await?;
+        let room = self.check_member(me, room_id).await?;
         protocol_id("id", &req.id)?;
-        let (text, ciphertext) = content(&room, req.text, req.ciphertext)?;
+        let (text, ciphertext) = content(room.encrypted, req.text, req.ciphertext)?;
         if let Some(c) = &ciphertext {
             let header = peek_envelope(room_id, me, c)?;
             self.check_epoch(room_id, &header).await?;
@@ -875,7 +889,7 @@ impl RoomService {
         room_id: &str,
         q: HistoryQuery,
     ) -> Result<MessagePage, ServiceError> {
-        self.as_member(user_of(actor)?, room_id).await?;
+        self.check_member(user_of(actor)?, room_id).await?;
         let (page, has_more) = self.page(room_id, &q).await?;
         Ok(MessagePage {
             messages: page.iter().map(message_view).collect(),
@@ -924,7 +938,7 @@ impl RoomService {
         actor: &Actor,
         room_id: &str,
     ) -> Result<(), ServiceError> {
-        self.as_member(user_of(actor)?, room_id).await?;
+        self.check_member(user_of(actor)?, room_id).await?;
         Ok(())
     }
 
@@ -959,7 +973,7 @@ impl RoomService {
                 "only the sender may edit a message",
             ));
         }
-        let (text, ciphertext) = content(&room, req.text, req.ciphertext)?;
+        let (text, ciphertext) = content(room.encrypted, req.text, req.ciphertext)?;
         if let Some(c) = &ciphertext {
             let header = peek_envelope(room_id, me, c)?;
             self.check_epoch(room_id, &header).await?;

@@ -91,12 +91,20 @@ macro_rules! account_stores {
             }
 
             async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+                let ticket = match self.caches().users.get(id) {
+                    Ok(user) => return Ok(Some(user)),
+                    Err(ticket) => ticket,
+                };
                 let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
                 let row = sqlx::query(&sql)
                     .bind(id)
                     .fetch_optional(self.pool())
                     .await?;
-                row.as_ref().map(Self::user_row).transpose()
+                let user = row.as_ref().map(Self::user_row).transpose()?;
+                if let Some(u) = &user {
+                    self.caches().users.keep(ticket, u.id.clone(), u.clone());
+                }
+                Ok(user)
             }
 
             async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
@@ -124,6 +132,7 @@ macro_rules! account_stores {
                     .bind(id)
                     .execute(self.pool())
                     .await?;
+                self.caches().users.drop_where(|k, _| k == id);
                 Ok(done.rows_affected() == 1)
             }
 
@@ -133,6 +142,7 @@ macro_rules! account_stores {
                     .bind(id)
                     .execute(self.pool())
                     .await?;
+                self.caches().users.drop_where(|k, _| k == id);
                 Ok(done.rows_affected() == 1)
             }
 
@@ -169,12 +179,20 @@ macro_rules! account_stores {
                 &self,
                 token_hash: &str,
             ) -> Result<Option<SessionRecord>, StoreError> {
+                let ticket = match self.caches().sessions.get(token_hash) {
+                    Ok(session) => return Ok(Some(session)),
+                    Err(ticket) => ticket,
+                };
                 let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1");
                 let row = sqlx::query(&sql)
                     .bind(token_hash)
                     .fetch_optional(self.pool())
                     .await?;
-                row.as_ref().map(Self::session_row).transpose()
+                let session = row.as_ref().map(Self::session_row).transpose()?;
+                if let Some(s) = &session {
+                    self.caches().sessions.keep(ticket, s.token_hash.clone(), s.clone());
+                }
+                Ok(session)
             }
 
             async fn sessions_of_user(
@@ -193,12 +211,13 @@ macro_rules! account_stores {
                 rows.await?.iter().map(Self::session_row).collect()
             }
 
-            async fn touch_session(&self, id: &str, at: i64) -> Result<(), StoreError> {
-                sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
+            async fn touch_session(&self, token_hash: &str, at: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE token_hash = $2")
                     .bind(at)
-                    .bind(id)
+                    .bind(token_hash)
                     .execute(self.pool())
                     .await?;
+                self.caches().sessions.update(token_hash, |s| s.last_used_at = at);
                 Ok(())
             }
 
@@ -214,6 +233,7 @@ macro_rules! account_stores {
                     .bind(kind.as_str())
                     .execute(self.pool())
                     .await?;
+                self.caches().sessions.drop_where(|_, s| s.id == id);
                 Ok(done.rows_affected() == 1)
             }
 
@@ -237,6 +257,9 @@ macro_rules! account_stores {
                             .await?
                     }
                 };
+                self.caches()
+                    .sessions
+                    .drop_where(|_, s| s.user_id == user_id && kind.is_none_or(|k| k == s.kind));
                 Ok(done.rows_affected())
             }
 
@@ -246,6 +269,9 @@ macro_rules! account_stores {
                         .bind(now)
                         .execute(self.pool())
                         .await?;
+                self.caches()
+                    .sessions
+                    .drop_where(|_, s| s.expires_at.is_some_and(|at| at < now));
                 Ok(done.rows_affected())
             }
 

@@ -49,6 +49,7 @@ pub(crate) async fn run(stores: &Stores) {
     owners(stores).await;
     signed_step_downs(stores).await;
     forced_members(stores).await;
+    room_access(stores).await;
     concurrent_sends(stores).await;
     encryption(stores).await;
     chains_and_room_keys(stores).await;
@@ -172,7 +173,9 @@ async fn sessions(s: &Stores) {
         .unwrap();
     assert_eq!(pats, vec![t.clone()]);
 
-    sessions.touch_session("s1", 555).await.unwrap();
+    // Reads below are served from the store's cache after the first, so every change
+    // after a read checks that the cached copy changed with it.
+    sessions.touch_session("hash-s1", 555).await.unwrap();
     let touched = sessions
         .session_by_token_hash("hash-s1")
         .await
@@ -205,8 +208,20 @@ async fn sessions(s: &Stores) {
             .await
             .unwrap()
     );
+    assert_eq!(
+        sessions.session_by_token_hash("hash-s1").await.unwrap(),
+        None,
+        "a deleted session is still found"
+    );
 
     // Expiry: s2 expires at 10_200, s3 at 10_300; the token never.
+    assert!(
+        sessions
+            .session_by_token_hash("hash-s2")
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(sessions.delete_expired_sessions(10_250).await.unwrap(), 1);
     assert_eq!(
         sessions.session_by_token_hash("hash-s2").await.unwrap(),
@@ -224,12 +239,23 @@ async fn sessions(s: &Stores) {
         .insert_session(&session("s4", "u1", SessionKind::Login, 400))
         .await
         .unwrap();
+    assert!(
+        sessions
+            .session_by_token_hash("hash-s4")
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(
         sessions
             .delete_sessions_of_user("u1", Some(SessionKind::Login))
             .await
             .unwrap(),
         1
+    );
+    assert_eq!(
+        sessions.session_by_token_hash("hash-s4").await.unwrap(),
+        None
     );
     assert!(
         sessions
@@ -241,6 +267,10 @@ async fn sessions(s: &Stores) {
     assert_eq!(
         sessions.delete_sessions_of_user("u1", None).await.unwrap(),
         1
+    );
+    assert_eq!(
+        sessions.session_by_token_hash("hash-t1").await.unwrap(),
+        None
     );
     assert!(
         sessions
@@ -1312,6 +1342,81 @@ async fn forced_members(s: &Stores) {
 
 /// Many sends at once (on SQLite they share commits): each is stored once, a repeated id
 /// once, and every room's seqs stay contiguous.
+/// `access` follows every change of a membership or of the encryption flag, however it
+/// is made. Each change comes right after a read, so a cached copy that outlived its
+/// change fails here.
+async fn room_access(s: &Stores) {
+    use super::{NewStatement, SignedChange};
+    for (id, name) in [("xa", "access-a"), ("xb", "access-b")] {
+        s.users.insert_user(&user(id, name, false)).await.unwrap();
+    }
+    let (r, e) = (&s.rooms, &s.e2ee);
+    r.insert_room(
+        &room("xr", RoomKind::Team, true, None),
+        &[member("xa", true)],
+    )
+    .await
+    .unwrap();
+    let access = |user: &'static str| async move { r.access("xr", user).await.unwrap() };
+    let is_member = |user: &'static str| async move {
+        access(user)
+            .await
+            .unwrap()
+            .member
+            .map(|m| (m.username, m.owner))
+    };
+    assert_eq!(r.access("nope", "xa").await.unwrap(), None);
+    let a = access("xa").await.unwrap();
+    assert_eq!(
+        (a.kind, a.private, a.encrypted),
+        (RoomKind::Team, true, false)
+    );
+    assert_eq!(is_member("xa").await, Some(("access-a".into(), true)));
+    assert_eq!(is_member("xb").await, None);
+
+    r.add_member("xr", &member("xb", false)).await.unwrap();
+    assert_eq!(is_member("xb").await, Some(("access-b".into(), false)));
+    r.set_owner("xr", "xb", true).await.unwrap();
+    assert_eq!(is_member("xb").await, Some(("access-b".into(), true)));
+    r.remove_member("xr", "xb").await.unwrap();
+    assert_eq!(is_member("xb").await, None);
+    r.force_add_member("xr", &member("xb", false), "admin")
+        .await
+        .unwrap();
+    assert!(is_member("xb").await.is_some());
+    r.force_remove_member("xr", "xb", "admin").await.unwrap();
+    assert_eq!(is_member("xb").await, None);
+    r.set_encrypted("xr", true, "xa").await.unwrap();
+    assert!(access("xa").await.unwrap().encrypted);
+
+    // Signed changes through the room's chain.
+    let statement = |seq: u64, change: SignedChange| async move {
+        e.append_statement(
+            "xr",
+            NewStatement {
+                seq,
+                actor: "xa",
+                bytes: b"statement",
+                new_epoch: false,
+                at: 9,
+            },
+            &change,
+        )
+        .await
+        .unwrap()
+    };
+    let mut bob = member("xb", false);
+    bob.username = "access-b".into();
+    statement(0, SignedChange::AddMember(bob)).await;
+    assert!(is_member("xb").await.is_some());
+    statement(1, SignedChange::SetOwner("xb".into(), true)).await;
+    assert_eq!(is_member("xb").await, Some(("access-b".into(), true)));
+    statement(2, SignedChange::RemoveMember("xb".into())).await;
+    assert_eq!(is_member("xb").await, None);
+    statement(3, SignedChange::SetEncrypted(false)).await;
+    assert!(!access("xa").await.unwrap().encrypted);
+}
+
 async fn concurrent_sends(s: &Stores) {
     s.users
         .insert_user(&user("cs", "concurrent-sender", false))

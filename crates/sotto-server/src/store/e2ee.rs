@@ -247,6 +247,9 @@ macro_rules! e2ee_store {
                     events.push(log_event(&mut tx, room_id, seq, kind).await?);
                 }
                 tx.commit().await?;
+                if events.len() > 1 {
+                    self.access_changed(room_id);
+                }
                 Ok(events)
             }
 

@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod batch;
 mod blobs;
+mod cache;
 mod e2ee;
 mod files;
 mod keys;
@@ -30,8 +31,8 @@ pub use files::{FileRecord, FileStore};
 pub use keys::{KeyRecord, KeyStore};
 pub use postgres::PgStore;
 pub use rooms::{
-    Inserted, MemberRecord, MessageRecord, MessageStore, RoomRecord, RoomStore, RoomUnread,
-    message_view, room_view,
+    Inserted, MemberRecord, MessageRecord, MessageStore, RoomAccess, RoomRecord, RoomStore,
+    RoomUnread, message_view, room_view,
 };
 pub use search::{SearchCursor, SearchStore};
 pub use sqlite::SqliteStore;
@@ -45,6 +46,9 @@ pub enum StoreError {
     /// The database failed or could not be reached.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The SQLite message writer's own connection failed.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
     /// Migrations could not be applied.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -187,8 +191,8 @@ pub trait SessionStore: Send + Sync {
         user_id: &str,
         kind: SessionKind,
     ) -> Result<Vec<SessionRecord>, StoreError>;
-    /// Records a use of the session.
-    async fn touch_session(&self, id: &str, at: i64) -> Result<(), StoreError>;
+    /// Records a use of the session whose token hashes to `token_hash`.
+    async fn touch_session(&self, token_hash: &str, at: i64) -> Result<(), StoreError>;
     /// Deletes one session of `user_id` of `kind`; false if there was none.
     async fn delete_session(
         &self,

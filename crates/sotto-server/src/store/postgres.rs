@@ -1,5 +1,6 @@
 //! The PostgreSQL backend, for larger installations and (later) several server nodes.
 
+use super::cache::Caches;
 use super::{StoreError, migrations};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -8,6 +9,7 @@ use std::time::Duration;
 /// Every store in one PostgreSQL database.
 pub struct PgStore {
     pool: PgPool,
+    caches: Caches,
 }
 
 impl PgStore {
@@ -22,10 +24,17 @@ impl PgStore {
             .await?
             .run(&pool)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            caches: Caches::default(),
+        })
     }
 
     pub(super) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    pub(super) fn caches(&self) -> &Caches {
+        &self.caches
     }
 }

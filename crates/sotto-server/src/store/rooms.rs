@@ -53,6 +53,20 @@ pub struct MemberRecord {
     pub joined_at: i64,
 }
 
+/// What access checks need of a room, and one user's membership in it. Unlike
+/// [`RoomRecord`] nothing here changes with each message, so stores may cache it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomAccess {
+    /// Kind.
+    pub kind: RoomKind,
+    /// Visible to members only.
+    pub private: bool,
+    /// End-to-end encrypted.
+    pub encrypted: bool,
+    /// The user's membership, if any.
+    pub member: Option<MemberRecord>,
+}
+
 /// A stored message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageRecord {
@@ -142,6 +156,10 @@ pub trait RoomStore: Send + Sync {
         room_id: &str,
         user_id: &str,
     ) -> Result<Option<MemberRecord>, StoreError>;
+    /// The room's kind, privacy and encryption with `user_id`'s membership; `None` if
+    /// there is no such room. Cached: the methods that change a membership or the
+    /// encryption flag drop the room's entries.
+    async fn access(&self, room_id: &str, user_id: &str) -> Result<Option<RoomAccess>, StoreError>;
     /// A room's members in joining order.
     async fn members(&self, room_id: &str) -> Result<Vec<MemberRecord>, StoreError>;
     /// Adds a member; the logged `member_added` (with the new room seq), or `None` if
@@ -361,11 +379,11 @@ fn parse_event(room_id: String, seq: i64, payload: &str) -> Result<Event, StoreE
     Ok(Event { room_id, seq, kind })
 }
 
-fn parse_mentions(s: &str) -> Result<Vec<String>, StoreError> {
+pub(super) fn parse_mentions(s: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("mentions: {e}")))
 }
 
-fn mentions_json(m: &[String]) -> String {
+pub(super) fn mentions_json(m: &[String]) -> String {
     serde_json::Value::from(m.to_vec()).to_string()
 }
 
@@ -478,6 +496,7 @@ macro_rules! room_stores {
                 let event =
                     log_event(&mut tx, room_id, seq, EventKind::MemberAdded { member }).await?;
                 tx.commit().await?;
+                self.access_changed(room_id);
                 Ok(Some(event))
             }
 
@@ -508,7 +527,14 @@ macro_rules! room_stores {
                 };
                 let event = log_event(&mut tx, room_id, seq, kind).await?;
                 tx.commit().await?;
+                self.access_changed(room_id);
                 Ok(Some(event))
+            }
+
+            /// Drops the cached access to the room (after a committed change of a
+            /// membership or the encryption flag).
+            pub(super) fn access_changed(&self, room_id: &str) {
+                self.caches().access.drop_where(|(room, _), _| room == room_id);
             }
 
             pub(super) fn room_row(row: &$row) -> Result<RoomRecord, StoreError> {
@@ -738,6 +764,46 @@ macro_rules! room_stores {
                 .transpose()
             }
 
+            async fn access(
+                &self,
+                room_id: &str,
+                user_id: &str,
+            ) -> Result<Option<RoomAccess>, StoreError> {
+                use sqlx::Row;
+                let key = (room_id.to_owned(), user_id.to_owned());
+                let ticket = match self.caches().access.get(&key) {
+                    Ok(access) => return Ok(Some(access)),
+                    Err(ticket) => ticket,
+                };
+                let Some(row) = sqlx::query(
+                    "SELECT r.kind, r.private, r.encrypted, m.user_id, u.username, m.owner, \
+                            m.joined_at \
+                     FROM rooms r \
+                     LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2 \
+                     LEFT JOIN users u ON u.id = m.user_id \
+                     WHERE r.id = $1",
+                )
+                .bind(room_id)
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let member = match row.try_get::<Option<String>, _>("user_id")? {
+                    Some(_) => Some(Self::member_row(&row)?),
+                    None => None,
+                };
+                let access = RoomAccess {
+                    kind: parse_kind(row.try_get("kind")?)?,
+                    private: row.try_get("private")?,
+                    encrypted: row.try_get("encrypted")?,
+                    member,
+                };
+                self.caches().access.keep(ticket, key, access.clone());
+                Ok(Some(access))
+            }
+
             async fn members(&self, room_id: &str) -> Result<Vec<MemberRecord>, StoreError> {
                 sqlx::query(&format!(
                     "{MEMBER_SELECT} WHERE m.room_id = $1 ORDER BY m.joined_at, m.user_id"
@@ -830,6 +896,7 @@ macro_rules! room_stores {
                 };
                 let event = log_event(&mut tx, room_id, seq, kind).await?;
                 tx.commit().await?;
+                self.access_changed(room_id);
                 Ok(Some(event))
             }
 
@@ -942,6 +1009,7 @@ macro_rules! room_stores {
                 };
                 let event = log_event(&mut tx, room_id, seq, kind).await?;
                 tx.commit().await?;
+                self.access_changed(room_id);
                 Ok(Some(event))
             }
 

@@ -3,17 +3,22 @@
 //! server runs.
 
 use super::batch::MessageWriter;
+use super::cache::Caches;
 use super::{StoreError, migrations};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::time::Duration;
 
+/// How long a writer waits for another (`sotto admin` while the server runs).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Every store in one SQLite file.
 pub struct SqliteStore {
     pool: SqlitePool,
     /// Message inserts go through one writer that commits them in batches.
     messages: MessageWriter,
+    caches: Caches,
 }
 
 impl SqliteStore {
@@ -31,7 +36,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -41,13 +46,18 @@ impl SqliteStore {
             .run(&pool)
             .await?;
         Ok(Self {
-            messages: MessageWriter::start(pool.clone()),
+            messages: MessageWriter::start(path, BUSY_TIMEOUT)?,
             pool,
+            caches: Caches::default(),
         })
     }
 
     pub(super) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    pub(super) fn caches(&self) -> &Caches {
+        &self.caches
     }
 
     pub(super) fn messages_writer(&self) -> &MessageWriter {

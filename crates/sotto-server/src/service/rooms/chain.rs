@@ -98,7 +98,7 @@ impl RoomService {
         actor: &Actor,
         room_id: &str,
     ) -> Result<StatementList, ServiceError> {
-        self.as_member(user_of(actor)?, room_id).await?;
+        self.check_member(user_of(actor)?, room_id).await?;
         let stored = self.e2ee.statements(room_id).await?;
         Ok(StatementList {
             statements: stored.iter().map(|s| b64(s)).collect(),

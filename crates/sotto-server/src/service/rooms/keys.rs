@@ -45,7 +45,7 @@ impl RoomService {
         req: RoomKeyUpload,
     ) -> Result<RoomKeyUploaded, ServiceError> {
         let me = user_of(actor)?;
-        self.as_member(me, room_id).await?;
+        self.check_member(me, room_id).await?;
         if req.boxes.is_empty() || req.boxes.len() > BOXES_MAX {
             return Err(ServiceError::InvalidInput(format!(
                 "boxes: 1 to {BOXES_MAX}"
