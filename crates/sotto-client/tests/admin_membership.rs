@@ -4,36 +4,16 @@
 
 use sotto_client::sotto_api::rooms::Room;
 use sotto_client::sotto_crypto::{RoomId, UserId};
-use sotto_client::{Client, MemberNote, NewRoom, NewRoomKind, Profile};
+use sotto_client::{MemberNote, NewRoom, NewRoomKind};
 use sotto_server::testing::{TEST_ADMIN, TestServer};
-use tempfile::TempDir;
 
-struct User {
-    client: Client,
-    id: UserId,
-    _dir: TempDir,
-}
+mod common;
 
-async fn login(server: &TestServer, name: &str, password: &str) -> (Client, TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let profile = Profile::open(dir.path().join("p")).unwrap();
-    let client = Client::login(profile, &server.url(), name, password)
-        .await
-        .unwrap();
-    (client, dir)
-}
+use common::person::{Person as User, login};
 
 /// A user with keys, logged in on a fresh profile.
 async fn user(server: &TestServer, name: &str) -> User {
-    let password = format!("{name} password long enough");
-    let id = server.create_user(name, &password).await;
-    let (client, dir) = login(server, name, &password).await;
-    client.e2e_setup().await.unwrap();
-    User {
-        client,
-        id: UserId::new(id).unwrap(),
-        _dir: dir,
-    }
+    common::person::person(server, name, true).await
 }
 
 fn note_of(view: &sotto_client::RoomView, who: &UserId) -> Option<MemberNote> {
@@ -52,7 +32,8 @@ async fn a_member_an_administrator_forces_in_is_flagged_and_gets_no_key() {
         let bob = user(&server, "bob").await;
         let carol = user(&server, "carol").await;
         let eve = user(&server, "eve").await;
-        let (admin, _admin_dir) = login(&server, TEST_ADMIN.0, TEST_ADMIN.1).await;
+        let admin_dir = tempfile::tempdir().unwrap();
+        let admin = login(&server, admin_dir.path(), TEST_ADMIN.0, TEST_ADMIN.1).await;
         let room = alice
             .client
             .create_room(NewRoom {

@@ -3,48 +3,13 @@
 //! getting keys from a holder's answer to the server's key request; removal rotating the
 //! key; a key reset surfacing as a key change and history recovered from other members.
 
-use sotto_client::sotto_crypto::{RoomId, UserId};
+use sotto_client::sotto_crypto::RoomId;
 use sotto_client::{Client, Error, NewRoom, NewRoomKind, Profile, Undecryptable};
 use sotto_server::testing::{self, TestServer};
-use tempfile::TempDir;
 
-const PASSWORD: &str = "a login password long enough";
+mod common;
 
-struct User {
-    client: Client,
-    id: UserId,
-    name: String,
-    encryption_password: String,
-    dir: TempDir,
-}
-
-impl User {
-    fn token(&self) -> String {
-        self.client.profile().login().unwrap().unwrap().token
-    }
-}
-
-/// A user logged in on a fresh profile, with keys set up when `keys`.
-async fn user(server: &TestServer, name: &str, keys: bool) -> User {
-    let id = server.create_user(name, PASSWORD).await;
-    let dir = tempfile::tempdir().unwrap();
-    let profile = Profile::open(dir.path().join("p")).unwrap();
-    let client = Client::login(profile, &server.url(), name, PASSWORD)
-        .await
-        .unwrap();
-    let encryption_password = if keys {
-        client.e2e_setup().await.unwrap().as_str().to_owned()
-    } else {
-        String::new()
-    };
-    User {
-        client,
-        id: UserId::new(id).unwrap(),
-        name: name.to_owned(),
-        encryption_password,
-        dir,
-    }
-}
+use common::person::{PASSWORD, Person as User, person as user};
 
 fn room_id(room: &sotto_client::sotto_api::rooms::Room) -> RoomId {
     RoomId::new(room.id.as_str()).unwrap()

@@ -6,45 +6,17 @@
 
 use sotto_client::sotto_crypto::chain::Action;
 use sotto_client::sotto_crypto::{EpochId, RoomId, UserId};
-use sotto_client::{Client, NewRoom, NewRoomKind, Profile};
+use sotto_client::{Client, NewRoom, NewRoomKind};
 use sotto_server::testing::{self, TestServer};
 use std::collections::BTreeSet;
-use tempfile::TempDir;
 
-const PASSWORD: &str = "a login password long enough";
+mod common;
 
-struct User {
-    client: Client,
-    id: UserId,
-    name: String,
-    encryption_password: String,
-    _dir: TempDir,
-}
-
-async fn login(server: &TestServer, dir: &TempDir, name: &str) -> Client {
-    let profile = Profile::open(dir.path().join("p")).unwrap();
-    Client::login(profile, &server.url(), name, PASSWORD)
-        .await
-        .unwrap()
-}
+use common::person::{PASSWORD, Person as User, token};
 
 /// A user with keys set up on a fresh profile.
 async fn user(server: &TestServer, name: &str) -> User {
-    let id = server.create_user(name, PASSWORD).await;
-    let dir = tempfile::tempdir().unwrap();
-    let client = login(server, &dir, name).await;
-    let encryption_password = client.e2e_setup().await.unwrap().as_str().to_owned();
-    User {
-        client,
-        id: UserId::new(id).unwrap(),
-        name: name.to_owned(),
-        encryption_password,
-        _dir: dir,
-    }
-}
-
-fn token(client: &Client) -> String {
-    client.profile().login().unwrap().unwrap().token
+    common::person::person(server, name, true).await
 }
 
 /// `(sender, text, verified)` of every message as `who` reads it; panics on one that did
@@ -196,7 +168,7 @@ async fn after_a_reset_new_devices_verify_the_old_key_and_the_reset_user_regains
     // bob's key change, opens the box bob signed under the old key, and reads his old
     // messages, not as verified.
     let carol_dir = tempfile::tempdir().unwrap();
-    let carol_new = login(&server, &carol_dir, &carol.name).await;
+    let carol_new = common::person::login(&server, carol_dir.path(), &carol.name, PASSWORD).await;
     carol_new
         .e2e_unlock(&carol.encryption_password)
         .await

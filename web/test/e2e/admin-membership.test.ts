@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { shot } from "./harness";
-import { encryptedPerson, inWorkspace, message, openAccountMenu, openRoom, say } from "./flows";
+import { createEncryptedChannel, encryptedPerson, inWorkspace, message, openAccountMenu, openRoom, say } from "./flows";
 
 /** The caller's own API answer, with the page's session (as the client itself calls it). */
 async function ownApi(page: Page, path: string): Promise<{ status: number; body: unknown }> {
@@ -24,18 +24,7 @@ test("an administrator forces membership of an encrypted channel, and its member
     const bob = await encryptedPerson(browser, server, "bob");
     const cyd = await encryptedPerson(browser, server, "cyd");
 
-    await ana.page.getByRole("button", { name: "Create new" }).click();
-    await ana.page.getByRole("menuitem", { name: "Channel", exact: true }).click();
-    const dialog = ana.page.getByRole("dialog", { name: "Create Channel" });
-    await dialog.getByLabel("Name").fill("plans");
-    await dialog.getByLabel("Members").fill("bob");
-    const priv = dialog.getByRole("switch", { name: "Private" });
-    if (!(await priv.isChecked())) await priv.check();
-    await dialog.getByText("Advanced settings").click();
-    await dialog.getByRole("switch", { name: "Encrypted" }).setChecked(true);
-    await dialog.getByRole("button", { name: "Create" }).click();
-    await dialog.waitFor({ state: "detached" });
-    await ana.page.getByRole("heading", { level: 1, name: "plans" }).waitFor();
+    await createEncryptedChannel(ana.page, "plans", "bob");
     const room = new URL(ana.page.url()).pathname.split("/")[2]!;
     const before = server.typed("signed members only read this");
     await say(ana.page, before);

@@ -129,6 +129,22 @@ export async function roomMenu(page: Page, item: string): Promise<void> {
   await page.getByRole("menuitem", { name: item, exact: true }).click();
 }
 
+/** "Create new" → "Channel": a private, encrypted channel with these members (a,b), opened. */
+export async function createEncryptedChannel(page: Page, name: string, members: string): Promise<void> {
+  await page.getByRole("button", { name: "Create new" }).click();
+  await page.getByRole("menuitem", { name: "Channel", exact: true }).click();
+  const dialog = page.getByRole("dialog", { name: "Create Channel" });
+  await dialog.getByLabel("Name").fill(name);
+  await dialog.getByLabel("Members").fill(members);
+  const priv = dialog.getByRole("switch", { name: "Private" });
+  if (!(await priv.isChecked())) await priv.check();
+  await dialog.getByText("Advanced settings").click();
+  await dialog.getByRole("switch", { name: "Encrypted" }).setChecked(true);
+  await dialog.getByRole("button", { name: "Create" }).click();
+  await dialog.waitFor({ state: "detached" });
+  await page.getByRole("heading", { level: 1, name }).waitFor();
+}
+
 /** "Create new" → "Direct message" with the given usernames, encrypted or not. */
 export async function createDirectMessage(page: Page, usernames: string, encrypted: boolean): Promise<void> {
   await page.getByRole("button", { name: "Create new" }).click();

@@ -8,7 +8,7 @@ import { fromBase64, toHex } from "../../src/crypto/encoding";
 import { peekEnvelope } from "../../src/crypto/envelope";
 import { RoomKeyBox } from "../../src/crypto/roomkey";
 import { shot } from "./harness";
-import { encryptedPerson, inWorkspace, message, messages, openRoom, say, unlock } from "./flows";
+import { createEncryptedChannel, encryptedPerson, inWorkspace, message, messages, openRoom, say, unlock } from "./flows";
 import { api, hostilePerson, roomIdOf, userIdOf } from "./hostile";
 
 test("hostile server: an older prefix of the chain that omits a removal is refused, with a warning", async () => {
@@ -17,18 +17,7 @@ test("hostile server: an older prefix of the chain that omits a removal is refus
     const bob = await hostilePerson(browser, server, "bob");
     await encryptedPerson(browser, server, "cyd");
 
-    await ana.page.getByRole("button", { name: "Create new" }).click();
-    await ana.page.getByRole("menuitem", { name: "Channel", exact: true }).click();
-    const dialog = ana.page.getByRole("dialog", { name: "Create Channel" });
-    await dialog.getByLabel("Name").fill("plans");
-    await dialog.getByLabel("Members").fill("bob, cyd");
-    const priv = dialog.getByRole("switch", { name: "Private" });
-    if (!(await priv.isChecked())) await priv.check();
-    await dialog.getByText("Advanced settings").click();
-    await dialog.getByRole("switch", { name: "Encrypted" }).setChecked(true);
-    await dialog.getByRole("button", { name: "Create" }).click();
-    await dialog.waitFor({ state: "detached" });
-    await ana.page.getByRole("heading", { level: 1, name: "plans" }).waitFor();
+    await createEncryptedChannel(ana.page, "plans", "bob, cyd");
     const room = roomIdOf(ana.page);
     const cydId = await userIdOf(ana.page, "cyd");
 

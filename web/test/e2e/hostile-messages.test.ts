@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { Page } from "playwright-core";
 import { shot } from "./harness";
-import { createDirectMessage, encryptedPerson, inWorkspace, message, messages, openRoom, say, unlock } from "./flows";
+import { createDirectMessage, createEncryptedChannel, encryptedPerson, inWorkspace, message, messages, openRoom, say, unlock } from "./flows";
 import { api, hostilePerson, pause, roomIdOf, userIdOf } from "./hostile";
 
 type Msg = { id: string; room_id: string; seq: number; version_seq: number; sender_id: string; text: string | null; ciphertext: string | null; created_at: number };
@@ -21,21 +21,6 @@ function refused(page: Page, name: string, note: string | RegExp) {
 }
 
 /** "Create new" → "Channel": a private encrypted channel with `members`. */
-async function createEncryptedChannel(page: Page, name: string, members: string): Promise<void> {
-  await page.getByRole("button", { name: "Create new" }).click();
-  await page.getByRole("menuitem", { name: "Channel", exact: true }).click();
-  const dialog = page.getByRole("dialog", { name: "Create Channel" });
-  await dialog.getByLabel("Name").fill(name);
-  await dialog.getByLabel("Members").fill(members);
-  const priv = dialog.getByRole("switch", { name: "Private" });
-  if (!(await priv.isChecked())) await priv.check();
-  await dialog.getByText("Advanced settings").click();
-  await dialog.getByRole("switch", { name: "Encrypted" }).setChecked(true);
-  await dialog.getByRole("button", { name: "Create" }).click();
-  await dialog.waitFor({ state: "detached" });
-  await page.getByRole("heading", { level: 1, name }).waitFor();
-}
-
 const newId = () => randomBytes(16).toString("hex");
 
 test("hostile server: injected, flipped, replayed, moved and forged messages in an encrypted room", async (t) => {

@@ -22,7 +22,7 @@ import { EncryptionPassword } from "../../src/crypto/password";
 import { RoomKeyBox } from "../../src/crypto/roomkey";
 import { EpochKey } from "../../src/crypto/epoch";
 import { shot } from "./harness";
-import { createDirectMessage, encryptedPerson, inWorkspace, message, messages, openRoom, say, unlock } from "./flows";
+import { createDirectMessage, createEncryptedChannel, encryptedPerson, inWorkspace, message, messages, openRoom, say, unlock } from "./flows";
 import { api, hostilePerson, pause, roomIdOf, userIdOf } from "./hostile";
 
 type Msg = { id: string; room_id: string; seq: number; version_seq: number; sender_id: string; text: string | null; ciphertext: string | null; created_at: number };
@@ -37,21 +37,6 @@ function refused(page: Page, note: string | RegExp) {
   return messages(page)
     .getByRole("article")
     .filter({ has: page.getByRole("note").filter({ hasText: note }) });
-}
-
-async function createEncryptedChannel(page: Page, name: string, members: string): Promise<void> {
-  await page.getByRole("button", { name: "Create new" }).click();
-  await page.getByRole("menuitem", { name: "Channel", exact: true }).click();
-  const dialog = page.getByRole("dialog", { name: "Create Channel" });
-  await dialog.getByLabel("Name").fill(name);
-  await dialog.getByLabel("Members").fill(members);
-  const priv = dialog.getByRole("switch", { name: "Private" });
-  if (!(await priv.isChecked())) await priv.check();
-  await dialog.getByText("Advanced settings").click();
-  await dialog.getByRole("switch", { name: "Encrypted" }).setChecked(true);
-  await dialog.getByRole("button", { name: "Create" }).click();
-  await dialog.waitFor({ state: "detached" });
-  await page.getByRole("heading", { level: 1, name }).waitFor();
 }
 
 /** A user's published bundle, as the server hands it out. */

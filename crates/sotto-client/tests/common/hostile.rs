@@ -4,65 +4,16 @@
 
 use sotto_client::sotto_crypto::chain::RoomState;
 use sotto_client::sotto_crypto::roomkey::{RoomKeyBox, RoomKeyError};
-use sotto_client::sotto_crypto::{IdentityKeys, IdentityPublicKey, PublicBundle, RoomId, UserId};
-use sotto_client::{Client, NewRoom, NewRoomKind, Profile};
+use sotto_client::sotto_crypto::{IdentityKeys, IdentityPublicKey, RoomId, UserId};
+use sotto_client::{NewRoom, NewRoomKind};
 use sotto_server::store::RoomKeyRecord;
 use sotto_server::testing::TestServer;
 
-pub(crate) const LOGIN_PASSWORD: &str = "a login password long enough";
+pub(crate) use super::person::Person;
 
 /// A user logged in on a fresh profile, with keys set up.
-pub(crate) struct Person {
-    pub(crate) client: Client,
-    pub(crate) id: UserId,
-    pub(crate) name: String,
-    /// The encryption password `e2e setup` showed.
-    pub(crate) encryption_password: String,
-    pub(crate) dir: tempfile::TempDir,
-}
-
-impl Person {
-    /// Their private keys, as this profile keeps them.
-    pub(crate) fn keys(&self) -> IdentityKeys {
-        self.client.profile().keys().unwrap().expect("keys here")
-    }
-
-    /// Their public bundle.
-    pub(crate) fn bundle(&self) -> PublicBundle {
-        self.keys().bundle(&self.id)
-    }
-
-    /// A second client on the same profile, as after a restart (nothing in memory).
-    pub(crate) fn restarted(&self) -> Client {
-        Client::open(Profile::open(self.dir.path().join("p")).unwrap()).unwrap()
-    }
-
-    /// A new device: a fresh profile logged in as this person, keys locked.
-    pub(crate) async fn new_device(&self, server: &TestServer) -> (Client, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let profile = Profile::open(dir.path().join("p")).unwrap();
-        let client = Client::login(profile, &server.url(), &self.name, LOGIN_PASSWORD)
-            .await
-            .unwrap();
-        (client, dir)
-    }
-}
-
 pub(crate) async fn person(server: &TestServer, name: &str) -> Person {
-    let id = server.create_user(name, LOGIN_PASSWORD).await;
-    let dir = tempfile::tempdir().unwrap();
-    let profile = Profile::open(dir.path().join("p")).unwrap();
-    let client = Client::login(profile, &server.url(), name, LOGIN_PASSWORD)
-        .await
-        .unwrap();
-    let encryption_password = client.e2e_setup().await.unwrap().as_str().to_owned();
-    Person {
-        client,
-        id: UserId::new(id).unwrap(),
-        name: name.to_owned(),
-        encryption_password,
-        dir,
-    }
+    super::person::person(server, name, true).await
 }
 
 /// A private encrypted channel made by `by` with `members`.

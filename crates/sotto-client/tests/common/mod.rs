@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod hostile;
+pub(crate) mod person;
 
 use reqwest::Method;
 use sotto_client::sotto_api::rooms::{
