@@ -150,6 +150,11 @@ pub(crate) fn peek_envelope(
     Ok(header)
 }
 
+/// A public room's member-only action by someone not in it.
+fn not_joined() -> ServiceError {
+    ServiceError::Forbidden("join the room first")
+}
+
 /// The content of a send or edit, checked against the room's encryption.
 fn content(
     encrypted: bool,
@@ -288,23 +293,28 @@ impl RoomService {
         &self.rooms
     }
 
-    /// The room as `user` may see it, and their membership; `NotFound` for private rooms
-    /// they are not in.
+    /// `user`'s access to the room, from the store's cache; `NotFound` for a room that
+    /// does not exist for them (none, or a private one they are not in).
+    async fn seen_access(&self, user: &str, room_id: &str) -> Result<RoomAccess, ServiceError> {
+        match self.rooms.access(room_id, user).await? {
+            Some(a) if !a.private || a.member.is_some() => Ok(a),
+            _ => Err(ServiceError::NotFound("room")),
+        }
+    }
+
+    /// The room as `user` may see it, and their membership.
     async fn visible(
         &self,
         user: &str,
         room_id: &str,
     ) -> Result<(RoomRecord, Option<MemberRecord>), ServiceError> {
+        let access = self.seen_access(user, room_id).await?;
         let room = self
             .rooms
             .room_by_id(room_id)
             .await?
             .ok_or(ServiceError::NotFound("room"))?;
-        let member = self.rooms.member(room_id, user).await?;
-        if room.private && member.is_none() {
-            return Err(ServiceError::NotFound("room"));
-        }
-        Ok((room, member))
+        Ok((room, access.member))
     }
 
     async fn as_member(
@@ -314,21 +324,16 @@ impl RoomService {
     ) -> Result<(RoomRecord, MemberRecord), ServiceError> {
         match self.visible(user, room_id).await? {
             (room, Some(m)) => Ok((room, m)),
-            (_, None) => Err(ServiceError::Forbidden("join the room first")),
+            (_, None) => Err(not_joined()),
         }
     }
 
-    /// [`Self::as_member`]'s check alone, answered from the store's cache of room access.
+    /// [`Self::as_member`]'s check alone, without reading the room.
     async fn check_member(&self, user: &str, room_id: &str) -> Result<RoomAccess, ServiceError> {
-        let access = self
-            .rooms
-            .access(room_id, user)
-            .await?
-            .ok_or(ServiceError::NotFound("room"))?;
-        match &access.member {
+        let access = self.seen_access(user, room_id).await?;
+        match access.member {
             Some(_) => Ok(access),
-            None if access.private => Err(ServiceError::NotFound("room")),
-            None => Err(ServiceError::Forbidden("join the room first")),
+            None => Err(not_joined()),
         }
     }
 
@@ -574,7 +579,7 @@ impl RoomService {
             .rooms
             .mark_read(room_id, me, req.seq)
             .await?
-            .ok_or(ServiceError::Forbidden("join the room first"))?;
+            .ok_or_else(not_joined)?;
         Ok(ReadMarker {
             room_id: room_id.to_owned(),
             last_read_seq,
