@@ -54,6 +54,8 @@ pub(crate) async fn run(stores: &Stores) {
     encryption(stores).await;
     chains_and_room_keys(stores).await;
     read_markers(stores).await;
+    batched_sends(stores).await;
+    failing_sends_among_others(stores).await;
 }
 
 async fn users(s: &Stores) {
@@ -367,6 +369,7 @@ async fn postgres_backend_conforms() {
     .await
     .unwrap();
     assert_eq!(orphans, 0);
+    writer_reconnects(&stores, pool).await;
     // Migrating an already migrated database is a no-op.
     let again = Stores::open_postgres(db.url()).await.unwrap();
     again.close().await;
@@ -1761,4 +1764,226 @@ async fn read_markers(s: &Stores) {
     ));
     assert_eq!(m.message("rmc", "fresh").await.unwrap(), None);
     assert_eq!(r.room_by_id("rmc").await.unwrap().unwrap().seq, b4 + 30);
+}
+
+/// Many senders at once across rooms, with one message sent by all of them at the same
+/// time: every send is answered, each id is stored once under the next seq of its room
+/// (no gaps, in each sender's order), a repeat is answered with the stored message, and
+/// each sender has read up to their last message.
+async fn batched_sends(s: &Stores) {
+    use std::collections::{HashMap, HashSet};
+    const SENDERS: [&str; 4] = ["bs1", "bs2", "bs3", "bs4"];
+    const ROOMS: [&str; 3] = ["bk1", "bk2", "bk3"];
+    for (i, id) in SENDERS.iter().enumerate() {
+        s.users
+            .insert_user(&user(id, &format!("batch-sender-{i}"), false))
+            .await
+            .unwrap();
+    }
+    for id in ROOMS {
+        let mut r = room(id, RoomKind::Channel, false, None);
+        r.created_by = "bs1".into();
+        let members: Vec<_> = SENDERS.iter().map(|u| member(u, *u == "bs1")).collect();
+        s.rooms.insert_room(&r, &members).await.unwrap();
+    }
+    // Task t sends 50 messages one after the other, to the rooms in turn; every fifth is
+    // the same message (id and content) sent by every task.
+    let tasks: Vec<_> = (0..8usize)
+        .map(|t| {
+            let messages = s.messages.clone();
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for i in 0..50usize {
+                    let m = if i % 5 == 0 {
+                        let mut m = message(ROOMS[i % 3], &format!("all{i}"), "for all");
+                        m.sender_id = "bs1".into();
+                        m
+                    } else {
+                        let mut m = message(ROOMS[(t + i) % 3], &format!("t{t}-{i}"), "own");
+                        m.sender_id = SENDERS[t % 4].into();
+                        m.mentions = vec![format!("m{t}-{i}")];
+                        m
+                    };
+                    let answer = messages.insert_message(&m).await.unwrap();
+                    answers.push((m, answer));
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut new: HashMap<(String, String), MessageRecord> = HashMap::new();
+    let mut repeats = Vec::new();
+    for task in tasks {
+        // A task's sends wait for each other, so its new messages in a room ascend.
+        let mut last_seq: HashMap<String, i64> = HashMap::new();
+        for (sent, answer) in task.await.unwrap() {
+            match answer {
+                Inserted::New(m) => {
+                    let expected = MessageRecord {
+                        seq: m.seq,
+                        version_seq: m.seq,
+                        ..sent.clone()
+                    };
+                    assert_eq!(m, expected, "stored as sent");
+                    let previous = last_seq.insert(m.room_id.clone(), m.seq).unwrap_or(0);
+                    assert!(previous < m.seq, "{}: in send order", m.id);
+                    let key = (m.room_id.clone(), m.id.clone());
+                    assert!(new.insert(key, m).is_none(), "{}: stored twice", sent.id);
+                }
+                Inserted::Existing(m) => repeats.push((sent, m)),
+            }
+        }
+    }
+    assert_eq!(
+        new.len(),
+        8 * 40 + 10,
+        "every own message and each shared one"
+    );
+    assert_eq!(
+        repeats.len(),
+        10 * 7,
+        "the other sends of the shared messages"
+    );
+    for (sent, stored) in &repeats {
+        assert!(sent.id.starts_with("all"), "{} repeated", sent.id);
+        assert_eq!(&new[&(sent.room_id.clone(), sent.id.clone())], stored);
+    }
+    // Sends queued at once share a batch: two senders, many messages each, one room.
+    let burst = (0..30).map(|i| {
+        let mut m = message("bk1", &format!("burst{i}"), "burst");
+        m.sender_id = SENDERS[1 + i % 2].into();
+        let messages = s.messages.clone();
+        async move { messages.insert_message(&m).await.unwrap() }
+    });
+    // Queued in this order (each send is queued when first polled), so numbered in it.
+    let mut previous = 0;
+    for answer in futures_util::future::join_all(burst).await {
+        let Inserted::New(m) = answer else {
+            panic!("{answer:?}")
+        };
+        assert!(m.seq > previous, "{}: in queue order", m.id);
+        previous = m.seq;
+        new.insert((m.room_id.clone(), m.id.clone()), m);
+    }
+    for room_id in ROOMS {
+        let stored = s
+            .messages
+            .messages(room_id, None, None, 1000)
+            .await
+            .unwrap();
+        let ids: HashSet<&str> = stored.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids.len(), stored.len(), "{room_id}: ids once");
+        let count = new.keys().filter(|(r, _)| r == room_id).count();
+        assert_eq!(stored.len(), count, "{room_id}: every new message");
+        // The room took seq 1 when created; its messages took every seq after it.
+        let seqs: Vec<i64> = stored.iter().map(|m| m.seq).collect();
+        assert_eq!(
+            seqs,
+            (2..=1 + count as i64).collect::<Vec<_>>(),
+            "{room_id}"
+        );
+        let room = s.rooms.room_by_id(room_id).await.unwrap().unwrap();
+        assert_eq!(room.seq, 1 + count as i64);
+        for m in &stored {
+            assert_eq!(m, &new[&(m.room_id.clone(), m.id.clone())]);
+        }
+    }
+    for sender in SENDERS {
+        let markers = s.rooms.rooms_with_unread(sender, 1000).await.unwrap();
+        for room_id in ROOMS {
+            let last_sent = new
+                .values()
+                .filter(|m| m.room_id == room_id && m.sender_id == sender)
+                .map(|m| m.seq)
+                .max()
+                .unwrap_or(1);
+            let marker = markers.iter().find(|x| x.room.id == room_id).unwrap();
+            assert_eq!(marker.last_read_seq, last_sent, "{sender} in {room_id}");
+        }
+    }
+}
+
+/// Sends that fail, sent at the same time as others: each fails alone.
+async fn failing_sends_among_others(s: &Stores) {
+    let mut r = room("bf1", RoomKind::Channel, false, None);
+    r.created_by = "bs1".into();
+    s.rooms
+        .insert_room(&r, &[member("bs1", true)])
+        .await
+        .unwrap();
+    let sends = (0..40).map(|i| {
+        let mut m = message("bf1", &format!("f{i}"), "fine");
+        m.sender_id = "bs1".into();
+        match i {
+            10 => m.room_id = "no-such-room".into(),
+            // Refused by the sender's reference, after the room's seq was taken.
+            20 => m.sender_id = "no-such-user".into(),
+            _ => {}
+        }
+        let messages = s.messages.clone();
+        async move { messages.insert_message(&m).await }
+    });
+    let results = futures_util::future::join_all(sends).await;
+    for (i, result) in results.iter().enumerate() {
+        match (i, result) {
+            (10, Err(StoreError::Corrupt(e))) => assert_eq!(e, "no room no-such-room"),
+            (20, Err(_)) => {}
+            (10 | 20, other) => panic!("send {i}: {other:?}"),
+            (_, Ok(Inserted::New(m))) => assert_eq!(m.id, format!("f{i}")),
+            (_, other) => panic!("send {i}: {other:?}"),
+        }
+    }
+    let stored = s.messages.messages("bf1", None, None, 100).await.unwrap();
+    let seqs: Vec<i64> = stored.iter().map(|m| m.seq).collect();
+    assert_eq!(
+        seqs,
+        (2..=39).collect::<Vec<_>>(),
+        "no seq taken by a failure"
+    );
+    assert_eq!(s.messages.message("bf1", "f20").await.unwrap(), None);
+    assert_eq!(s.rooms.room_by_id("bf1").await.unwrap().unwrap().seq, 39);
+}
+
+/// PostgreSQL: when the message writer's connection is killed, sends still succeed
+/// and the writer connects again.
+async fn writer_reconnects(s: &Stores, pool: &sqlx::PgPool) {
+    let writers = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND datname = current_database()",
+        )
+        .bind(super::pg_batch::APPLICATION_NAME)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+    let send = |id: &str| {
+        let mut m = message("bf1", id, "after");
+        m.sender_id = "bs1".into();
+        async move { s.messages.insert_message(&m).await.unwrap() }
+    };
+    assert!(matches!(send("w0").await, Inserted::New(_)));
+    assert_eq!(writers().await, 1);
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = $1 AND datname = current_database()",
+    )
+    .bind(super::pg_batch::APPLICATION_NAME)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(killed, [true]);
+    for id in ["w1", "w2", "w3"] {
+        assert!(matches!(send(id).await, Inserted::New(_)));
+    }
+    assert_eq!(writers().await, 1);
+    let seqs: Vec<i64> = s
+        .messages
+        .messages("bf1", None, Some(39), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(seqs, [40, 41, 42, 43]);
 }

@@ -12,6 +12,7 @@ mod e2ee;
 mod files;
 mod keys;
 mod migrations;
+mod pg_batch;
 mod postgres;
 mod rooms;
 mod search;
@@ -67,7 +68,7 @@ pub enum StoreError {
     /// A stored value could not be understood.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
-    /// A group commit failed; nothing of its batch was stored.
+    /// A group commit failed (SQLite); nothing of its batch was stored.
     #[error("commit failed: {0}")]
     CommitFailed(String),
     /// The message writer task is gone (the store is shutting down).

@@ -1,6 +1,7 @@
 //! The PostgreSQL backend, for larger installations and (later) several server nodes.
 
 use super::cache::Caches;
+use super::pg_batch::MessageWriter;
 use super::{StoreError, migrations};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -9,6 +10,8 @@ use std::time::Duration;
 /// Every store in one PostgreSQL database.
 pub struct PgStore {
     pool: PgPool,
+    /// Message inserts go through one writer that commits them in batches.
+    messages: MessageWriter,
     caches: Caches,
 }
 
@@ -25,6 +28,7 @@ impl PgStore {
             .run(&pool)
             .await?;
         Ok(Self {
+            messages: MessageWriter::start(pool.clone()),
             pool,
             caches: Caches::default(),
         })
@@ -36,5 +40,9 @@ impl PgStore {
 
     pub(super) fn caches(&self) -> &Caches {
         &self.caches
+    }
+
+    pub(super) fn messages_writer(&self) -> &MessageWriter {
+        &self.messages
     }
 }
