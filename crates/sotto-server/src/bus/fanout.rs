@@ -520,6 +520,20 @@ impl Inbox {
         }
     }
 
+    /// The next delivery if one is waiting, or why the inbox ended.
+    pub fn try_next(&mut self) -> Option<Result<Delivery, Ended>> {
+        if let Some(end) = self.ended() {
+            return Some(Err(end));
+        }
+        match self.rx.try_recv() {
+            Ok(d) => Some(self.ended().map_or(Ok(d), Err)),
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                Some(Err(self.ended().unwrap_or(Ended::Closed)))
+            }
+        }
+    }
+
     fn ended(&self) -> Option<Ended> {
         match self.end.load(Ordering::Acquire) {
             LAGGED => Some(Ended::Lagged),

@@ -17,6 +17,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
+use futures_util::SinkExt;
 use serde::{Deserialize, Serialize};
 use sotto_api::{
     ClientFrame, ErrorBody, ErrorCode, Notice, OTR_FRAME_ID_MAX, PresenceList, RESUME_MAX_ROOMS,
@@ -218,23 +219,34 @@ fn too_big(e: &axum::Error) -> bool {
 }
 const FAILED: End = End::Close(1011, "internal error: reconnect and resume");
 
-/// Sends one JSON frame within the send timeout.
+/// Queues one JSON frame within the send timeout (see [`feed_text`]).
 async fn send<T: Serialize>(
     socket: &mut WebSocket,
     timeout: Duration,
     frame: &T,
 ) -> Result<(), End> {
     let text = serde_json::to_string(frame).map_err(|_| FAILED)?;
-    match tokio::time::timeout(timeout, socket.send(WsMessage::Text(text.into()))).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(End::Gone),
-        Err(_) => Err(TOO_SLOW),
-    }
+    feed_text(socket, timeout, text.into()).await
 }
 
-/// Sends one text frame, already JSON, within the send timeout.
-async fn send_text(socket: &mut WebSocket, timeout: Duration, text: Utf8Bytes) -> Result<(), End> {
-    match tokio::time::timeout(timeout, socket.send(WsMessage::Text(text))).await {
+/// Queues one text frame, already JSON, within the send timeout. Frames reach the
+/// client when the write buffer fills or at [`flush`], which the connection's loop
+/// calls after each step: a burst of deliveries costs one write to the socket, not one
+/// each.
+async fn feed_text(socket: &mut WebSocket, timeout: Duration, text: Utf8Bytes) -> Result<(), End> {
+    within(timeout, socket.feed(WsMessage::Text(text))).await
+}
+
+/// Writes every queued frame within the send timeout.
+async fn flush(socket: &mut WebSocket, timeout: Duration) -> Result<(), End> {
+    within(timeout, socket.flush()).await
+}
+
+async fn within(
+    timeout: Duration,
+    io: impl Future<Output = Result<(), axum::Error>>,
+) -> Result<(), End> {
+    match tokio::time::timeout(timeout, io).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Gone),
         Err(_) => Err(TOO_SLOW),
@@ -305,7 +317,7 @@ impl Connection {
                 match self.feed.step(&e).await {
                     Ok(Step::Skip) => Ok(()),
                     Ok(Step::Send) => {
-                        send_text(&mut self.socket, timeout, text).await?;
+                        feed_text(&mut self.socket, timeout, text).await?;
                         // A join starts a catch-up.
                         self.deliver(Vec::new()).await
                     }
@@ -316,10 +328,10 @@ impl Connection {
                     }
                 }
             }
-            Delivery::Notice(text) => send_text(&mut self.socket, timeout, text).await,
+            Delivery::Notice(text) => feed_text(&mut self.socket, timeout, text).await,
             Delivery::KeysChanged(user_id, text) => {
                 self.otr.forget_user(&user_id);
-                send_text(&mut self.socket, timeout, text).await
+                feed_text(&mut self.socket, timeout, text).await
             }
         }
     }
@@ -424,7 +436,7 @@ impl Connection {
 
     /// An OTR frame relayed to this connection.
     async fn send_otr(&mut self, text: Arc<str>) -> Result<(), End> {
-        send_text(
+        feed_text(
             &mut self.socket,
             self.state.realtime.send_timeout,
             text.as_ref().into(),
@@ -459,6 +471,9 @@ impl Connection {
         if let Err(end) = self.send_presence().await {
             return end;
         }
+        if let Err(end) = flush(&mut self.socket, self.state.realtime.send_timeout).await {
+            return end;
+        }
         loop {
             let step = tokio::select! {
                 incoming = self.socket.recv() => {
@@ -476,8 +491,7 @@ impl Connection {
                 text = self.otr.next() => self.send_otr(text).await,
                 delivery = self.inbox.next() => match delivery {
                     Ok(delivery) => self.on_delivery(delivery).await,
-                    Err(Ended::Closed) => Err(End::Close(1001, "server shutting down")),
-                    Err(Ended::Lagged) => Err(TOO_SLOW),
+                    Err(ended) => Err(inbox_end(ended)),
                 },
                 _ = ticks.tick() => {
                     if !answered {
@@ -496,9 +510,35 @@ impl Connection {
             if let Err(end) = step {
                 return end;
             }
+            if let Err(end) = self.drain().await {
+                return end;
+            }
         }
     }
+
+    /// Handles the deliveries already waiting (a few, so reading the client is not
+    /// held up), then writes everything queued in one go.
+    async fn drain(&mut self) -> Result<(), End> {
+        for _ in 0..DRAIN_MAX {
+            match self.inbox.try_next() {
+                None => break,
+                Some(Ok(delivery)) => self.on_delivery(delivery).await?,
+                Some(Err(ended)) => return Err(inbox_end(ended)),
+            }
+        }
+        flush(&mut self.socket, self.state.realtime.send_timeout).await
+    }
 }
+
+fn inbox_end(ended: Ended) -> End {
+    match ended {
+        Ended::Closed => End::Close(1001, "server shutting down"),
+        Ended::Lagged => TOO_SLOW,
+    }
+}
+
+/// Most waiting deliveries handled between two looks at the client's side.
+const DRAIN_MAX: usize = 64;
 
 /// Sends the close frame, waiting at most `timeout` for a slow client to take it.
 async fn close(socket: &mut WebSocket, timeout: Duration, end: End) {
