@@ -1,11 +1,18 @@
 // The browser client's benchmark (docs/benchmarks.md, "Browser client"): bundle size,
 // first paint of a room, unlocking at the default Argon2id parameters, opening pages of
-// 50 encrypted messages, and scrolling back through a long encrypted room. A real
-// server and Chromium on loopback; the room is filled by the terminal client, so every
-// message is a real envelope the browser must verify and decrypt.
+// 50 encrypted messages, scrolling back through a long encrypted room, and what verifying
+// a page's signatures costs a message. A real server and Chromium on loopback; the room
+// is filled by the terminal client, so every message is a real envelope the browser must
+// verify and decrypt.
 //
 //   node scripts/bench.mjs              10,000 messages
 //   BENCH_MESSAGES=2000 node scripts/bench.mjs
+import { build } from "esbuild";
+import type { Page } from "playwright-core";
+import type { pippenger } from "@noble/curves/abstract/curve.js";
+import type { ed25519 } from "@noble/curves/ed25519.js";
+import type * as Primitives from "../src/crypto/primitives";
+import type * as Cases from "../test/unit/ed25519cases";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,7 +43,10 @@ function cli(profile: string, args: string[], input = ""): string {
   return r.stdout;
 }
 
-/** Sends `count` messages through one `sotto chat --plain` session, at most `rate` a second. */
+/**
+ * Sends `count` messages through one `sotto chat --plain` session, within the server's
+ * send limit (a burst of 300, then one per 50 ms; `SEND_BURST`, `SEND_EVERY`).
+ */
 async function fill(profile: string, room: string, count: number): Promise<number> {
   const start = Date.now();
   const chat = spawn(sottoBin(), ["chat", room, "--plain", "--json", "--profile", profile], { stdio: ["pipe", "pipe", "inherit"] });
@@ -56,6 +66,8 @@ async function fill(profile: string, room: string, count: number): Promise<numbe
     chat.on("exit", (code) => (seen < count ? rej(new Error(`chat exited (${code}) after ${seen}`)) : res()));
   });
   for (let i = 0; i < count; i++) {
+    const due = start + Math.max(0, i - 250) * 52;
+    if (Date.now() < due) await new Promise((r) => setTimeout(r, due - Date.now()));
     if (!chat.stdin.write(`message ${i} of the long encrypted room, padded a little so it reads like chat\n`)) {
       await new Promise((r) => chat.stdin.once("drain", r));
     }
@@ -63,6 +75,116 @@ async function fill(profile: string, room: string, count: number): Promise<numbe
   await Promise.race([done, new Promise((_, rej) => setTimeout(() => rej(new Error("fill timed out")), 30 * 60_000))]);
   chat.stdin.end("/quit\n");
   return (Date.now() - start) / 1000;
+}
+
+/** What the signature measurement loads into the page (its own copy, not the app's modules). */
+type SigBench = typeof Primitives & typeof Cases & { ed25519: typeof ed25519; pippenger: typeof pippenger };
+
+/**
+ * Per-message cost of verifying a page of 50 signatures in Chromium: the former path (one
+ * `ed25519VerifyAsync` per message, as it was before the batch), the batch, the
+ * pure-script reference, and the multi-scalar multiplication a batch equation would need.
+ * First checks that, in Chromium, the batch answers every crafted case as the reference.
+ */
+async function signatureCosts(page: Page) {
+  const bundle = await build({
+    stdin: {
+      contents: [
+        'export * from "../src/crypto/primitives";',
+        'export * from "../test/unit/ed25519cases";',
+        'export { ed25519 } from "@noble/curves/ed25519.js";',
+        'export { pippenger } from "@noble/curves/abstract/curve.js";',
+      ].join("\n"),
+      resolveDir: join(webDir, "bench"),
+      loader: "ts",
+    },
+    bundle: true,
+    format: "iife",
+    globalName: "sottoSigBench",
+    platform: "browser",
+    target: "es2022",
+    write: false,
+    logLevel: "warning",
+  });
+  await page.evaluate(`${bundle.outputFiles[0]!.text}; globalThis.sottoSigBench = sottoSigBench;`);
+  return page.evaluate(async () => {
+    const S = (globalThis as unknown as { sottoSigBench: SigBench }).sottoSigBench;
+    const { Point } = S.ed25519;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const time = async (f: () => unknown) => {
+      const t0 = performance.now();
+      await f();
+      return performance.now() - t0;
+    };
+
+    const cases = [...S.ed25519Cases(), ...S.pageOf50(23)];
+    const got = await S.ed25519VerifyBatch(cases);
+    const disagree = cases.filter((c, i) => got[i] !== S.ed25519Verify(c.publicKey, c.message, c.signature) || (c.expect !== undefined && got[i] !== c.expect)).map((c) => c.name);
+
+    // The former per-message path, kept here only for the comparison: A and R decoded in
+    // script, the key imported each time, then WebCrypto's verify.
+    const formerVerifyAsync = async (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => {
+      if (signature.length !== 64 || !S.ed25519IsValidPublicKey(publicKey)) return false;
+      try {
+        const rBytes = signature.subarray(0, 32);
+        const r = Point.fromBytes(rBytes, false);
+        if (r.isSmallOrder() || !r.toBytes().every((b, i) => b === rBytes[i])) return false;
+        if (S.le(signature.subarray(32, 64)) >= Point.Fn.ORDER) return false;
+        const key = await crypto.subtle.importKey("raw", Uint8Array.from(publicKey), { name: "Ed25519" }, false, ["verify"]);
+        return await crypto.subtle.verify({ name: "Ed25519" }, key, Uint8Array.from(signature), Uint8Array.from(message));
+      } catch {
+        return false;
+      }
+    };
+
+    // Pages of 50 envelope-sized signing inputs (400 bytes) by one sender, a new sender
+    // each round so the batch meets its key first cold, then warm (cached).
+    const rounds = 12;
+    const former: number[] = [];
+    const cold: number[] = [];
+    const warm: number[] = [];
+    for (let round = 0; round <= rounds; round++) {
+      const seed = crypto.getRandomValues(new Uint8Array(32));
+      const publicKey = S.ed25519PublicKey(seed);
+      const items = Array.from({ length: 50 }, () => {
+        const message = crypto.getRandomValues(new Uint8Array(400));
+        return { publicKey, message, signature: S.ed25519Sign(seed, message) };
+      });
+      const f = await time(() => Promise.all(items.map((x) => formerVerifyAsync(x.publicKey, x.message, x.signature))));
+      const c = await time(() => S.ed25519VerifyBatch(items));
+      const w = await time(() => S.ed25519VerifyBatch(items));
+      if (round === 0) continue; // warm-up
+      former.push(f / 50);
+      cold.push(c / 50);
+      warm.push(w / 50);
+    }
+
+    const one = S.pageOf50(-1)[0]!;
+    const pure: number[] = [];
+    for (let i = 0; i < 20; i++) pure.push(await time(() => S.ed25519Verify(one.publicKey, one.message, one.signature)));
+
+    // What one batch equation over 50 signatures by 50 senders needs at least: decoding
+    // the 50 R, and one MSM over 101 points (B, 50 A, 50 R) with 128-bit z_i on the R.
+    const rand = (bytes: number) => S.le(crypto.getRandomValues(new Uint8Array(bytes)));
+    const decode: number[] = [];
+    const msm: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const sigs = Array.from({ length: 50 }, (_, j) => S.ed25519Sign(crypto.getRandomValues(new Uint8Array(32)), Uint8Array.of(i, j)));
+      let rs: InstanceType<typeof Point>[] = [];
+      decode.push(await time(() => (rs = sigs.map((s) => Point.fromBytes(s.subarray(0, 32))))));
+      const as = Array.from({ length: 50 }, () => Point.BASE.multiply((rand(32) % (Point.Fn.ORDER - 1n)) + 1n));
+      const points = [Point.BASE, ...as, ...rs];
+      const scalars = [rand(32) % Point.Fn.ORDER, ...as.map(() => rand(32) % Point.Fn.ORDER), ...rs.map(() => rand(16))];
+      msm.push(await time(() => S.pippenger(Point, points, scalars)));
+    }
+
+    return {
+      chromiumAgreement: { cases: cases.length, disagree },
+      perMessageMsPageOf50: { formerPath: +median(former).toFixed(3), batchKeyCold: +median(cold).toFixed(3), batchKeyCached: +median(warm).toFixed(3), rounds },
+      pureScriptOneSignatureMs: +median(pure).toFixed(2),
+      batchEquationOf50: { decode50RMs: +median(decode).toFixed(1), msm101PointsMs: +median(msm).toFixed(1) },
+    };
+  });
 }
 
 async function main(): Promise<void> {
@@ -133,6 +255,8 @@ async function main(): Promise<void> {
       return { seconds: (performance.now() - startAt) / 1000, frames, maxItems, longTasks, pages, unlock, reachedStart: document.body.textContent!.includes("This is the start"), total };
     }, MESSAGES);
 
+    const signatures = await signatureCosts(ana.page);
+
     const gz = sizes.reduce((n, s) => n + s.gzip, 0);
     const result = {
       messages: MESSAGES,
@@ -148,6 +272,7 @@ async function main(): Promise<void> {
         longTasks: scroll.longTasks,
         maxMessagesInDom: scroll.maxItems,
       },
+      signatures,
     };
     console.log(JSON.stringify(result, null, 2));
   } finally {

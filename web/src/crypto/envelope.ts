@@ -8,12 +8,12 @@
 //   signature = Ed25519(isk, bytes8("sotto/v1/message") ‖ header ‖ nonce ‖ ciphertext)
 
 import { type Attachment, type MessageBody, decodeBody, encodeBody } from "./body";
-import { DecodeError, Reader, Writer, equalBytes, signingInput } from "./encoding";
+import { DecodeError, Reader, Writer, equalBytes, signingInput, toHex } from "./encoding";
 import type { EpochKey, Rng } from "./epoch";
 import { type EpochId, type MessageId, type RoomId, type UserId, checkRandomId, newRandomId, readRandomId, readRoomId, readUserId, writeId } from "./ids";
 import type { IdentityKeys } from "./identity";
 import { MAX_DATA_LEN, PaddingError, isBucket, pad, unpad } from "./padding";
-import { aesGcmOpen, aesGcmSeal, ed25519Verify, randomBytes, ed25519VerifyAsync } from "./primitives";
+import { aesGcmOpen, aesGcmSeal, ed25519Verify, ed25519VerifyAsync, ed25519VerifyBatch, randomBytes, type SignedItem } from "./primitives";
 import type { SeenMessages } from "./replay";
 
 export const MESSAGE_LABEL = "sotto/v1/message";
@@ -176,6 +176,42 @@ export interface OpenEnvelopeOptions {
   formerKeys?: readonly Uint8Array[];
   /** The room's seen message ids (§7.7); with it, step 10 runs and records the id. */
   seen?: SeenMessages;
+  /** Checks the signature under `senderKey` (default `ed25519VerifyAsync`); see `verifyEnvelopeSignatures`. */
+  verify?: SignatureVerifier;
+}
+
+/** A strict Ed25519 check of `signature` over `message` under `publicKey`. */
+export type SignatureVerifier = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => Promise<boolean>;
+
+/**
+ * Verifies the signatures of many envelopes (a page of history) in one batch, each under
+ * its sender's key as `senderKey` gives it (envelopes that do not parse, or whose sender
+ * has none, are left out), and returns the verifier to pass to `openEnvelope`: it answers
+ * from the batch for exactly the (key, signing input, signature) bytes checked, and
+ * verifies anything else afresh.
+ */
+export async function verifyEnvelopeSignatures(envelopes: readonly Uint8Array[], senderKey: (sender: UserId) => Uint8Array | undefined): Promise<SignatureVerifier> {
+  const items: SignedItem[] = [];
+  for (const bytes of envelopes) {
+    let env: Parsed;
+    try {
+      env = parse(bytes);
+    } catch {
+      continue;
+    }
+    const publicKey = senderKey(env.header.senderId);
+    if (publicKey) items.push({ publicKey, message: signingInput(MESSAGE_LABEL, env.signed), signature: env.signature });
+  }
+  const results = await ed25519VerifyBatch(items);
+  const bySignature = new Map<string, number[]>();
+  items.forEach((it, i) => {
+    const id = toHex(it.signature);
+    bySignature.set(id, [...(bySignature.get(id) ?? []), i]);
+  });
+  return async (publicKey, message, signature) => {
+    const i = (bySignature.get(toHex(signature)) ?? []).find((j) => equalBytes(items[j]!.publicKey, publicKey) && equalBytes(items[j]!.message, message));
+    return i === undefined ? ed25519VerifyAsync(publicKey, message, signature) : results[i]!;
+  };
 }
 
 export interface OpenedEnvelope {
@@ -211,7 +247,7 @@ export async function openEnvelope(bytes: Uint8Array, opts: OpenEnvelopeOptions)
   if (!isAuthorized(opts.authorized, h.senderId)) throw new EnvelopeError("SenderNotAuthorized");
   const input = signingInput(MESSAGE_LABEL, env.signed);
   let underFormerKey = false;
-  if (!(await ed25519VerifyAsync(opts.senderKey, input, env.signature))) {
+  if (!(await (opts.verify ?? ed25519VerifyAsync)(opts.senderKey, input, env.signature))) {
     if (!(opts.formerKeys ?? []).some((k) => ed25519Verify(k, input, env.signature))) throw new EnvelopeError("BadSignature");
     underFormerKey = true;
   }

@@ -6,6 +6,7 @@
 import { ApiError, Http, seg } from "../api/http";
 import { Realtime, type SocketState } from "../api/realtime";
 import type { AdminRoom, CreateRoomRequest, FileInfo, Member, Message, MessagePage, Room, RoomEvent, SearchPage, Session, ServerFrame, Settings, User, UserSummary } from "../api/types";
+import type { SignatureVerifier } from "../crypto/envelope";
 import { E2e } from "./e2e";
 import { Emitter } from "./emitter";
 import { OtrManager } from "./otr";
@@ -292,7 +293,8 @@ export class Workspace extends Emitter {
       t.hasMoreBefore = page.has_more;
       // User Timing, read by the browser benchmark: opening (and decrypting) one page.
       const start = performance.now();
-      await Promise.all(page.messages.map((m) => this.apply(m)));
+      const verify = await this.e2e.verifyPage(page.messages);
+      await Promise.all(page.messages.map((m) => this.apply(m, verify)));
       performance.measure("sotto:open-page", { start, detail: { count: page.messages.length } });
       t.loaded = true;
     } finally {
@@ -302,7 +304,7 @@ export class Workspace extends Emitter {
   }
 
   /** Puts a message into its room's timeline (by id: events are applied idempotently). */
-  private async apply(m: Message): Promise<void> {
+  private async apply(m: Message, verify?: SignatureVerifier): Promise<void> {
     const t = this.timeline(m.room_id);
     const at = t.messages.findIndex((x) => x.id === m.id);
     if (at >= 0) {
@@ -313,11 +315,11 @@ export class Workspace extends Emitter {
       while (i > 0 && t.messages[i - 1]!.seq > m.seq) i--;
       t.messages.splice(i, 0, m);
     }
-    t.views.set(m.id, await this.view(m));
+    t.views.set(m.id, await this.view(m, verify));
     this.changed();
   }
 
-  private async view(m: Message): Promise<MessageView> {
+  private async view(m: Message, verify?: SignatureVerifier): Promise<MessageView> {
     const room = this.rooms.get(m.room_id);
     const base: MessageView = {
       id: m.id,
@@ -337,7 +339,7 @@ export class Workspace extends Emitter {
     if (m.deleted) return { ...base, text: null };
     if (m.ciphertext !== null) {
       if (!room) return { ...base, encrypted: true, text: null, problem: "This message cannot be opened here" };
-      return this.e2e.view(room, m);
+      return this.e2e.view(room, m, verify);
     }
     if (room && m.text !== null) {
       const problem = await this.e2e.plaintextProblem(room, m, this.timelines.get(m.room_id)?.messages ?? []);

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type Attachment, type MessageBody, decodeBody, encodeBody, textBody } from "../../src/crypto/body";
 import { DecodeError, Writer, concat, toHex, utf8 } from "../../src/crypto/encoding";
-import { EnvelopeError, type EnvelopeErrorKind, SealError, encodeHeader, newHeader, openEnvelope, peekEnvelope, sealEnvelope } from "../../src/crypto/envelope";
+import { EnvelopeError, type EnvelopeErrorKind, type OpenEnvelopeOptions, SealError, encodeHeader, newHeader, openEnvelope, peekEnvelope, sealEnvelope, verifyEnvelopeSignatures } from "../../src/crypto/envelope";
 import { EpochKey } from "../../src/crypto/epoch";
 import { roomId, userId } from "../../src/crypto/ids";
 import { IdentityKeys } from "../../src/crypto/identity";
@@ -117,6 +117,38 @@ test("envelope: every check of §7.6 refuses with its own error, in order", asyn
   seen.checkAndInsert(roomId("r.other"), header.messageId);
   await openEnvelope(bytes, { ...base, seen });
   await assert.rejects(openEnvelope(bytes, { ...base, seen }), isEnv("Replayed"));
+});
+
+test("envelope: a page's signatures verified in one batch give every envelope the outcome it gets alone", async () => {
+  const { v, keys, room, sender, epochKey, members } = await vectorWorld();
+  const bytes = hex(v, "envelope");
+  const mallory = await IdentityKeys.fromSecrets(new Uint8Array(32).fill(9), new Uint8Array(32).fill(10));
+  // The valid one, a bad signature, the same signature over another ciphertext (the
+  // result must be bound to the signed bytes, not the signature), a damaged one.
+  const page = [bytes, flip(bytes, bytes.length - 1), flip(bytes, 100), bytes.subarray(0, 200)];
+  const outcome = (b: Uint8Array, o: OpenEnvelopeOptions) =>
+    openEnvelope(b, o).then(
+      (r) => `opened${r.underFormerKey ? " under a former key" : ""}`,
+      (e: unknown) => (e instanceof EnvelopeError ? e.kind : "thrown"),
+    );
+  for (const pinned of [keys.identityPublic, mallory.identityPublic]) {
+    const verify = await verifyEnvelopeSignatures(page, (u) => (u === sender ? pinned : undefined));
+    for (const base of [
+      { room, epochKey, senderKey: pinned, authorized: members },
+      { room, epochKey, senderKey: pinned, authorized: members, formerKeys: [keys.identityPublic] },
+      { room: roomId("r.other"), epochKey, senderKey: pinned, authorized: members },
+    ]) {
+      for (const b of page) assert.equal(await outcome(b, { ...base, verify }), await outcome(b, base));
+    }
+  }
+  const verify = await verifyEnvelopeSignatures(page, () => keys.identityPublic);
+  const base = { room, epochKey, authorized: members, verify };
+  assert.equal(await outcome(bytes, { ...base, senderKey: keys.identityPublic }), "opened");
+  assert.equal(await outcome(flip(bytes, 100), { ...base, senderKey: keys.identityPublic }), "BadSignature");
+  assert.equal(await outcome(bytes, { ...base, senderKey: mallory.identityPublic, formerKeys: [keys.identityPublic] }), "opened under a former key");
+  assert.equal(await outcome(bytes, { ...base, senderKey: mallory.identityPublic }), "BadSignature");
+  // Nothing to verify: every envelope is verified when opened.
+  assert.equal(await outcome(bytes, { ...base, senderKey: keys.identityPublic, verify: await verifyEnvelopeSignatures([], () => undefined) }), "opened");
 });
 
 test("sealing refuses mismatched headers and invalid bodies, and round-trips every field", async () => {

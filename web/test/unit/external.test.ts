@@ -10,6 +10,7 @@ import { argon2id as nobleArgon2id } from "@noble/hashes/argon2.js";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha512 as nobleSha512 } from "@noble/hashes/sha2.js";
 import { concat, fromHex, toHex, utf8 } from "../../src/crypto/encoding";
+import { type Ed25519Case, ed25519Cases, pageOf50 } from "./ed25519cases";
 import {
   AeadError,
   AgreementError,
@@ -19,6 +20,7 @@ import {
   ed25519Sign,
   ed25519Verify,
   ed25519VerifyAsync,
+  ed25519VerifyBatch,
   hkdfSha256,
   hmacSha256,
   hpkeOpen,
@@ -83,10 +85,11 @@ test("X25519 refuses a low-order peer key", async () => {
 interface Ed25519Vectors {
   tests: { name: string; secret_key: string; public_key: string; message: string; signature: string }[];
 }
-/** Both strict verifiers (pure script and native) must give the same answer. */
+/** Both strict verifiers (pure script and native, alone and in a batch) must give the same answer. */
 async function verify(pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): Promise<boolean> {
   const plain = ed25519Verify(pk, msg, sig);
   assert.equal(await ed25519VerifyAsync(pk, msg, sig), plain, "the native verifier agrees");
+  assert.deepEqual(await ed25519VerifyBatch([{ publicKey: pk, message: msg, signature: sig }]), [plain], "a batch of one agrees");
   return plain;
 }
 
@@ -181,6 +184,57 @@ test("strict Ed25519: small-order or non-canonical keys, small-order R and R wit
   assert.ok(await verify(pk, msg, concat(cleanR, leBytes((r + k2 * scalar) % L))));
   // A small-order R.
   assert.ok(!await verify(pk, msg, concat(torsion.toBytes(), leBytes(s))));
+});
+
+/** The batch's answer for each case, checked against the reference and the expected one. */
+async function checkBatch(cases: Ed25519Case[]): Promise<boolean[]> {
+  const got = await ed25519VerifyBatch(cases);
+  assert.equal(got.length, cases.length);
+  for (const [i, c] of cases.entries()) {
+    assert.equal(got[i], ed25519Verify(c.publicKey, c.message, c.signature), `${c.name}: batch = reference`);
+    if (c.expect !== undefined) assert.equal(got[i], c.expect, c.name);
+  }
+  return got;
+}
+
+test("strict Ed25519 batch: the RFC 8032 vectors and their refusals, in one batch, as the reference", async () => {
+  const cases: Ed25519Case[] = ed.tests.flatMap((t) => {
+    const [pk, msg, sig] = [fromHex(t.public_key), fromHex(t.message), fromHex(t.signature)];
+    const flipped = Uint8Array.from(sig);
+    flipped[0]! ^= 1;
+    return [
+      { name: t.name, publicKey: pk, message: msg, signature: sig, expect: true },
+      { name: `${t.name} longer message`, publicKey: pk, message: concat(msg, Uint8Array.of(0)), signature: sig, expect: false },
+      { name: `${t.name} R changed`, publicKey: pk, message: msg, signature: flipped, expect: false },
+    ];
+  });
+  await checkBatch(cases);
+});
+
+test("strict Ed25519 batch: crafted edge cases answer exactly as the pure-script reference", async () => {
+  const cases = ed25519Cases();
+  const got = await checkBatch(cases);
+  // The byte checks alone must refuse what the native equation would accept.
+  for (const c of cases.filter((c) => c.name.includes("equation holds") || c.name.includes(", S = k·a"))) assert.ok(!got[cases.indexOf(c)], c.name);
+  // Mixed-order keys: the equation holds for some messages, not for others, so both
+  // answers are exercised.
+  const mixed = cases.map((c, i) => (c.name.startsWith("mixed-order A") ? got[i] : undefined)).filter((x) => x !== undefined);
+  assert.ok(mixed.includes(true) && mixed.includes(false));
+  // Each case alone too (one implementation behind the async verifier).
+  for (const c of cases) assert.equal(await ed25519VerifyAsync(c.publicKey, c.message, c.signature), ed25519Verify(c.publicKey, c.message, c.signature), c.name);
+});
+
+test("strict Ed25519 batch: R off the curve is refused by WebCrypto itself", async () => {
+  const off = ed25519Cases().filter((c) => c.name.startsWith("R off the curve"));
+  assert.equal(off.length, 3);
+  for (const c of off) assert.throws(() => ed25519.Point.fromBytes(c.signature.subarray(0, 32)), c.name);
+  await checkBatch(off);
+});
+
+test("strict Ed25519 batch: a page of 50 with one bad signature names exactly that one; an empty batch", async () => {
+  const got = await checkBatch(pageOf50(23));
+  assert.deepEqual(got.flatMap((ok, i) => (ok ? [] : [i])), [23]);
+  assert.deepEqual(await ed25519VerifyBatch([]), []);
 });
 
 // --- RFC 5869 ---
