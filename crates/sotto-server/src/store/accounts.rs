@@ -212,11 +212,7 @@ macro_rules! account_stores {
             }
 
             async fn touch_session(&self, token_hash: &str, at: i64) -> Result<(), StoreError> {
-                sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE token_hash = $2")
-                    .bind(at)
-                    .bind(token_hash)
-                    .execute(self.pool())
-                    .await?;
+                self.write_last_used(token_hash, at).await?;
                 self.caches().sessions.update(token_hash, |s| s.last_used_at = at);
                 Ok(())
             }
@@ -345,6 +341,25 @@ macro_rules! account_stores {
 
 account_stores!(SqliteStore, sqlx::sqlite::SqliteRow);
 account_stores!(PgStore, sqlx::postgres::PgRow);
+
+impl SqliteStore {
+    /// Through the message writer, which holds SQLite's write lock most of the time
+    /// under load (see `batch.rs`).
+    async fn write_last_used(&self, token_hash: &str, at: i64) -> Result<(), StoreError> {
+        self.messages_writer().touch(token_hash, at).await
+    }
+}
+
+impl PgStore {
+    async fn write_last_used(&self, token_hash: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE token_hash = $2")
+            .bind(at)
+            .bind(token_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
 
 impl SqliteStore {
     /// Nothing to do: SQLite runs one writer at a time, so the conditional insert is atomic.

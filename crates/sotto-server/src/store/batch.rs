@@ -7,6 +7,11 @@
 //! message is as durable as with a commit each (`synchronous=FULL`), and under load many
 //! share one sync. With a single send waiting, a batch is that one send.
 //!
+//! The writer also records when a session was last used (once a minute per session, on
+//! the request path) and members' read markers. Written through the pool instead, each
+//! would wait for SQLite's write lock, which the writer holds most of the time under
+//! load, in the busy handler's sleeps of up to 100 ms each: sends stalled for seconds.
+//!
 //! The writer calls SQLite directly (`rusqlite`, prepared statements kept across
 //! batches) rather than through the async pool, whose driver hands every statement and
 //! every row to a worker thread and back: a send's four statements cost microseconds
@@ -24,7 +29,28 @@ pub(super) const MAX_BATCH: usize = 256;
 /// Sends waiting for the writer before callers wait to queue (backpressure).
 const QUEUE: usize = 1024;
 
-type Job = (MessageRecord, oneshot::Sender<Result<Inserted, StoreError>>);
+/// What the writer is asked to do, and where its answer goes.
+struct Job {
+    work: Work,
+    reply: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+enum Work {
+    Insert(MessageRecord),
+    /// A session's `last_used_at`, by token hash.
+    Touch(String, i64),
+    /// A member's read marker: room, user, seq.
+    MarkRead(String, String, i64),
+}
+
+// Mostly `Inserted`: boxing it would allocate once more per message.
+#[allow(clippy::large_enum_variant)]
+enum Done {
+    Inserted(Inserted),
+    Touched,
+    /// The member's read marker now, if they are a member.
+    Marked(Option<i64>),
+}
 
 /// The handle to the writer thread; the thread ends when the last handle is dropped.
 pub(super) struct MessageWriter {
@@ -49,9 +75,43 @@ impl MessageWriter {
     /// Inserts `m` as [`super::MessageStore::insert_message`] does, answering once its
     /// batch is committed.
     pub(super) async fn insert(&self, m: MessageRecord) -> Result<Inserted, StoreError> {
+        match self.submit(Work::Insert(m)).await? {
+            Done::Inserted(inserted) => Ok(inserted),
+            _ => Err(StoreError::Corrupt(
+                "an insert answered as another job".into(),
+            )),
+        }
+    }
+
+    /// Sets the `last_used_at` of the session behind `token_hash`, answering once its
+    /// batch is committed.
+    pub(super) async fn touch(&self, token_hash: &str, at: i64) -> Result<(), StoreError> {
+        self.submit(Work::Touch(token_hash.to_owned(), at)).await?;
+        Ok(())
+    }
+
+    /// [`super::RoomStore::mark_read`], answering once its batch is committed.
+    pub(super) async fn mark_read(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        seq: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        match self
+            .submit(Work::MarkRead(room_id.to_owned(), user_id.to_owned(), seq))
+            .await?
+        {
+            Done::Marked(marker) => Ok(marker),
+            _ => Err(StoreError::Corrupt(
+                "a read marker answered as another job".into(),
+            )),
+        }
+    }
+
+    async fn submit(&self, work: Work) -> Result<Done, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send((m, reply))
+            .send(Job { work, reply })
             .await
             .map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
@@ -69,16 +129,16 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>) {
             }
         }
         let results = write(&mut conn, &batch);
-        for ((_, reply), result) in batch.drain(..).zip(results) {
-            // The caller may have gone (a dropped request); the message stays stored.
-            let _ = reply.send(result);
+        for (job, result) in batch.drain(..).zip(results) {
+            // The caller may have gone (a dropped request); what it asked stays written.
+            let _ = job.reply.send(result);
         }
     }
 }
 
-/// One result per job, in order. If the commit fails, nothing of the batch is stored and
-/// every job gets the error.
-fn write(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Inserted, StoreError>> {
+/// One result per job, in order. If the commit fails, nothing of the batch is written
+/// and every job gets the error.
+fn write(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Done, StoreError>> {
     let failed = |e: &rusqlite::Error| {
         batch
             .iter()
@@ -91,11 +151,55 @@ fn write(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Inserted, StoreErro
         Ok(tx) => tx,
         Err(e) => return failed(&e),
     };
-    let results = batch.iter().map(|(m, _)| insert_one(&mut tx, m)).collect();
+    let results = batch
+        .iter()
+        .map(|job| match &job.work {
+            Work::Insert(m) => insert_one(&mut tx, m).map(Done::Inserted),
+            Work::Touch(token_hash, at) => touch(&tx, token_hash, *at).map(|()| Done::Touched),
+            Work::MarkRead(room_id, user_id, seq) => {
+                mark_read(&tx, room_id, user_id, *seq).map(Done::Marked)
+            }
+        })
+        .collect();
     match tx.commit() {
         Ok(()) => results,
         Err(e) => failed(&e),
     }
+}
+
+/// Only forward, and never past the room's last seq, so concurrent marks from several
+/// devices settle on the furthest.
+fn mark_read(
+    conn: &Connection,
+    room_id: &str,
+    user_id: &str,
+    seq: i64,
+) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached(
+        "UPDATE room_members SET last_read_seq = ?3 \
+         WHERE room_id = ?1 AND user_id = ?2 AND last_read_seq < ?3",
+    )?
+    .execute(params![room_id, user_id, seq.min(room_seq(conn, room_id)?)])?;
+    Ok(conn
+        .prepare_cached(
+            "SELECT last_read_seq FROM room_members WHERE room_id = ?1 AND user_id = ?2",
+        )?
+        .query_row([room_id, user_id], |r| r.get(0))
+        .optional()?)
+}
+
+fn room_seq(conn: &Connection, room_id: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT seq FROM rooms WHERE id = ?1")?
+        .query_row([room_id], |r| r.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+fn touch(conn: &Connection, token_hash: &str, at: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE sessions SET last_used_at = ?1 WHERE token_hash = ?2")?
+        .execute(params![at, token_hash])?;
+    Ok(())
 }
 
 /// One insert under its own savepoint, so a retry (which takes no seq) or a failure

@@ -712,31 +712,7 @@ macro_rules! room_stores {
                 user_id: &str,
                 seq: i64,
             ) -> Result<Option<i64>, StoreError> {
-                use sqlx::Row;
-                let Some(room) = self.rooms_where("WHERE id = $1", Some(room_id)).await?.pop()
-                else {
-                    return Ok(None);
-                };
-                // Only forward, so concurrent marks from several devices settle on the
-                // furthest.
-                sqlx::query(
-                    "UPDATE room_members SET last_read_seq = $3 \
-                     WHERE room_id = $1 AND user_id = $2 AND last_read_seq < $3",
-                )
-                .bind(room_id)
-                .bind(user_id)
-                .bind(seq.min(room.seq))
-                .execute(self.pool())
-                .await?;
-                sqlx::query(
-                    "SELECT last_read_seq FROM room_members WHERE room_id = $1 AND user_id = $2",
-                )
-                .bind(room_id)
-                .bind(user_id)
-                .fetch_optional(self.pool())
-                .await?
-                .map(|r| Ok(r.try_get(0)?))
-                .transpose()
+                self.write_read_marker(room_id, user_id, seq).await
             }
 
             async fn public_rooms(&self) -> Result<Vec<RoomRecord>, StoreError> {
@@ -1268,7 +1244,50 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    async fn write_read_marker(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        seq: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        use sqlx::Row;
+        // Only forward, and never past the room's last seq, so concurrent marks from
+        // several devices settle on the furthest.
+        sqlx::query(
+            "UPDATE room_members m SET last_read_seq = LEAST($3, r.seq) FROM rooms r \
+             WHERE r.id = $1 AND m.room_id = $1 AND m.user_id = $2 \
+               AND m.last_read_seq < LEAST($3, r.seq)",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .bind(seq)
+        .execute(self.pool())
+        .await?;
+        sqlx::query("SELECT last_read_seq FROM room_members WHERE room_id = $1 AND user_id = $2")
+            .bind(room_id)
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| Ok(r.try_get(0)?))
+            .transpose()
+    }
+}
+
 impl SqliteStore {
+    /// Through the message writer, which holds SQLite's write lock most of the time
+    /// under load (see `batch.rs`).
+    async fn write_read_marker(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        seq: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.messages_writer()
+            .mark_read(room_id, user_id, seq)
+            .await
+    }
+
     /// Through the group-commit writer: SQLite syncs every commit on its own, so under
     /// load sends share commits instead (see `batch.rs`).
     async fn insert_message_durably(&self, m: &MessageRecord) -> Result<Inserted, StoreError> {
