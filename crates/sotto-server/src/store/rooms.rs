@@ -1242,9 +1242,7 @@ impl PgStore {
     async fn insert_message_durably(&self, m: &MessageRecord) -> Result<Inserted, StoreError> {
         self.messages_writer().insert(m.clone()).await
     }
-}
 
-impl PgStore {
     async fn write_read_marker(
         &self,
         room_id: &str,
